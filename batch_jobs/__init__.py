@@ -1,0 +1,1 @@
+"""The two batch jobs, run in the image as ``python -m batch_jobs split|process``."""

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources, one per concern; ``__main__.py`` wires them together."""

@@ -1,0 +1,17 @@
+"""Errors of the inventory contract. All are ``ValueError``: the input is wrong, not the code."""
+
+
+class ContractError(ValueError):
+    """An input does not follow the S3 Inventory contract. Permanent: retrying will not help."""
+
+
+class ManifestError(ContractError):
+    """``manifest.json`` is malformed, incomplete, or does not match its checksum."""
+
+
+class UnsupportedFormatError(ManifestError):
+    """The inventory is delivered in a format this pipeline does not convert."""
+
+
+class DeliveryKeyError(ContractError):
+    """An object key is not an S3 Inventory ``manifest.json`` delivery key."""

@@ -1,0 +1,96 @@
+"""Every key the pipeline reads or writes in the destination bucket, in one place.
+
+    inventory/...                                   S3 Inventory deliveries (written by S3)
+    inventory-chunks/source_bucket=B/run_date=D/    splitter output, one CSV per chunk
+    processed/source_bucket=B/run_date=D/           Parquet parts: the analytics table
+    run-state/source_bucket=B/run_date=D/           claim, split report, part stats, run report
+
+``run-state/`` sits outside ``processed/`` so that Athena, which reads every object under a
+table's location, never reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.contract.delivery import Delivery
+
+INVENTORY_PREFIX = "inventory"
+CHUNKS_ROOT = "inventory-chunks"
+PROCESSED_ROOT = "processed"
+STATE_ROOT = "run-state"
+PARTITION_KEYS = ("source_bucket", "run_date")
+_INDEX_WIDTH = 6
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The keys of one run: one source bucket on one date."""
+
+    source_bucket: str
+    run_date: str
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> RunLayout:
+        return cls(source_bucket=delivery.source_bucket, run_date=delivery.run_date)
+
+    @property
+    def partition(self) -> str:
+        return f"source_bucket={self.source_bucket}/run_date={self.run_date}"
+
+    @property
+    def chunk_prefix(self) -> str:
+        return f"{CHUNKS_ROOT}/{self.partition}/"
+
+    def chunk_key(self, index: int) -> str:
+        return f"{self.chunk_prefix}inventory-part-{_number(index)}.csv"
+
+    @property
+    def processed_prefix(self) -> str:
+        return f"{PROCESSED_ROOT}/{self.partition}/"
+
+    def part_key(self, index: int) -> str:
+        return f"{self.processed_prefix}part-{_number(index)}.parquet"
+
+    @property
+    def state_prefix(self) -> str:
+        return f"{STATE_ROOT}/{self.partition}/"
+
+    @property
+    def claim_key(self) -> str:
+        return f"{self.state_prefix}claim.json"
+
+    @property
+    def failure_key(self) -> str:
+        return f"{self.state_prefix}rejected.json"
+
+    @property
+    def split_report_key(self) -> str:
+        return f"{self.state_prefix}split-report.json"
+
+    def part_stats_key(self, index: int) -> str:
+        return f"{self.state_prefix}parts/part-{_number(index)}.json"
+
+    @property
+    def run_report_key(self) -> str:
+        return f"{self.state_prefix}run-report.json"
+
+    @property
+    def complete_marker_key(self) -> str:
+        return f"{self.state_prefix}_COMPLETE"
+
+
+def _number(index: int) -> str:
+    if not 0 <= index < 10**_INDEX_WIDTH:
+        msg = f"chunk index {index} is outside 0..{10**_INDEX_WIDTH - 1}"
+        raise ValueError(msg)
+    return f"{index:0{_INDEX_WIDTH}d}"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
+    bucket, sep, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not sep or not key:
+        msg = f"{uri!r} is not an S3 object URI like s3://BUCKET/KEY"
+        raise ValueError(msg)
+    return bucket, key

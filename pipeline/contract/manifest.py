@@ -1,0 +1,184 @@
+"""Parse and validate an S3 Inventory ``manifest.json``.
+
+Every field that AWS documents is checked for presence and type; the first problem found is
+reported with the manifest's location and the field's path, e.g. ``files[3].MD5checksum``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.contract.errors import ManifestError, UnsupportedFormatError
+
+SUPPORTED_FORMATS = ("CSV",)
+KNOWN_FORMATS = ("CSV", "ORC", "Parquet")
+_MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+_BUCKET_ARN_PREFIX = "arn:aws:s3:::"
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One gzip CSV data file of a delivery, as the manifest lists it."""
+
+    key: str
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated ``manifest.json``."""
+
+    source_bucket: str
+    destination_bucket_arn: str
+    version: str
+    creation_timestamp_ms: int
+    file_format: str
+    file_schema: tuple[str, ...]
+    files: tuple[DataFile, ...]
+
+    @property
+    def destination_bucket(self) -> str:
+        return self.destination_bucket_arn.removeprefix(_BUCKET_ARN_PREFIX)
+
+    @property
+    def total_size(self) -> int:
+        """Compressed bytes of all data files."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.creation_timestamp_ms / 1000, tz=UTC)
+
+
+def parse_manifest(
+    raw: bytes | str, *, source: str = "manifest.json", checksum: bytes | str | None = None
+) -> Manifest:
+    """Validate ``raw`` (the bytes of manifest.json) and return it as a ``Manifest``.
+
+    ``source`` names the manifest in error messages (an ``s3://`` URI or a path).
+    ``checksum`` is the content of ``manifest.checksum`` when it is available.
+    """
+    raw_bytes = raw.encode() if isinstance(raw, str) else raw
+    if checksum is not None:
+        verify_checksum(raw_bytes, checksum, source=source)
+    try:
+        doc = json.loads(raw_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        msg = f"{source}: not valid JSON ({err})"
+        raise ManifestError(msg) from err
+    if not isinstance(doc, dict):
+        msg = f"{source}: expected a JSON object, got {type(doc).__name__}"
+        raise ManifestError(msg)
+    return _from_document(doc, source)
+
+
+def verify_checksum(raw: bytes, checksum: bytes | str, *, source: str = "manifest.json") -> None:
+    """Check ``raw`` against the MD5 hex digest held in ``manifest.checksum``."""
+    text = checksum.decode("ascii", "replace") if isinstance(checksum, bytes) else checksum
+    expected = text.strip().lower()
+    if not _MD5_HEX.match(expected):
+        msg = f"{source}: manifest.checksum does not hold an MD5 hex digest: {text[:64]!r}"
+        raise ManifestError(msg)
+    actual = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    if actual != expected:
+        msg = f"{source}: MD5 is {actual} but manifest.checksum says {expected}"
+        raise ManifestError(msg)
+
+
+def _from_document(doc: dict[str, Any], source: str) -> Manifest:
+    file_format = _field(doc, "fileFormat", str, source)
+    if file_format not in SUPPORTED_FORMATS:
+        known = "a known" if file_format in KNOWN_FORMATS else "an unknown"
+        msg = (
+            f"{source}: fileFormat {file_format!r} is {known} S3 Inventory format but not "
+            f"supported; this pipeline converts {', '.join(SUPPORTED_FORMATS)} inventories "
+            "(set the inventory configuration's output format to CSV)"
+        )
+        raise UnsupportedFormatError(msg)
+    destination = _field(doc, "destinationBucket", str, source)
+    if not destination.startswith(_BUCKET_ARN_PREFIX) or destination == _BUCKET_ARN_PREFIX:
+        msg = f"{source}: destinationBucket must be a bucket ARN like arn:aws:s3:::NAME, got {destination!r}"
+        raise ManifestError(msg)
+    created = _field(doc, "creationTimestamp", str, source)
+    if not created.isdigit():
+        msg = f"{source}: creationTimestamp must be epoch milliseconds as a string, got {created!r}"
+        raise ManifestError(msg)
+    return Manifest(
+        source_bucket=_nonempty(doc, "sourceBucket", source),
+        destination_bucket_arn=destination,
+        version=_nonempty(doc, "version", source),
+        creation_timestamp_ms=int(created),
+        file_format=file_format,
+        file_schema=_file_schema(_field(doc, "fileSchema", str, source), source),
+        files=_files(doc, source),
+    )
+
+
+def _file_schema(text: str, source: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        msg = f"{source}: fileSchema has an empty field name: {text!r}"
+        raise ManifestError(msg)
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        msg = f"{source}: fileSchema names {', '.join(duplicates)} more than once"
+        raise ManifestError(msg)
+    for required in ("Bucket", "Key"):
+        if required not in names:
+            msg = f"{source}: fileSchema lacks the required field {required!r}: {text!r}"
+            raise ManifestError(msg)
+    return names
+
+
+def _files(doc: dict[str, Any], source: str) -> tuple[DataFile, ...]:
+    entries = _field(doc, "files", list, source)
+    if not entries:
+        msg = f"{source}: files is empty; a delivery lists at least one data file"
+        raise ManifestError(msg)
+    files = []
+    for i, entry in enumerate(entries):
+        where = f"files[{i}]"
+        if not isinstance(entry, dict):
+            msg = f"{source}: {where} must be an object, got {type(entry).__name__}"
+            raise ManifestError(msg)
+        key = _nonempty(entry, "key", source, where)
+        size = _field(entry, "size", int, source, where)
+        if isinstance(size, bool) or size < 0:
+            msg = f"{source}: {where}.size must be a non-negative integer, got {size!r}"
+            raise ManifestError(msg)
+        md5 = _field(entry, "MD5checksum", str, source, where)
+        if not _MD5_HEX.match(md5):
+            msg = f"{source}: {where}.MD5checksum must be 32 hex digits, got {md5!r}"
+            raise ManifestError(msg)
+        files.append(DataFile(key=key, size=size, md5=md5.lower()))
+    return tuple(files)
+
+
+def _field(doc: dict[str, Any], name: str, kind: type, source: str, where: str = "") -> Any:
+    path = f"{where}.{name}" if where else name
+    if name not in doc:
+        msg = f"{source}: required field {path} is missing"
+        raise ManifestError(msg)
+    value = doc[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        msg = f"{source}: {path} must be {_TYPE_NAMES[kind]}, got {type(value).__name__} {value!r:.80}"
+        raise ManifestError(msg)
+    return value
+
+
+def _nonempty(doc: dict[str, Any], name: str, source: str, where: str = "") -> str:
+    value: str = _field(doc, name, str, source, where)
+    if not value:
+        path = f"{where}.{name}" if where else name
+        msg = f"{source}: {path} is empty"
+        raise ManifestError(msg)
+    return value
+
+
+_TYPE_NAMES: dict[type, str] = {str: "a string", int: "an integer", list: "a list"}

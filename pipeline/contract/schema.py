@@ -1,0 +1,79 @@
+"""Map an inventory's ``fileSchema`` to typed output columns.
+
+Column names are the snake_case names that S3 Inventory's own Parquet output uses, so Athena
+queries written for that output work unchanged. A field this contract does not know yet is kept
+as a string column under its snake_case name, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ColumnType(StrEnum):
+    """The logical type of an output column; each job maps it to its engine's type."""
+
+    STRING = "string"
+    INT64 = "int64"
+    BOOLEAN = "boolean"
+    TIMESTAMP_MS_UTC = "timestamp_ms_utc"
+
+
+@dataclass(frozen=True)
+class Column:
+    field: str  # the CSV field name in fileSchema, e.g. "LastModifiedDate"
+    name: str  # the output column name, e.g. "last_modified_date"
+    type: ColumnType
+
+
+S = ColumnType.STRING
+_KNOWN: dict[str, tuple[str, ColumnType]] = {
+    "Bucket": ("bucket", S),
+    "Key": ("key", S),
+    "VersionId": ("version_id", S),
+    "IsLatest": ("is_latest", ColumnType.BOOLEAN),
+    "IsDeleteMarker": ("is_delete_marker", ColumnType.BOOLEAN),
+    "Size": ("size", ColumnType.INT64),
+    "LastModifiedDate": ("last_modified_date", ColumnType.TIMESTAMP_MS_UTC),
+    "ETag": ("e_tag", S),
+    "StorageClass": ("storage_class", S),
+    "IsMultipartUploaded": ("is_multipart_uploaded", ColumnType.BOOLEAN),
+    "ReplicationStatus": ("replication_status", S),
+    "EncryptionStatus": ("encryption_status", S),
+    "ObjectLockRetainUntilDate": ("object_lock_retain_until_date", ColumnType.TIMESTAMP_MS_UTC),
+    "ObjectLockMode": ("object_lock_mode", S),
+    "ObjectLockLegalHoldStatus": ("object_lock_legal_hold_status", S),
+    "IntelligentTieringAccessTier": ("intelligent_tiering_access_tier", S),
+    "BucketKeyStatus": ("bucket_key_status", S),
+    "ChecksumAlgorithm": ("checksum_algorithm", S),
+    "ObjectAccessControlList": ("object_access_control_list", S),
+    "ObjectOwner": ("object_owner", S),
+    "LifecycleExpirationDate": ("lifecycle_expiration_date", ColumnType.TIMESTAMP_MS_UTC),
+}
+KNOWN_FIELDS: tuple[str, ...] = tuple(_KNOWN)
+"""Every field the contract types, in the order S3 writes them when all are selected."""
+
+KEY_FIELD = "Key"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+"""How inventory CSV writes dates (ISO 8601, UTC, optional fraction), in chrono/strftime form."""
+TRUE, FALSE = "true", "false"
+
+_WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake_case(field: str) -> str:
+    """``LastModifiedDate`` -> ``last_modified_date``, ``ETag`` -> ``e_tag``, ``SSEKMSKeyId`` -> ``ssekms_key_id``."""
+    return _WORD_BOUNDARY.sub("_", field).lower()
+
+
+def column_for(field: str) -> Column:
+    name, kind = _KNOWN.get(field, (snake_case(field), ColumnType.STRING))
+    return Column(field=field, name=name, type=kind)
+
+
+def columns_for(file_schema: Sequence[str]) -> tuple[Column, ...]:
+    """The output columns of a delivery, in the manifest's field order."""
+    return tuple(column_for(field) for field in file_schema)

@@ -1,0 +1,167 @@
+"""The manifest contract: every documented field validated, one clear error per problem."""
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.contract.errors import ManifestError, UnsupportedFormatError
+from pipeline.contract.manifest import DataFile, parse_manifest, verify_checksum
+
+SAMPLE = Path(__file__).parent.parent / "events" / "manifest.json"
+
+
+@pytest.fixture
+def doc() -> dict:
+    return json.loads(SAMPLE.read_bytes())
+
+
+def _parse(doc: dict):
+    return parse_manifest(json.dumps(doc).encode(), source="s3://dest/m/manifest.json")
+
+
+def test_parses_every_documented_field(doc):
+    m = _parse(doc)
+    assert m.source_bucket == "example-source"
+    assert m.destination_bucket_arn == "arn:aws:s3:::example-inventory-dest"
+    assert m.destination_bucket == "example-inventory-dest"
+    assert m.version == "2016-11-30"
+    assert m.creation_timestamp_ms == 1732406400000
+    assert m.created_at.isoformat() == "2024-11-24T00:00:00+00:00"
+    assert m.file_format == "CSV"
+    assert m.file_schema[:3] == ("Bucket", "Key", "VersionId")
+    assert len(m.file_schema) == 21
+    assert m.files[1] == DataFile(
+        key="inventory/example-source/daily-all-fields/data/1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b.csv.gz",
+        size=1893,
+        md5="0123456789abcdef0123456789abcdef",  # normalised to lower case
+    )
+    assert m.total_size == 2147 + 1893
+
+
+@pytest.mark.parametrize("fmt", ["ORC", "Parquet"])
+def test_orc_and_parquet_are_rejected_naming_format_and_what_is_supported(doc, fmt):
+    doc["fileFormat"] = fmt
+    with pytest.raises(UnsupportedFormatError) as err:
+        _parse(doc)
+    assert f"fileFormat {fmt!r}" in str(err.value)
+    assert "converts CSV inventories" in str(err.value)
+    assert "s3://dest/m/manifest.json" in str(err.value)
+
+
+def test_unknown_format_is_rejected_as_unknown(doc):
+    doc["fileFormat"] = "JSON"
+    with pytest.raises(UnsupportedFormatError, match="an unknown S3 Inventory format"):
+        _parse(doc)
+
+
+def test_not_json():
+    with pytest.raises(ManifestError, match=r"manifest.json: not valid JSON"):
+        parse_manifest(b"{not json", source="manifest.json")
+
+
+def test_not_an_object():
+    with pytest.raises(ManifestError, match="expected a JSON object, got list"):
+        parse_manifest(b"[]")
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "sourceBucket",
+        "destinationBucket",
+        "version",
+        "creationTimestamp",
+        "fileFormat",
+        "fileSchema",
+        "files",
+    ],
+)
+def test_each_missing_top_level_field_is_named(doc, field):
+    del doc[field]
+    with pytest.raises(ManifestError, match=f"required field {field} is missing"):
+        _parse(doc)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("sourceBucket", 7, "sourceBucket must be a string, got int"),
+        ("files", {"key": "x"}, "files must be a list, got dict"),
+        ("creationTimestamp", 1732406400000, "creationTimestamp must be a string, got int"),
+        ("creationTimestamp", "2024-11-24", "creationTimestamp must be epoch milliseconds"),
+        ("destinationBucket", "example-inventory-dest", "destinationBucket must be a bucket ARN"),
+        ("sourceBucket", "", "sourceBucket is empty"),
+        ("fileSchema", "Bucket, , Key", "fileSchema has an empty field name"),
+        ("fileSchema", "Bucket, Key, Size, Size", "fileSchema names Size more than once"),
+        ("fileSchema", "Bucket, Size", "fileSchema lacks the required field 'Key'"),
+    ],
+)
+def test_wrong_types_and_values_are_named(doc, field, value, expected):
+    doc[field] = value
+    with pytest.raises(ManifestError, match=expected):
+        _parse(doc)
+
+
+def test_empty_files(doc):
+    doc["files"] = []
+    with pytest.raises(ManifestError, match="files is empty"):
+        _parse(doc)
+
+
+@pytest.mark.parametrize("field", ["key", "size", "MD5checksum"])
+def test_missing_file_field_names_the_file_entry(doc, field):
+    del doc["files"][1][field]
+    with pytest.raises(ManifestError, match=rf"required field files\[1\]\.{field} is missing"):
+        _parse(doc)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("size", "2147", r"files\[0\]\.size must be an integer, got str"),
+        ("size", -1, r"files\[0\]\.size must be a non-negative integer, got -1"),
+        ("size", True, r"files\[0\]\.size must be an integer, got bool"),
+        ("MD5checksum", "abc", r"files\[0\]\.MD5checksum must be 32 hex digits, got 'abc'"),
+        ("key", "", r"files\[0\]\.key is empty"),
+    ],
+)
+def test_bad_file_entries(doc, field, value, expected):
+    doc["files"][0][field] = value
+    with pytest.raises(ManifestError, match=expected):
+        _parse(doc)
+
+
+def test_file_entry_not_an_object(doc):
+    doc["files"][0] = "inventory/x.csv.gz"
+    with pytest.raises(ManifestError, match=r"files\[0\] must be an object, got str"):
+        _parse(doc)
+
+
+def test_checksum_matches():
+    raw = SAMPLE.read_bytes()
+    digest = hashlib.md5(raw).hexdigest()
+    assert parse_manifest(raw, checksum=f"{digest}\n").source_bucket == "example-source"
+    assert parse_manifest(raw, checksum=digest.upper().encode()).files
+
+
+def test_checksum_mismatch_names_both_digests():
+    raw = SAMPLE.read_bytes()
+    actual = hashlib.md5(raw).hexdigest()
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(raw, source="s3://d/manifest.json", checksum="0" * 32)
+    assert str(err.value) == f"s3://d/manifest.json: MD5 is {actual} but manifest.checksum says {'0' * 32}"
+
+
+def test_checksum_file_that_is_not_a_digest():
+    with pytest.raises(ManifestError, match="does not hold an MD5 hex digest"):
+        verify_checksum(b"{}", "<html>error</html>")
+
+
+def test_extra_fields_are_tolerated(doc):
+    future = copy.deepcopy(doc)
+    future["someNewField"] = {"x": 1}
+    future["files"][0]["newFileField"] = 1
+    assert _parse(future) == _parse(doc)

@@ -1,0 +1,93 @@
+import pytest
+
+from pipeline.contract.layout import RunLayout, parse_s3_uri
+from pipeline.contract.schema import KNOWN_FIELDS, Column, ColumnType, columns_for, snake_case
+
+# The names S3 Inventory's own Parquet output uses (S3_INVENTORY_FACTS.md), in S3's field order.
+S3_PARQUET_NAMES = [
+    "bucket",
+    "key",
+    "version_id",
+    "is_latest",
+    "is_delete_marker",
+    "size",
+    "last_modified_date",
+    "e_tag",
+    "storage_class",
+    "is_multipart_uploaded",
+    "replication_status",
+    "encryption_status",
+    "object_lock_retain_until_date",
+    "object_lock_mode",
+    "object_lock_legal_hold_status",
+    "intelligent_tiering_access_tier",
+    "bucket_key_status",
+    "checksum_algorithm",
+    "object_access_control_list",
+    "object_owner",
+    "lifecycle_expiration_date",
+]
+
+
+def test_known_fields_map_to_s3_parquet_names():
+    assert [c.name for c in columns_for(KNOWN_FIELDS)] == S3_PARQUET_NAMES
+
+
+def test_types():
+    types = {c.name: c.type for c in columns_for(KNOWN_FIELDS)}
+    assert types["size"] is ColumnType.INT64
+    assert {n for n, t in types.items() if t is ColumnType.BOOLEAN} == {
+        "is_latest",
+        "is_delete_marker",
+        "is_multipart_uploaded",
+    }
+    assert {n for n, t in types.items() if t is ColumnType.TIMESTAMP_MS_UTC} == {
+        "last_modified_date",
+        "object_lock_retain_until_date",
+        "lifecycle_expiration_date",
+    }
+    assert sum(t is ColumnType.STRING for t in types.values()) == 21 - 1 - 3 - 3
+
+
+def test_manifest_order_is_kept_and_unknown_fields_become_strings():
+    cols = columns_for(["Key", "SomeFutureField", "Bucket", "Size"])
+    assert cols == (
+        Column("Key", "key", ColumnType.STRING),
+        Column("SomeFutureField", "some_future_field", ColumnType.STRING),
+        Column("Bucket", "bucket", ColumnType.STRING),
+        Column("Size", "size", ColumnType.INT64),
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [
+        ("ETag", "e_tag"),
+        ("SSEKMSKeyId", "ssekms_key_id"),
+        ("Sha256Checksum", "sha256_checksum"),
+        ("Key", "key"),
+    ],
+)
+def test_snake_case(field, name):
+    assert snake_case(field) == name
+
+
+def test_run_layout_keys():
+    run = RunLayout(source_bucket="src.b", run_date="2024-11-24")
+    assert (
+        run.chunk_key(7)
+        == "inventory-chunks/source_bucket=src.b/run_date=2024-11-24/inventory-part-000007.csv"
+    )
+    assert run.part_key(12) == "processed/source_bucket=src.b/run_date=2024-11-24/part-000012.parquet"
+    state = [run.claim_key, run.split_report_key, run.part_stats_key(0), run.run_report_key]
+    assert all(k.startswith("run-state/source_bucket=src.b/run_date=2024-11-24/") for k in state)
+    assert not any(k.startswith("processed/") for k in state)
+    with pytest.raises(ValueError, match="chunk index -1 is outside"):
+        run.part_key(-1)
+
+
+def test_parse_s3_uri():
+    assert parse_s3_uri("s3://b/a/b c/manifest.json") == ("b", "a/b c/manifest.json")
+    for bad in ("b/key", "s3://b", "s3://b/", "s3:///k"):
+        with pytest.raises(ValueError, match="is not an S3 object URI"):
+            parse_s3_uri(bad)
