@@ -1,0 +1,3 @@
+from batch_jobs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""``python -m batch_jobs split|process``: the commands the job definitions run.
+
+Exit codes: 0 done; 2 a permanent input error (bad manifest, data file or row: retrying will not
+help, and the job definitions' retry strategy does not retry it); 1 anything else (may be retried).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from batch_jobs.run import load_run
+from batch_jobs.s3io import MiB, s3_client
+from pipeline.contract.errors import ContractError
+from pipeline.contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
+from pipeline.contract.jsonlog import JsonLogger
+
+EXIT_INPUT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    log = JsonLogger(job=args.command, source_bucket=args.source_bucket, run_date=args.run_date)
+    try:
+        s3 = s3_client()
+        run = load_run(s3, args.manifest, args.source_bucket, args.run_date)
+        if args.command == "split":
+            from batch_jobs.split import split
+
+            split(s3, run, args.chunks, log=log, part_size=args.part_size_mib * MiB)
+        else:
+            from batch_jobs.process import process
+
+            process(s3, run, _chunk_index(args.index), log=log)
+    except (ContractError, ValueError) as err:  # the input is wrong: a permanent failure
+        log.error("job failed: bad input", error=str(err), error_type=type(err).__name__)
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except Exception as err:
+        log.error("job failed", error=str(err), error_type=type(err).__name__)
+        raise
+    return 0
+
+
+def _chunk_index(value: str) -> int:
+    if value == FROM_ARRAY:
+        raw = os.environ.get(ARRAY_INDEX_ENV)
+        if raw is None:
+            msg = f"--index {FROM_ARRAY} needs {ARRAY_INDEX_ENV} (set by AWS Batch for array children)"
+            raise ValueError(msg)
+        value = raw
+    if not value.isdigit():
+        msg = f"chunk index must be a non-negative integer, got {value!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m batch_jobs", description="The pipeline's batch jobs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{split,process}")
+    run_args = argparse.ArgumentParser(add_help=False)
+    run_args.add_argument("--manifest", required=True, help="s3://DEST/.../manifest.json of the delivery")
+    run_args.add_argument(
+        "--source-bucket", required=True, help="the run's source bucket (checked against the key)"
+    )
+    run_args.add_argument(
+        "--run-date", required=True, help="the run's date, YYYY-MM-DD (checked against the key)"
+    )
+
+    split = commands.add_parser("split", parents=[run_args], help="split the delivery into N chunk files")
+    split.add_argument("--chunks", type=int, required=True, help="how many chunk files to write (N)")
+    split.add_argument(
+        "--part-size-mib", type=int, default=16, help="multipart upload part size (default 16)"
+    )
+
+    process = commands.add_parser("process", parents=[run_args], help="convert one chunk to a Parquet part")
+    process.add_argument(
+        "--index",
+        default=FROM_ARRAY,
+        help=f"chunk index, or '{FROM_ARRAY}' (default) to read {ARRAY_INDEX_ENV}",
+    )
+    return parser

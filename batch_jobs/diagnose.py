@@ -1,0 +1,54 @@
+"""The slow path: find the first malformed row of a chunk, with its line number and value.
+
+Runs only after the fast path failed or saw a short row, so it can afford Python per row. It
+checks each row exactly as ``convert`` types it, and says what it found.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from batch_jobs.convert import decode_key
+from pipeline.contract.schema import FALSE, TRUE, Column, ColumnType
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+_INT64 = re.compile(r"^[+-]?\d{1,19}$")
+
+
+def first_malformed_row(path: Path, columns: Sequence[Column]) -> str | None:
+    """``"line L: problem"`` for the first malformed row of the chunk at ``path``, or None."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if len(row) != len(columns):
+                return f"line {line}: {len(row)} fields, expected {len(columns)}: {_excerpt(row)}"
+            for column, value in zip(columns, row, strict=True):
+                problem = _field_problem(column, value)
+                if problem:
+                    return f"line {line}: field {column.field} ({column.name}) {problem}: {value[:200]!r}"
+    return None
+
+
+def _field_problem(column: Column, value: str) -> str | None:
+    if value == "":
+        return None
+    match column.type:
+        case ColumnType.INT64 if not _INT64.match(value):
+            return "is not an integer"
+        case ColumnType.BOOLEAN if value not in (TRUE, FALSE):
+            return f"is not {TRUE} or {FALSE}"
+        case ColumnType.TIMESTAMP_MS_UTC if not _TIMESTAMP.match(value):
+            return "is not a UTC timestamp like 2024-01-31T23:59:59.000Z"
+        case ColumnType.STRING if column.field == "Key":
+            try:
+                decode_key(value)
+            except UnicodeDecodeError:
+                return "does not URL-decode to UTF-8"
+    return None
+
+
+def _excerpt(row: list[str]) -> str:
+    text = ",".join(row)
+    return repr(text[:200] + ("..." if len(text) > 200 else ""))

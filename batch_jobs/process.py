@@ -1,0 +1,150 @@
+"""The processor: one array child converts one chunk to one Parquet part.
+
+Downloads the chunk, runs one streaming Polars pass that sinks the part to local disk and computes
+the part's stats, and only then uploads the part (a multipart upload is atomic: no partial object
+is ever visible at the output key) and its stats. A failure names the chunk, line and value.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+from botocore.exceptions import ClientError
+
+from batch_jobs.convert import MISSING_FIELDS, missing_field_rows, output_schema, scan_chunk, typed
+from batch_jobs.diagnose import first_malformed_row
+from batch_jobs.run import JobInputError, Run
+from batch_jobs.s3io import get_json, is_missing, put_json
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.schema import Column, columns_for
+
+PARQUET_COMPRESSION: Final = "zstd"
+
+
+class MalformedChunkError(ValueError):
+    """A row of the chunk cannot be typed; the message names the chunk, line and value."""
+
+
+@dataclass
+class PartStats:
+    index: int
+    chunk: str
+    part: str
+    rows: int
+    parquet_bytes: int
+    size_sum: int | None
+    min_last_modified_date: str | None
+    max_last_modified_date: str | None
+    duration_seconds: float
+
+
+def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None) -> PartStats:
+    started = time.monotonic()
+    report = _split_report(s3, run)
+    chunk_count = int(report["chunk_count"])
+    if not 0 <= index < chunk_count:
+        msg = f"chunk index {index} is outside 0..{chunk_count - 1} for {run.manifest_uri}"
+        raise JobInputError(msg)
+    columns = columns_for(report["file_schema"])
+    chunk_key, part_key = run.layout.chunk_key(index), run.layout.part_key(index)
+    chunk_uri = f"s3://{run.bucket}/{chunk_key}"
+    with tempfile.TemporaryDirectory(prefix="chunk-", dir=workdir) as tmp:
+        chunk_path, part_path = Path(tmp) / "chunk.csv", Path(tmp) / "part.parquet"
+        s3.download_file(run.bucket, chunk_key, str(chunk_path))
+        log.info("chunk downloaded", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
+        stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri)
+        s3.upload_file(str(part_path), run.bucket, part_key)
+        result = PartStats(
+            index=index,
+            chunk=chunk_key,
+            part=part_key,
+            parquet_bytes=part_path.stat().st_size,
+            duration_seconds=round(time.monotonic() - started, 3),
+            **stats,
+        )
+    put_json(s3, run.bucket, run.layout.part_stats_key(index), asdict(result))
+    log.info(
+        "part written",
+        part=f"s3://{run.bucket}/{part_key}",
+        rows=result.rows,
+        seconds=result.duration_seconds,
+    )
+    return result
+
+
+def convert_chunk(chunk: Path, part: Path, columns: tuple[Column, ...], *, chunk_uri: str) -> dict[str, Any]:
+    """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats."""
+    raw = scan_chunk(chunk, columns)
+    frame = typed(raw, columns)
+    names = {c.name for c in columns}
+    lmd = (
+        pl.col("last_modified_date")
+        if "last_modified_date" in names
+        else pl.lit(None, pl.Datetime("ms", "UTC"))
+    )
+    size = pl.col("size").sum() if "size" in names else pl.lit(None, pl.Int64)
+    stats_query = pl.concat(
+        [
+            frame.select(
+                pl.len().alias("rows"),
+                size.alias("size_sum"),
+                lmd.min().alias("min_lmd"),
+                lmd.max().alias("max_lmd"),
+            ),
+            raw.select(missing_field_rows(columns)),
+        ],
+        how="horizontal",
+    )
+    sink = frame.sink_parquet(part, compression=PARQUET_COMPRESSION, statistics=True, lazy=True)
+    try:
+        _, stats = pl.collect_all([sink, stats_query], engine="streaming")
+    except pl.exceptions.PolarsError as err:
+        part.unlink(missing_ok=True)
+        problem = first_malformed_row(chunk, columns)
+        msg = f"{chunk_uri}: {problem}" if problem else f"{chunk_uri}: cannot convert: {err}"
+        raise MalformedChunkError(msg) from err
+    if stats[MISSING_FIELDS][0]:
+        problem = first_malformed_row(chunk, columns)
+        if problem:
+            part.unlink(missing_ok=True)
+            msg = f"{chunk_uri}: {problem}"
+            raise MalformedChunkError(msg)
+    written = pl.read_parquet_schema(part)
+    if written != output_schema(columns):
+        msg = f"{part}: wrote schema {written}, expected {output_schema(columns)}"
+        raise AssertionError(msg)
+    row = stats.row(0, named=True)
+    return {
+        "rows": row["rows"],
+        "size_sum": row["size_sum"],
+        "min_last_modified_date": _iso(row["min_lmd"]),
+        "max_last_modified_date": _iso(row["max_lmd"]),
+    }
+
+
+def _split_report(s3: Any, run: Run) -> dict[str, Any]:
+    try:
+        report: dict[str, Any] = get_json(s3, run.bucket, run.layout.split_report_key)
+    except ClientError as err:
+        if is_missing(err):
+            msg = (
+                f"s3://{run.bucket}/{run.layout.split_report_key} is missing: the splitter has not "
+                f"completed for {run.manifest_uri}"
+            )
+            raise JobInputError(msg) from err
+        raise
+    if report.get("manifest") != run.manifest_uri:
+        msg = (
+            f"the split report for this run was written for {report.get('manifest')}, not {run.manifest_uri}"
+        )
+        raise JobInputError(msg)
+    return report
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

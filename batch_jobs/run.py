@@ -1,0 +1,53 @@
+"""What both jobs load first: the run's manifest and identity, checked against the job's parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batch_jobs.s3io import is_missing
+from pipeline.contract.delivery import Delivery, parse_delivery_key
+from pipeline.contract.layout import RunLayout, parse_s3_uri
+from pipeline.contract.manifest import Manifest, parse_manifest
+
+
+class JobInputError(ValueError):
+    """The job's parameters or inputs are wrong: retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Run:
+    bucket: str  # the destination bucket: where the manifest is and the run writes
+    manifest_key: str
+    delivery: Delivery
+    layout: RunLayout
+    manifest: Manifest
+
+    @property
+    def manifest_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.manifest_key}"
+
+
+def load_run(s3: Any, manifest_uri: str, source_bucket: str, run_date: str) -> Run:
+    bucket, key = parse_s3_uri(manifest_uri)
+    delivery = parse_delivery_key(key)
+    if (delivery.source_bucket, delivery.run_date) != (source_bucket, run_date):
+        msg = (
+            f"{manifest_uri} is the delivery of {delivery.source_bucket} on {delivery.run_date}, "
+            f"but the job was given --source-bucket {source_bucket} --run-date {run_date}"
+        )
+        raise JobInputError(msg)
+    try:
+        raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as err:
+        if is_missing(err):
+            msg = f"{manifest_uri} does not exist"
+            raise JobInputError(msg) from err
+        raise
+    manifest = parse_manifest(raw, source=manifest_uri)
+    if manifest.source_bucket != delivery.source_bucket:
+        msg = f"{manifest_uri}: sourceBucket {manifest.source_bucket!r} does not match its key"
+        raise JobInputError(msg)
+    return Run(bucket, key, delivery, RunLayout.of(delivery), manifest)

@@ -1,0 +1,107 @@
+"""S3 I/O at the edges of the jobs: clients, JSON objects, and a bounded streaming uploader.
+
+Clients use the standard AWS configuration (region, credentials, ``AWS_ENDPOINT_URL``), so the
+same code runs against AWS and against an S3 endpoint on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+MiB = 1024 * 1024
+_CLIENT_CONFIG = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
+
+
+def s3_client() -> Any:
+    return boto3.client("s3", config=_CLIENT_CONFIG)
+
+
+def is_missing(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
+
+
+def get_json(s3: Any, bucket: str, key: str) -> Any:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
+    body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+class StreamingUpload:
+    """Write one object from a stream of byte blocks with bounded memory.
+
+    Blocks are gathered into parts of ``part_size`` bytes; parts upload on a shared thread pool
+    with at most ``max_in_flight`` parts in memory. An object smaller than one part is written
+    with a single PutObject. Nothing is visible at the key until ``close`` succeeds; ``abort``
+    discards everything.
+    """
+
+    def __init__(
+        self, s3: Any, pool: ThreadPoolExecutor, bucket: str, key: str, *, part_size: int, max_in_flight: int
+    ) -> None:
+        self._s3, self._pool, self.bucket, self.key = s3, pool, bucket, key
+        self._part_size = part_size
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._upload_id: str | None = None
+        self._parts: list[Future[dict[str, Any]]] = []
+        self.bytes_written = 0
+
+    def write(self, block: bytes) -> None:
+        if not block:
+            return
+        self._buffer.append(block)
+        self._buffered += len(block)
+        self.bytes_written += len(block)
+        if self._buffered >= self._part_size:
+            self._flush_part()
+
+    def close(self) -> None:
+        if self._upload_id is None:
+            self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._take_buffer())
+            return
+        if self._buffered:
+            self._flush_part()
+        parts = [future.result() for future in self._parts]
+        self._s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+        )
+
+    def abort(self) -> None:
+        for future in self._parts:
+            future.cancel()
+        if self._upload_id is not None:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+
+    def _take_buffer(self) -> bytes:
+        data = b"".join(self._buffer)
+        self._buffer, self._buffered = [], 0
+        return data
+
+    def _flush_part(self) -> None:
+        if self._upload_id is None:
+            created = self._s3.create_multipart_upload(Bucket=self.bucket, Key=self.key)
+            self._upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        data = self._take_buffer()
+        self._slots.acquire()
+        self._parts.append(self._pool.submit(self._upload_part, number, data))
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        try:
+            response = self._s3.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=data
+            )
+            return {"PartNumber": number, "ETag": response["ETag"]}
+        finally:
+            self._slots.release()

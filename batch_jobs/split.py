@@ -1,0 +1,391 @@
+"""The splitter: stream every data file of a delivery once into N balanced chunk files.
+
+- Reads each gzip data file as a stream, hashing the compressed bytes (MD5 and size are checked
+  against the manifest) and inflating them with ISA-L.
+- Cuts the row stream into exactly N chunks, only ever after a newline (keys are URL-encoded, so
+  a newline always ends a row), balanced by bytes: each chunk's end is placed at an equal share of
+  the bytes still expected. The expected total comes from each file's gzip trailer (ISIZE, read
+  with a 4-byte ranged GET) and, where that is not usable, from the compression ratio seen so far.
+- Rows pass through byte for byte; a file that does not end with a newline gets one.
+- Memory is bounded by the read-ahead queue and the uploader's parts in flight.
+- Writes the split report last, only on success: the processors require it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batch_jobs.run import Run
+from batch_jobs.s3io import MiB, StreamingUpload, is_missing, put_json
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.manifest import DataFile
+
+try:
+    from isal import isal_zlib as zlib_impl
+except ImportError:  # pragma: no cover - isal ships wheels for every platform the image targets
+    import zlib as zlib_impl  # type: ignore[no-redef]
+
+GZIP_WBITS = 31
+_GZIP_ERROR: type[Exception] = zlib_impl.error  # type: ignore[assignment]
+READ_BLOCK = 1 * MiB
+READ_AHEAD_BLOCKS = 8
+PROGRESS_SECONDS = 10.0
+DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_RATIO = 8.0  # uncompressed / compressed, used before any byte has been seen
+_ISIZE_TRUSTED_BELOW = 256 * MiB  # larger files may have inflated past 4 GiB, where ISIZE wraps
+
+
+class SplitError(ValueError):
+    """A data file is not what the manifest says: missing, wrong size or MD5, or bad gzip.
+
+    Permanent: the job exits 2 and the retry strategy does not retry it."""
+
+
+@dataclass
+class ChunkStats:
+    index: int
+    key: str
+    rows: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class FileStats:
+    key: str
+    size: int
+    md5: str
+    rows: int = 0
+    uncompressed_bytes: int = 0
+
+
+@dataclass
+class SplitReport:
+    manifest: str
+    source_bucket: str
+    run_date: str
+    file_schema: list[str]
+    chunk_count: int
+    rows: int
+    uncompressed_bytes: int
+    compressed_bytes: int
+    duration_seconds: float
+    chunks: list[ChunkStats] = field(default_factory=list)
+    files: list[FileStats] = field(default_factory=list)
+
+
+def split(
+    s3: Any, run: Run, chunks: int, *, log: JsonLogger, part_size: int = DEFAULT_PART_SIZE
+) -> SplitReport:
+    if chunks < 1:
+        msg = f"--chunks must be at least 1, got {chunks}"
+        raise ValueError(msg)
+    started = time.monotonic()
+    files = run.manifest.files
+    estimate = _SizeEstimate(files, _isize_hints(s3, run.bucket, files))
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload") as pool:
+
+        def open_chunk(index: int) -> StreamingUpload:
+            key = run.layout.chunk_key(index)
+            return StreamingUpload(s3, pool, run.bucket, key, part_size=part_size, max_in_flight=4)
+
+        router = _ChunkRouter(chunks, open_chunk, estimate.total)
+        progress = _Progress(log, estimate, router)
+        try:
+            for i, data_file in enumerate(files):
+                estimate.start_file(i)
+                stats = _stream_file(s3, run.bucket, data_file, router, estimate, progress)
+                estimate.finish_file(stats.uncompressed_bytes)
+                progress.files.append(stats)
+            chunk_stats = router.finish()
+        except BaseException:
+            router.abort()
+            raise
+    report = SplitReport(
+        manifest=run.manifest_uri,
+        source_bucket=run.delivery.source_bucket,
+        run_date=run.delivery.run_date,
+        file_schema=list(run.manifest.file_schema),
+        chunk_count=chunks,
+        rows=sum(c.rows for c in chunk_stats),
+        uncompressed_bytes=router.produced,
+        compressed_bytes=run.manifest.total_size,
+        duration_seconds=round(time.monotonic() - started, 3),
+        chunks=chunk_stats,
+        files=progress.files,
+    )
+    put_json(s3, run.bucket, run.layout.split_report_key, asdict(report))
+    progress.log_now("split done", final=True)
+    return report
+
+
+def _stream_file(
+    s3: Any,
+    bucket: str,
+    data_file: DataFile,
+    router: _ChunkRouter,
+    estimate: _SizeEstimate,
+    progress: _Progress,
+) -> FileStats:
+    uri = f"s3://{bucket}/{data_file.key}"
+    md5 = hashlib.md5(usedforsecurity=False)
+    stats = FileStats(key=data_file.key, size=data_file.size, md5=data_file.md5)
+    inflate = zlib_impl.decompressobj(GZIP_WBITS)
+    member_bytes = 0  # compressed bytes fed to the current gzip member
+    corrupt: str | None = None
+    consumed = 0
+    last = b"\n"
+    for block in _read_ahead(s3, bucket, data_file.key, uri):
+        md5.update(block)
+        consumed += len(block)
+        estimate.consumed(len(block))
+        if consumed > data_file.size:
+            msg = f"{uri}: size is more than the {data_file.size} bytes the manifest says"
+            raise SplitError(msg)
+        data = block
+        while data and corrupt is None:
+            try:
+                out = inflate.decompress(data)
+            except _GZIP_ERROR as err:
+                corrupt = f"corrupt gzip in the {len(block)} compressed bytes from offset {consumed - len(block)} ({err})"
+                break
+            member_bytes += len(data) - len(inflate.unused_data)
+            if out:
+                router.feed(out)
+                stats.rows += out.count(b"\n")
+                stats.uncompressed_bytes += len(out)
+                estimate.produced(len(out))
+                last = out[-1:]
+            if inflate.eof:
+                data = inflate.unused_data
+                inflate, member_bytes = zlib_impl.decompressobj(GZIP_WBITS), 0
+            else:
+                data = b""
+        progress.maybe_log()
+    _verify(uri, data_file, consumed, md5.hexdigest(), corrupt)
+    if member_bytes and not inflate.eof:
+        msg = f"{uri}: gzip stream is truncated (it ends inside a member, after {consumed} compressed bytes)"
+        raise SplitError(msg)
+    if last != b"\n":
+        router.feed(b"\n")
+        stats.rows += 1
+        stats.uncompressed_bytes += 1
+    return stats
+
+
+def _verify(uri: str, data_file: DataFile, consumed: int, md5: str, corrupt: str | None) -> None:
+    also = f"; also, {corrupt}" if corrupt else ""
+    if consumed != data_file.size:
+        msg = f"{uri}: size is {consumed} bytes but the manifest says {data_file.size}{also}"
+        raise SplitError(msg)
+    if md5 != data_file.md5:
+        msg = f"{uri}: MD5 is {md5} but the manifest says {data_file.md5}{also}"
+        raise SplitError(msg)
+    if corrupt:
+        msg = f"{uri}: {corrupt}"
+        raise SplitError(msg)
+
+
+def _read_ahead(s3: Any, bucket: str, key: str, uri: str) -> Iterator[bytes]:
+    """Yield the object's bytes in blocks, read by a background thread a few blocks ahead."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as err:
+        if is_missing(err):
+            msg = f"{uri}: data file listed in the manifest does not exist"
+            raise SplitError(msg) from err
+        raise
+    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=READ_AHEAD_BLOCKS)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                block = body.read(READ_BLOCK)
+                if not block:
+                    break
+                blocks.put(block)
+            blocks.put(None)
+        except BaseException as err:
+            blocks.put(err)
+
+    thread = threading.Thread(target=reader, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := blocks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                blocks.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+        body.close()
+
+
+def _isize_hints(s3: Any, bucket: str, files: tuple[DataFile, ...]) -> list[int | None]:
+    """Each file's uncompressed size from its gzip trailer, where that can be trusted."""
+
+    def hint(data_file: DataFile) -> int | None:
+        if not 18 <= data_file.size < _ISIZE_TRUSTED_BELOW:
+            return None
+        try:
+            tail = s3.get_object(Bucket=bucket, Key=data_file.key, Range="bytes=-4")["Body"].read()
+        except ClientError as err:
+            if is_missing(err):
+                return None  # the stream reports the missing file with its own message
+            raise
+        size = int.from_bytes(tail, "little") if len(tail) == 4 else 0
+        return size if size >= data_file.size else None
+
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="isize") as pool:
+        return list(pool.map(hint, files))
+
+
+class _SizeEstimate:
+    """How many uncompressed bytes the whole delivery will produce, refined as it streams."""
+
+    def __init__(self, files: tuple[DataFile, ...], hints: list[int | None]) -> None:
+        self._sizes = [f.size for f in files]
+        self._hints = hints
+        n = len(files)
+        self._known_after = [0] * (n + 1)  # sum of hints of files j.. that have one
+        self._unknown_after = [0] * (n + 1)  # compressed size of files j.. that have none
+        for j in range(n - 1, -1, -1):
+            h = hints[j]
+            self._known_after[j] = self._known_after[j + 1] + (h or 0)
+            self._unknown_after[j] = self._unknown_after[j + 1] + (files[j].size if h is None else 0)
+        self._current = 0
+        self._done_bytes = 0  # uncompressed bytes of finished files
+        self._current_bytes = 0
+        self.compressed_seen = 0
+        self.uncompressed_seen = 0
+        self.total_compressed = sum(self._sizes)
+
+    def start_file(self, index: int) -> None:
+        self._current, self._current_bytes = index, 0
+
+    def consumed(self, n: int) -> None:
+        self.compressed_seen += n
+
+    def produced(self, n: int) -> None:
+        self._current_bytes += n
+        self.uncompressed_seen += n
+
+    def finish_file(self, uncompressed: int) -> None:
+        self._done_bytes += uncompressed
+        self._current_bytes = 0
+        self._current += 1
+
+    def total(self) -> int:
+        ratio = self.uncompressed_seen / self.compressed_seen if self.compressed_seen else DEFAULT_RATIO
+        j = self._current
+        if j >= len(self._sizes):
+            return self._done_bytes
+        hint = self._hints[j]
+        current = hint if hint is not None else int(self._sizes[j] * ratio)
+        rest = self._known_after[j + 1] + int(self._unknown_after[j + 1] * ratio)
+        return self._done_bytes + max(current, self._current_bytes) + rest
+
+
+class _ChunkRouter:
+    """Cuts a stream of row bytes into ``n`` chunks after newlines, balanced by bytes."""
+
+    def __init__(
+        self, n: int, open_chunk: Callable[[int], StreamingUpload], expected_total: Callable[[], int]
+    ):
+        self._n, self._open, self._expected_total = n, open_chunk, expected_total
+        self.produced = 0
+        self.stats: list[ChunkStats] = []
+        self._writer: StreamingUpload | None = None
+        self._end = 0
+        self._start_chunk(0)
+
+    def _start_chunk(self, index: int) -> None:
+        self._writer = self._open(index)
+        self.stats.append(ChunkStats(index=index, key=self._writer.key))
+        remaining = max(self._expected_total() - self.produced, 0)
+        self._end = self.produced + remaining // (self._n - index)
+
+    def _write(self, block: bytes, start: int, end: int) -> None:
+        assert self._writer is not None
+        self._writer.write(block if (start, end) == (0, len(block)) else block[start:end])
+        current = self.stats[-1]
+        current.bytes += end - start
+        current.rows += block.count(b"\n", start, end)
+        self.produced += end - start
+
+    def _next_chunk(self) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._start_chunk(len(self.stats))
+
+    def feed(self, block: bytes) -> None:
+        pos, size = 0, len(block)
+        while pos < size:
+            if len(self.stats) == self._n:  # the last chunk takes the rest
+                self._write(block, pos, size)
+                return
+            start = pos + max(self._end - self.produced - 1, 0)
+            cut = block.find(b"\n", start) if start < size else -1
+            if cut < 0:
+                self._write(block, pos, size)
+                return
+            self._write(block, pos, cut + 1)
+            self._next_chunk()
+            pos = cut + 1
+
+    def finish(self) -> list[ChunkStats]:
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        while len(self.stats) < self._n:  # fewer rows than chunks: the rest are empty
+            self._writer = self._open(len(self.stats))
+            self.stats.append(ChunkStats(index=len(self.stats), key=self._writer.key))
+            self._writer.close()
+            self._writer = None
+        return self.stats
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+class _Progress:
+    def __init__(self, log: JsonLogger, estimate: _SizeEstimate, router: _ChunkRouter) -> None:
+        self._log, self._estimate, self._router = log, estimate, router
+        self._started = self._last = time.monotonic()
+        self.files: list[FileStats] = []
+
+    def maybe_log(self) -> None:
+        if time.monotonic() - self._last >= PROGRESS_SECONDS:
+            self.log_now("split progress")
+
+    def log_now(self, message: str, *, final: bool = False) -> None:
+        now = time.monotonic()
+        self._last = now
+        elapsed = max(now - self._started, 1e-9)
+        e = self._estimate
+        self._log.info(
+            message,
+            files_done=len(self.files),
+            compressed_bytes_done=e.compressed_seen,
+            compressed_bytes_total=e.total_compressed,
+            uncompressed_bytes=e.uncompressed_seen,
+            rows=sum(c.rows for c in self._router.stats),
+            chunk=len(self._router.stats) - 1,
+            mb_per_s=round(e.uncompressed_seen / elapsed / 1e6, 1),
+            seconds=round(elapsed, 1),
+            final=final,
+        )

@@ -1,0 +1,68 @@
+"""The batch job commands and parameters: one definition, used by the stack and the local runner.
+
+The Pulumi stack registers each ``JobSpec`` as a job definition (command and default parameters);
+the trigger submits jobs with ``*_parameters(...)``; AWS Batch substitutes ``Ref::NAME`` in the
+command with the job's parameters. The local runner reads the definitions back from the Batch API
+and substitutes the same way, with ``render_command``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+FROM_ARRAY = "array"
+"""The processor's ``--index`` default: take the chunk index from ``AWS_BATCH_JOB_ARRAY_INDEX``."""
+MIN_ARRAY_SIZE, MAX_ARRAY_SIZE = 2, 10_000
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    command: tuple[str, ...]
+    default_parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+_RUN_ARGS = (
+    "--manifest",
+    "Ref::manifest",
+    "--source-bucket",
+    "Ref::source_bucket",
+    "--run-date",
+    "Ref::run_date",
+)
+SPLIT = JobSpec(
+    name="split",
+    command=("python", "-m", "batch_jobs", "split", *_RUN_ARGS, "--chunks", "Ref::chunks"),
+)
+PROCESS = JobSpec(
+    name="process",
+    command=("python", "-m", "batch_jobs", "process", *_RUN_ARGS, "--index", "Ref::index"),
+    default_parameters={"index": FROM_ARRAY},
+)
+JOB_SPECS = (SPLIT, PROCESS)
+
+
+def run_parameters(manifest_uri: str, source_bucket: str, run_date: str, chunks: int) -> dict[str, str]:
+    """The parameters every job of a run is submitted with."""
+    return {
+        "manifest": manifest_uri,
+        "source_bucket": source_bucket,
+        "run_date": run_date,
+        "chunks": str(chunks),
+    }
+
+
+def render_command(command: tuple[str, ...] | list[str], parameters: Mapping[str, str]) -> list[str]:
+    """Substitute ``Ref::NAME`` as AWS Batch does; an unknown reference is an error here."""
+    rendered = []
+    for arg in command:
+        if arg.startswith("Ref::"):
+            name = arg.removeprefix("Ref::")
+            if name not in parameters:
+                msg = f"command references parameter {name!r}, which the job was not given"
+                raise KeyError(msg)
+            arg = parameters[name]
+        rendered.append(arg)
+    return rendered

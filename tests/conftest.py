@@ -1,0 +1,75 @@
+"""Shared fixtures: a moto server on loopback that jobs in other processes reach over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_endpoint: str) -> dict[str, str]:
+    """The environment a job process gets: standard AWS configuration pointing at the server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+    )
+    return env
+
+
+@pytest.fixture
+def server_env(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point this process's boto3 at the server too (for code under test run in-process)."""
+    for k in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(k)
+    for k, v in aws_env.items():
+        if k.startswith("AWS_"):
+            monkeypatch.setenv(k, v)
+    return aws_env
+
+
+@pytest.fixture
+def s3(server_env: dict[str, str]):
+    return boto3.client("s3", region_name=REGION)
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"dest-{os.getpid()}-{next(_names)}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def upload_tree(s3, root: Path, bucket: str) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), bucket, path.relative_to(root).as_posix())
+
+
+def run_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m batch_jobs ARGS`` in its own process, as the image does."""
+    return subprocess.run(
+        [sys.executable, "-m", "batch_jobs", *args], env=env, capture_output=True, text=True, timeout=300
+    )
