@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lambdas.settings import SettingsError
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.errors import ContractError, DeliveryKeyError
 from pipeline.contract.layout import RunLayout
@@ -26,10 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     inspect.add_argument("--checksum", type=Path, help="manifest.checksum to verify it against")
     inspect.set_defaults(run=_inspect)
 
+    from pipeline import trigger  # imported here: only the commands that need boto3 load it
+
+    trigger.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
-    except ContractError as err:
+    except (ContractError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return code

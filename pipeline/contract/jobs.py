@@ -54,6 +54,19 @@ def run_parameters(manifest_uri: str, source_bucket: str, run_date: str, chunks:
     }
 
 
+def chunk_count(total_bytes: int, target_chunk_bytes: int) -> int:
+    """How many chunks a delivery is split into: one per ``target_chunk_bytes`` of compressed data.
+
+    At least 1 (an empty or tiny inventory is one chunk, processed by a single job, because an
+    array job needs 2 to 10,000 children) and at most 10,000 (past that, chunks grow instead).
+    """
+    if target_chunk_bytes <= 0:
+        msg = f"target chunk size must be positive, got {target_chunk_bytes}"
+        raise ValueError(msg)
+    wanted = -(-total_bytes // target_chunk_bytes)  # ceiling division
+    return min(max(wanted, 1), MAX_ARRAY_SIZE)
+
+
 def render_command(command: tuple[str, ...] | list[str], parameters: Mapping[str, str]) -> list[str]:
     """Substitute ``Ref::NAME`` as AWS Batch does; an unknown reference is an error here."""
     rendered = []

@@ -1,0 +1,264 @@
+"""Start exactly one Batch run per inventory delivery: claim it, then submit its jobs.
+
+The claim is ``run-state/source_bucket=B/run_date=D/claim.json``, created with
+``If-None-Match: *`` so that only one invocation wins it. It holds a lease; the winner submits the
+splitter and the processor and then marks the claim ``submitted`` with the job ids.
+
+- A duplicate event finds a ``submitted`` claim and returns it: nothing is submitted twice.
+- A duplicate that arrives while the winner is still submitting (a valid lease, not yet
+  ``submitted``) raises ``RunInProgressError``, so Lambda retries it later.
+- If the winner crashed between claim and submission, a retry after the lease expired takes the
+  claim over (``If-Match`` on the claim's ETag, so only one retry can) and completes the run.
+  Job names are deterministic, and each job is looked up by name before it is submitted, so a job
+  that the crashed invocation did submit is reused, not submitted again.
+- ``force`` reruns a delivery on purpose: a new generation, with new job names.
+- A manifest that can never be processed (malformed, unsupported format, wrong checksum) is
+  recorded in ``rejected.json`` and returned as ``rejected``: retrying it would not help.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.settings import Settings
+from pipeline.contract.delivery import Delivery
+from pipeline.contract.errors import ManifestError
+from pipeline.contract.jobs import MIN_ARRAY_SIZE, chunk_count, run_parameters
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.layout import RunLayout
+from pipeline.contract.manifest import Manifest, parse_manifest
+
+SUBMITTED, CLAIMED = "submitted", "claimed"
+
+
+class RunInProgressError(RuntimeError):
+    """Another invocation holds a live claim on this run and has not submitted yet: retry later."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # submitted | duplicate | rejected | conflict
+    manifest: str
+    jobs: dict[str, str] = field(default_factory=dict)
+    chunks: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class _Claim:
+    manifest: str
+    run_id: str
+    generation: int
+    state: str
+    lease_expires_at: float
+    claimed_at: str
+    chunks: int | None = None
+    jobs: dict[str, str] = field(default_factory=dict)
+
+
+def start_run(
+    bucket: str,
+    delivery: Delivery,
+    *,
+    settings: Settings,
+    s3: Any,
+    batch: Any,
+    log: JsonLogger,
+    force: bool = False,
+    now: Callable[[], float] | None = None,
+) -> RunResult:
+    now = now or time.time  # looked up at call time, so tests can move the clock
+    layout = RunLayout.of(delivery)
+    uri = f"s3://{bucket}/{delivery.manifest_key}"
+    log = log.bind(run_id=_run_id(delivery, None), bucket=bucket, key=delivery.manifest_key)
+    try:
+        manifest = _read_manifest(s3, bucket, delivery, uri)
+    except ManifestError as err:
+        log.error("manifest rejected", error=str(err))
+        document = {"manifest": uri, "error": str(err), "rejected_at": _iso(now())}
+        s3.put_object(Bucket=bucket, Key=layout.failure_key, Body=json.dumps(document, indent=2).encode())
+        return RunResult(run_id=_run_id(delivery, None), status="rejected", manifest=uri, reason=str(err))
+
+    claim, etag = _claim(s3, bucket, layout, uri, delivery, settings, log, force=force, now=now)
+    log = log.bind(run_id=claim.run_id)
+    if claim.state == SUBMITTED:
+        if claim.manifest != uri:
+            log.warning("run already claimed by another delivery", claimed_by=claim.manifest)
+            return RunResult(
+                claim.run_id, "conflict", uri, claim.jobs, claim.chunks, f"claimed by {claim.manifest}"
+            )
+        log.info("duplicate delivery ignored", jobs=claim.jobs)
+        return RunResult(claim.run_id, "duplicate", uri, claim.jobs, claim.chunks)
+
+    chunks = chunk_count(manifest.total_size, settings.target_chunk_bytes)
+    jobs = _submit(batch, settings, delivery, uri, chunks, claim.generation, log)
+    claim = _Claim(**{**asdict(claim), "state": SUBMITTED, "chunks": chunks, "jobs": jobs})
+    s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(claim), IfMatch=etag)
+    log.info("run submitted", chunks=chunks, jobs=jobs, compressed_bytes=manifest.total_size)
+    return RunResult(claim.run_id, "submitted", uri, jobs, chunks)
+
+
+def _read_manifest(s3: Any, bucket: str, delivery: Delivery, uri: str) -> Manifest:
+    raw = s3.get_object(Bucket=bucket, Key=delivery.manifest_key)["Body"].read()
+    try:  # S3 may write manifest.checksum after manifest.json: check it only when it is there
+        checksum = s3.get_object(Bucket=bucket, Key=delivery.checksum_key)["Body"].read()
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
+            raise
+        checksum = None
+    manifest = parse_manifest(raw, source=uri, checksum=checksum)
+    if manifest.source_bucket != delivery.source_bucket:
+        msg = f"{uri}: sourceBucket {manifest.source_bucket!r} differs from the key's {delivery.source_bucket!r}"
+        raise ManifestError(msg)
+    return manifest
+
+
+def _claim(
+    s3: Any,
+    bucket: str,
+    layout: RunLayout,
+    uri: str,
+    delivery: Delivery,
+    settings: Settings,
+    log: JsonLogger,
+    *,
+    force: bool,
+    now: Callable[[], float],
+) -> tuple[_Claim, str]:
+    """Win the run's claim, or return the existing ``submitted`` claim (with an empty ETag)."""
+
+    def fresh(generation: int) -> _Claim:
+        return _Claim(
+            manifest=uri,
+            run_id=_run_id(delivery, generation),
+            generation=generation,
+            state=CLAIMED,
+            lease_expires_at=now() + settings.claim_lease_seconds,
+            claimed_at=_iso(now()),
+        )
+
+    claim = fresh(1)
+    try:
+        response = s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(claim), IfNoneMatch="*")
+        log.info("run claimed", generation=1)
+        return claim, response["ETag"]
+    except ClientError as err:
+        if not _precondition_failed(err):
+            raise
+    current = s3.get_object(Bucket=bucket, Key=layout.claim_key)
+    existing = _Claim(**json.loads(current["Body"].read()))
+    if force:
+        claim = fresh(existing.generation + 1)
+        reason = "forced rerun"
+    elif existing.state == SUBMITTED:
+        return existing, ""
+    elif existing.manifest != uri:
+        if existing.lease_expires_at > now():
+            msg = f"run {existing.run_id} is being started for {existing.manifest}; retry later"
+            raise RunInProgressError(msg)
+        claim = fresh(existing.generation)
+        reason = "took over an expired claim of another delivery"
+    elif existing.lease_expires_at > now():
+        msg = f"run {existing.run_id} is being started by another invocation; retry after its lease"
+        raise RunInProgressError(msg)
+    else:
+        claim = fresh(existing.generation)
+        reason = "took over an expired claim"
+    try:
+        response = s3.put_object(
+            Bucket=bucket, Key=layout.claim_key, Body=_body(claim), IfMatch=current["ETag"]
+        )
+    except ClientError as err:
+        if _precondition_failed(err):
+            msg = f"run {existing.run_id}: another invocation changed the claim first; retry later"
+            raise RunInProgressError(msg) from err
+        raise
+    log.info("run claimed", generation=claim.generation, reason=reason, previous=asdict(existing))
+    return claim, response["ETag"]
+
+
+def _submit(
+    batch: Any,
+    settings: Settings,
+    delivery: Delivery,
+    uri: str,
+    chunks: int,
+    generation: int,
+    log: JsonLogger,
+) -> dict[str, str]:
+    parameters = run_parameters(uri, delivery.source_bucket, delivery.run_date, chunks)
+    split_id = _submit_once(
+        batch,
+        log,
+        jobName=job_name("split", delivery, generation),
+        jobQueue=settings.job_queue,
+        jobDefinition=settings.split_job_definition,
+        parameters=parameters,
+    )
+    process: dict[str, Any] = {
+        "jobName": job_name("process", delivery, generation),
+        "jobQueue": settings.job_queue,
+        "jobDefinition": settings.process_job_definition,
+        "dependsOn": [{"jobId": split_id}],
+        "parameters": parameters,
+    }
+    if chunks >= MIN_ARRAY_SIZE:
+        process["arrayProperties"] = {"size": chunks}
+    else:  # a single chunk: a plain job told its index, since an array needs 2 children
+        process["parameters"] = {**parameters, "index": "0"}
+    process_id = _submit_once(batch, log, **process)
+    return {"split": split_id, "process": process_id}
+
+
+def _submit_once(batch: Any, log: JsonLogger, **request: Any) -> str:
+    """Submit unless a job of that name is already in the queue (from a crashed invocation)."""
+    found = batch.list_jobs(
+        jobQueue=request["jobQueue"], filters=[{"name": "JOB_NAME", "values": [request["jobName"]]}]
+    )["jobSummaryList"]
+    if found:
+        job_id: str = found[0]["jobId"]
+        log.info("job already submitted", job_name=request["jobName"], job_id=job_id)
+        return job_id
+    job_id = batch.submit_job(**request)["jobId"]
+    log.info("job submitted", job_name=request["jobName"], job_id=job_id)
+    return job_id
+
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def job_name(kind: str, delivery: Delivery, generation: int) -> str:
+    """``s3inv-split-my-bucket-20241124-g1``: valid for Batch, readable, deterministic per run."""
+    bucket = _NOT_NAME.sub("-", delivery.source_bucket)
+    name = f"s3inv-{kind}-{bucket}-{delivery.run_date.replace('-', '')}-g{generation}"
+    return name[:128]
+
+
+def _run_id(delivery: Delivery, generation: int | None) -> str:
+    base = f"{delivery.source_bucket}/{delivery.run_date}"
+    return base if generation is None else f"{base}/g{generation}"
+
+
+def _precondition_failed(err: ClientError) -> bool:
+    error = err.response.get("Error", {})
+    return (
+        error.get("Code") == "PreconditionFailed"
+        or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
+    )
+
+
+def _body(claim: _Claim) -> bytes:
+    return json.dumps(asdict(claim), indent=2, sort_keys=True).encode()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds")

@@ -1,0 +1,65 @@
+"""A Batch queue and the pipeline's job definitions in a Batch API stand-in (moto).
+
+The job definitions are registered from ``pipeline.contract.jobs.JOB_SPECS``, the same source the
+Pulumi stack registers them from, so what runs locally is what runs on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.contract.jobs import JOB_SPECS
+
+QUEUE_NAME = "s3inv-local-queue"
+
+
+@dataclass(frozen=True)
+class LocalBatch:
+    queue: str
+    job_definitions: dict[str, str]  # spec name -> ARN
+
+
+def create_local_batch(session: Any, image: str = "s3-inventory-pipeline:local") -> LocalBatch:
+    iam, ec2, batch = session.client("iam"), session.client("ec2"), session.client("batch")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="s3inv-local-batch", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+        "Arn"
+    ]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    environment = batch.create_compute_environment(
+        computeEnvironmentName="s3inv-local-ce",
+        type="MANAGED",
+        state="ENABLED",
+        computeResources={
+            "type": "FARGATE",
+            "maxvCpus": 16,
+            "subnets": [subnet],
+            "securityGroupIds": [group],
+        },
+        serviceRole=role,
+    )
+    queue = batch.create_job_queue(
+        jobQueueName=QUEUE_NAME,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
+    )
+    definitions = {}
+    for spec in JOB_SPECS:
+        registered = batch.register_job_definition(
+            jobDefinitionName=f"s3inv-local-{spec.name}",
+            type="container",
+            platformCapabilities=["FARGATE"],
+            parameters=dict(spec.default_parameters),
+            containerProperties={
+                "image": image,
+                "command": list(spec.command),
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+                "executionRoleArn": role,
+            },
+        )
+        definitions[spec.name] = registered["jobDefinitionArn"]
+    return LocalBatch(queue=queue["jobQueueArn"], job_definitions=definitions)

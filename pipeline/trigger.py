@@ -1,0 +1,68 @@
+"""``python -m pipeline trigger s3://DEST/.../manifest.json [--force]``: start a run by hand.
+
+The same logic as the Lambda (``lambdas.runs.start_run``), for backfills and reruns. Settings come
+from the same environment variables as the Lambda's, or from flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict, replace
+
+import boto3
+
+from lambdas.runs import start_run
+from lambdas.settings import Settings
+from pipeline.contract.delivery import parse_delivery_key
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.layout import parse_s3_uri
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "trigger",
+        help="start the run of one delivery now (backfill), or --force a rerun",
+        description="Claim and submit the Batch run of one inventory delivery, exactly as the Lambda does.",
+    )
+    parser.add_argument(
+        "manifest", help="s3://DEST-BUCKET/PREFIX/SOURCE/CONFIG/YYYY-MM-DDTHH-MMZ/manifest.json"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rerun a delivery that already ran (new job names)"
+    )
+    parser.add_argument("--job-queue", help="Batch job queue (default: $JOB_QUEUE)")
+    parser.add_argument("--split-job-definition", help="default: $SPLIT_JOB_DEFINITION")
+    parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
+    parser.add_argument("--target-chunk-mib", type=int, help="default: $TARGET_CHUNK_MIB or 256")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    for flag, name in (
+        ("job_queue", "JOB_QUEUE"),
+        ("split_job_definition", "SPLIT_JOB_DEFINITION"),
+        ("process_job_definition", "PROCESS_JOB_DEFINITION"),
+    ):
+        if getattr(args, flag):
+            env[name] = getattr(args, flag)
+    settings = Settings.from_env(env)
+    if args.target_chunk_mib:
+        settings = replace(settings, target_chunk_bytes=args.target_chunk_mib * 1024 * 1024)
+    bucket, key = parse_s3_uri(args.manifest)
+    delivery = parse_delivery_key(key)
+    result = start_run(
+        bucket,
+        delivery,
+        settings=settings,
+        s3=boto3.client("s3"),
+        batch=boto3.client("batch"),
+        log=JsonLogger(component="pipeline trigger"),
+        force=args.force,
+    )
+    print(json.dumps(asdict(result), indent=2))
+    if result.status == "duplicate":
+        print(f"{result.run_id} already ran for this delivery; nothing submitted. Use --force to rerun it.")
+    return 0 if result.status in {"submitted", "duplicate"} else 1

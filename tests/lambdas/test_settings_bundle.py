@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import ast
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from components.lambda_bundle import HANDLER, bundle_files
+from lambdas.settings import Settings, SettingsError
+from pipeline.cli import main as cli
+from pipeline.contract.jobs import MAX_ARRAY_SIZE, chunk_count
+
+REQUIRED = {"JOB_QUEUE": "q", "SPLIT_JOB_DEFINITION": "s", "PROCESS_JOB_DEFINITION": "p"}
+
+
+def test_settings_defaults_and_overrides():
+    assert Settings.from_env(REQUIRED) == Settings("q", "s", "p", "inventory/", 256 * 1024 * 1024, 900)
+    custom = Settings.from_env({**REQUIRED, "TARGET_CHUNK_MIB": "64", "CLAIM_LEASE_SECONDS": "120"})
+    assert (custom.target_chunk_bytes, custom.claim_lease_seconds) == (64 * 1024 * 1024, 120)
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_a_missing_variable_is_named(name):
+    env = {k: v for k, v in REQUIRED.items() if k != name}
+    with pytest.raises(SettingsError, match=f"environment variable {name} is required"):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "1.5"])
+def test_an_invalid_number_is_named_with_its_value(value):
+    with pytest.raises(SettingsError, match=f"TARGET_CHUNK_MIB must be a positive integer, got '{value}'"):
+        Settings.from_env({**REQUIRED, "TARGET_CHUNK_MIB": value})
+
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [
+        (0, 1),  # an empty inventory: one chunk, a plain job
+        (1, 1),  # tiny
+        (256 * MiB - 1, 1),  # just below one chunk
+        (256 * MiB, 1),  # exactly one
+        (256 * MiB + 1, 2),  # just above: the smallest array
+        (10 * 256 * MiB, 10),
+        (MAX_ARRAY_SIZE * 256 * MiB, MAX_ARRAY_SIZE),  # the largest array
+        (MAX_ARRAY_SIZE * 256 * MiB + 1, MAX_ARRAY_SIZE),  # more would be needed: capped, chunks grow
+        (50 * MAX_ARRAY_SIZE * 256 * MiB, MAX_ARRAY_SIZE),
+    ],
+)
+def test_chunk_count_boundaries(total, expected):
+    assert chunk_count(total, 256 * MiB) == expected
+
+
+def test_chunk_count_needs_a_positive_target():
+    with pytest.raises(ValueError, match="target chunk size must be positive"):
+        chunk_count(10, 0)
+
+
+def test_the_bundle_holds_only_the_handler_and_the_contract():
+    files = bundle_files()
+    assert "lambdas/inventory_trigger.py" in files and "pipeline/contract/manifest.py" in files
+    assert all(
+        name.startswith(("lambdas/", "pipeline/contract/")) or name == "pipeline/__init__.py"
+        for name in files
+    )
+    allowed = set(sys.stdlib_module_names) | {"boto3", "botocore", "lambdas", "pipeline"}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots = {node.module.split(".")[0]}
+                if node.module.startswith("pipeline") and not node.module.startswith("pipeline.contract"):
+                    pytest.fail(f"{name} imports {node.module}, which is not in the bundle")
+            else:
+                continue
+            assert roots <= allowed, f"{name} imports {roots - allowed}"
+
+
+def test_the_handler_imports_from_the_built_bundle_where_polars_cannot(tmp_path):
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, path in bundle_files().items():
+            zf.write(path, name)
+    unpacked = tmp_path / "task"
+    zipfile.ZipFile(archive).extractall(unpacked)
+    module, function = HANDLER.rsplit(".", 1)
+    probe = f"""
+import sys, importlib
+for blocked in ("polars", "pyarrow", "duckdb", "batch_jobs", "components"):
+    sys.modules[blocked] = None  # importing these now fails
+sys.path.insert(0, {str(unpacked)!r})
+handler = getattr(importlib.import_module({module!r}), {function!r})
+import pipeline.contract.manifest as m
+assert m.__file__.startswith({str(unpacked)!r}), m.__file__
+print(handler.__module__, sorted(k for k in sys.modules if k.split(".")[0] in ("lambdas", "pipeline")))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("lambdas.inventory_trigger ")
+
+
+def test_cli_trigger_reports_a_missing_setting(monkeypatch, capsys):
+    for name in REQUIRED:
+        monkeypatch.delenv(name, raising=False)
+    code = cli(["trigger", "s3://dest/inventory/src/cfg/2024-11-24T01-00Z/manifest.json"])
+    assert code == 2
+    assert "environment variable JOB_QUEUE is required" in capsys.readouterr().err
+
+
+def test_cli_trigger_runs_and_refuses_a_second_run_without_force(aws, delivery, monkeypatch, capsys):
+    monkeypatch.setenv("JOB_QUEUE", aws.settings.job_queue)
+    monkeypatch.setenv("SPLIT_JOB_DEFINITION", aws.settings.split_job_definition)
+    monkeypatch.setenv("PROCESS_JOB_DEFINITION", aws.settings.process_job_definition)
+    uri = f"s3://demo-inventory-destination/{delivery.delivery.manifest_key}"
+    assert cli(["trigger", uri]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["status"] == "submitted" and set(first["jobs"]) == {"split", "process"}
+    assert cli(["trigger", uri]) == 0
+    out = capsys.readouterr().out
+    assert "already ran for this delivery; nothing submitted. Use --force to rerun it." in out
+    assert cli(["trigger", uri, "--force"]) == 0
+    forced = json.loads(io.StringIO(capsys.readouterr().out).getvalue())
+    assert forced["run_id"].endswith("/g2") and forced["jobs"] != first["jobs"]

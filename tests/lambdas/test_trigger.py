@@ -1,0 +1,291 @@
+"""The trigger Lambda against moto's S3 and Batch: assert on what was submitted."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+
+from lambdas import runs
+from lambdas.inventory_trigger import handle_event
+from lambdas.runs import RunInProgressError, job_name, start_run
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.layout import RunLayout
+from pipeline.synthetic import generate_delivery
+from tests.conftest import upload_tree
+from tests.lambdas.conftest import DEST, EVENTS, object_created
+
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def submitted(aws) -> list[dict]:
+    summaries = []
+    for status in STATUSES:
+        summaries += aws.batch.list_jobs(jobQueue=aws.settings.job_queue, jobStatus=status)["jobSummaryList"]
+    ids = sorted({s["jobId"] for s in summaries if ":" not in s["jobId"]})  # not array children
+    return aws.batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+
+
+def handle(aws, event, stream=None):
+    log = JsonLogger(stream or io.StringIO(), component="test")
+    return handle_event(event, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log)
+
+
+def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, delivery):
+    manifest_size = sum(f["size"] for f in json.loads(delivery.manifest_path.read_bytes())["files"])
+    expected_chunks = -(-manifest_size // aws.settings.target_chunk_bytes)
+    assert expected_chunks >= 2
+
+    result = handle(aws, object_created(DEST, delivery.delivery.manifest_key))
+
+    [run] = result["runs"]
+    assert (run["status"], run["run_id"], run["chunks"]) == (
+        "submitted",
+        "demo-source-bucket/2026-11-24/g1",
+        expected_chunks,
+    )
+    jobs = {j["jobName"]: j for j in submitted(aws)}
+    assert set(jobs) == {
+        "s3inv-split-demo-source-bucket-20261124-g1",
+        "s3inv-process-demo-source-bucket-20261124-g1",
+    }
+    split, process = (
+        jobs["s3inv-split-demo-source-bucket-20261124-g1"],
+        jobs["s3inv-process-demo-source-bucket-20261124-g1"],
+    )
+    assert run["jobs"] == {"split": split["jobId"], "process": process["jobId"]}
+    assert split["jobDefinition"] == aws.settings.split_job_definition
+    assert process["jobDefinition"] == aws.settings.process_job_definition
+    assert split["jobQueue"] == process["jobQueue"] == aws.settings.job_queue
+    assert process["dependsOn"] == [{"jobId": split["jobId"]}]
+    assert process["arrayProperties"]["size"] == expected_chunks
+    uri = f"s3://{DEST}/{delivery.delivery.manifest_key}"
+    common = {
+        "manifest": uri,
+        "source_bucket": "demo-source-bucket",
+        "run_date": "2026-11-24",
+        "chunks": str(expected_chunks),
+    }
+    assert split["parameters"] == common
+    assert process["parameters"] == {**common, "index": "array"}  # default: from AWS_BATCH_JOB_ARRAY_INDEX
+    claim = json.loads(
+        aws.s3.get_object(Bucket=DEST, Key=RunLayout.of(delivery.delivery).claim_key)["Body"].read()
+    )
+    assert (claim["state"], claim["jobs"], claim["chunks"]) == ("submitted", run["jobs"], expected_chunks)
+
+
+def test_the_same_event_five_times_in_sequence_submits_once(aws, delivery):
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    results = [handle(aws, event)["runs"][0] for _ in range(5)]
+    assert [r["status"] for r in results] == ["submitted"] + ["duplicate"] * 4
+    assert len({json.dumps(r["jobs"], sort_keys=True) for r in results}) == 1
+    assert len(submitted(aws)) == 2
+
+
+def test_the_same_event_five_times_concurrently_submits_once(aws, delivery):
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    barrier = threading.Barrier(5)
+
+    def invoke(_):
+        barrier.wait()
+        try:
+            return handle(aws, event)["runs"][0]["status"]
+        except RunInProgressError:
+            return "retry-later"  # Lambda retries it; the retry finds the run submitted
+
+    with ThreadPoolExecutor(5) as pool:
+        statuses = list(pool.map(invoke, range(5)))
+    assert statuses.count("submitted") == 1
+    assert len(submitted(aws)) == 2
+    retried = [handle(aws, event)["runs"][0]["status"] for s in statuses if s != "submitted"]
+    assert set(retried) <= {"duplicate"}
+    assert len(submitted(aws)) == 2
+
+
+def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, monkeypatch):
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    real_submit = aws.batch.submit_job
+    calls = {"n": 0}
+
+    def crash_on_second_submit(**request):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("the invocation died between the two submissions")
+        return real_submit(**request)
+
+    monkeypatch.setattr(aws.batch, "submit_job", crash_on_second_submit)
+    with pytest.raises(ConnectionError):
+        handle(aws, event)
+    assert [j["jobName"] for j in submitted(aws)] == ["s3inv-split-demo-source-bucket-20261124-g1"]
+
+    # a retry inside the lease backs off (Lambda retries it again later)...
+    with pytest.raises(RunInProgressError, match="retry after its lease"):
+        handle(aws, event)
+
+    # ...and once the lease has expired, a retry completes the run, reusing the submitted splitter
+    clock = runs.time.time() + aws.settings.claim_lease_seconds + 1
+    monkeypatch.setattr(runs.time, "time", lambda: clock)
+    [run] = handle(aws, event)["runs"]
+    assert run["status"] == "submitted"
+    jobs = submitted(aws)
+    assert sorted(j["jobName"] for j in jobs) == [
+        "s3inv-process-demo-source-bucket-20261124-g1",
+        "s3inv-split-demo-source-bucket-20261124-g1",
+    ]
+    split = next(j for j in jobs if "split" in j["jobName"])
+    assert run["jobs"]["split"] == split["jobId"]
+    assert handle(aws, event)["runs"][0]["status"] == "duplicate"
+
+
+def test_force_starts_a_new_generation(aws, delivery):
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    handle(aws, event)
+    log = JsonLogger(io.StringIO())
+    rerun = start_run(
+        DEST, delivery.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log, force=True
+    )
+    assert (rerun.status, rerun.run_id) == ("submitted", "demo-source-bucket/2026-11-24/g2")
+    assert len(submitted(aws)) == 4
+    assert handle(aws, event)["runs"][0]["status"] == "duplicate"
+
+
+def test_test_events_foreign_keys_and_other_events_are_ignored_with_one_log_line_each(aws, delivery):
+    stream = io.StringIO()
+    test_event = json.loads((EVENTS / "s3-test-event.json").read_text())
+    assert handle(aws, test_event, stream) == {"runs": [], "ignored": 1}
+    manifest = delivery.delivery.manifest_key
+    event = object_created(
+        DEST,
+        "inventory/demo-source-bucket/daily-all-fields/data/x.csv.gz",
+        manifest.replace("inventory/", "elsewhere/"),
+        manifest.replace("/manifest.json", "/manifest.checksum"),
+        "inventory/demo-source-bucket/not-a-timestamp/manifest.json",
+    )
+    event["Records"] += object_created(DEST, manifest, event_name="ObjectRemoved:Delete")["Records"]
+    event["Records"] += object_created(DEST, manifest, version="1.0")["Records"]
+    assert handle(aws, event, stream) == {"runs": [], "ignored": 6}
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == [
+        "ignored s3:TestEvent",
+        *["ignored record: not a manifest.json under the inventory prefix"] * 3,
+        "ignored record: not an inventory delivery key",
+        "ignored record: not an object-created event",
+        "ignored record: unsupported event version",
+    ]
+    assert submitted(aws) == []
+
+
+def test_keys_with_spaces_and_non_ascii_and_several_records(aws, tmp_path):
+    aws_settings = aws.settings.__class__(**{**aws.settings.__dict__, "inventory_prefix": "inv entory/ü/"})
+    aws.settings = aws_settings
+    keys = []
+    for i, bucket in enumerate(("source-one", "source-two")):
+        gen = generate_delivery(
+            tmp_path / str(i), objects=50, files=1, source_bucket=bucket, destination_bucket=DEST
+        )
+        root = tmp_path / f"r{i}"
+        (root / "inv entory" / "ü").mkdir(parents=True)
+        (gen.root / "inventory").rename(root / "inv entory" / "ü" / "inventory")
+        keys.append(f"inv entory/ü/{gen.delivery.manifest_key}")
+        upload_tree(aws.s3, root, DEST)
+    aws.settings = aws_settings.__class__(
+        **{**aws_settings.__dict__, "inventory_prefix": "inv entory/ü/inventory/"}
+    )
+    event = object_created(DEST, *keys)
+    assert "inv+entory/%C3%BC/" in event["Records"][0]["s3"]["object"]["key"]
+
+    result = handle(aws, event)
+
+    assert [r["status"] for r in result["runs"]] == ["submitted", "submitted"]
+    assert [r["manifest"] for r in result["runs"]] == [f"s3://{DEST}/{k}" for k in keys]
+    jobs = submitted(aws)
+    assert sorted(j["jobName"] for j in jobs if "split" in j["jobName"]) == [
+        "s3inv-split-source-one-20261124-g1",
+        "s3inv-split-source-two-20261124-g1",
+    ]
+    single = [j for j in jobs if "process" in j["jobName"]]
+    assert all("arrayProperties" not in j or not j["arrayProperties"].get("size") for j in single)
+    assert {j["parameters"]["index"] for j in single} == {"0"}  # one chunk: a plain job with index 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda m: m.update(fileFormat="Parquet"), "fileFormat 'Parquet'"),
+        (lambda m: m.pop("files"), "required field files is missing"),
+        (lambda m: m["files"][0].pop("MD5checksum"), r"files[0].MD5checksum is missing"),
+    ],
+)
+def test_a_bad_manifest_is_rejected_once_recorded_and_not_retried(aws, delivery, mutate, reason):
+    manifest = json.loads(delivery.manifest_path.read_bytes())
+    mutate(manifest)
+    key = delivery.delivery.manifest_key
+    aws.s3.put_object(Bucket=DEST, Key=key, Body=json.dumps(manifest).encode())
+    aws.s3.delete_object(Bucket=DEST, Key=delivery.delivery.checksum_key)
+    stream = io.StringIO()
+
+    result = handle(aws, object_created(DEST, key), stream)  # returns: no exception, so no retry
+
+    [run] = result["runs"]
+    assert run["status"] == "rejected" and reason in run["reason"]
+    record = json.loads(
+        aws.s3.get_object(Bucket=DEST, Key=RunLayout.of(delivery.delivery).failure_key)["Body"].read()
+    )
+    assert reason in record["error"] and record["manifest"] == f"s3://{DEST}/{key}"
+    errors = [json.loads(line) for line in stream.getvalue().splitlines() if '"ERROR"' in line]
+    assert errors[0]["message"] == "manifest rejected" and errors[0]["key"] == key
+    assert errors[0]["run_id"] == "demo-source-bucket/2026-11-24"
+    assert submitted(aws) == []
+
+
+def test_a_checksum_mismatch_is_rejected_and_a_missing_checksum_is_tolerated(aws, delivery):
+    key = delivery.delivery.manifest_key
+    aws.s3.put_object(Bucket=DEST, Key=delivery.delivery.checksum_key, Body=b"0" * 32)
+    [run] = handle(aws, object_created(DEST, key))["runs"]
+    assert run["status"] == "rejected" and "but manifest.checksum says 000" in run["reason"]
+    aws.s3.delete_object(Bucket=DEST, Key=delivery.delivery.checksum_key)
+    assert handle(aws, object_created(DEST, key))["runs"][0]["status"] == "submitted"
+
+
+def test_transient_errors_propagate_so_lambda_retries(aws, delivery, monkeypatch):
+    def throttled(**_):
+        raise ClientError(
+            {"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}, "SubmitJob"
+        )
+
+    monkeypatch.setattr(aws.batch, "submit_job", throttled)
+    with pytest.raises(ClientError, match="TooManyRequestsException"):
+        handle(aws, object_created(DEST, delivery.delivery.manifest_key))
+
+
+def test_every_log_line_of_a_run_carries_the_run_id(aws, delivery):
+    stream = io.StringIO()
+    handle(aws, object_created(DEST, delivery.delivery.manifest_key), stream)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines and all(line["run_id"].startswith("demo-source-bucket/2026-11-24") for line in lines)
+    assert (
+        lines[-1]["message"] == "run submitted" and lines[-1]["run_id"] == "demo-source-bucket/2026-11-24/g1"
+    )
+
+
+def test_job_names_are_valid_for_batch_and_readable():
+    from datetime import UTC, datetime
+
+    from pipeline.contract.delivery import Delivery
+
+    long_bucket = "a." + "b" * 61
+    d = Delivery("inventory", long_bucket, "cfg", datetime(2024, 2, 29, tzinfo=UTC))
+    name = job_name("process", d, 12)
+    assert name == f"s3inv-process-a-{'b' * 61}-20240229-g12"
+    assert len(name) <= 128
+    import re
+
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", name)
+
+
+def test_uploaded_fixture_is_untouched(delivery):  # guards the fixture the other tests rely on
+    assert delivery.truth.rows == 3000
