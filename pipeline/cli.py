@@ -31,12 +31,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     trigger.add_parser(commands)
 
+    demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
+    demo.add_argument(
+        "--objects", type=int, default=1_000_000, help="inventory rows to generate (default 1,000,000)"
+    )
+    demo.add_argument("--files", type=int, default=4, help="gzip data files in the delivery (default 4)")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)"
+    )
+    demo.add_argument("--target-chunk-mib", type=int, default=8, help="compressed MiB per chunk (default 8)")
+    demo.add_argument("--workers", type=int, default=0, help="parallel array children (default: CPU count)")
+    demo.set_defaults(run=_demo)
+
+    local = commands.add_parser("run-local", help="convert a downloaded delivery locally, as the stack would")
+    local.add_argument("manifest", type=Path, help="a manifest.json inside a folder laid out like the bucket")
+    local.add_argument("--out", type=Path, required=True, help="where processed/ and run-state/ are written")
+    local.add_argument("--bucket-root", type=Path, help="the folder that stands for the destination bucket")
+    local.add_argument("--force", action="store_true", help="rerun a delivery that already ran into --out")
+    local.add_argument(
+        "--target-chunk-mib", type=int, default=32, help="compressed MiB per chunk (default 32)"
+    )
+    local.add_argument("--workers", type=int, default=0, help="parallel array children (default: CPU count)")
+    local.set_defaults(run=_run_local)
+
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
     except (ContractError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: stopped the stand-in and every job", file=sys.stderr)
+        return 130
+    except RuntimeError as err:  # a job failed, or the trigger did not start the run
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return code
 
 
@@ -60,4 +89,39 @@ def _inspect(args: argparse.Namespace) -> int:
         summary["run_date"] = delivery.run_date
         summary["processed_prefix"] = RunLayout.of(delivery).processed_prefix
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pipeline.local.demo import demo
+
+    demo(
+        args.out,
+        objects=args.objects,
+        files=args.files,
+        target_chunk_mib=args.target_chunk_mib,
+        workers=args.workers,
+    )
+    return 0
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from pipeline.local.run_local import run_local
+    from pipeline.local.summary import render, summarize
+
+    run = run_local(
+        args.manifest,
+        args.out,
+        bucket_root=args.bucket_root,
+        force=args.force,
+        target_chunk_mib=args.target_chunk_mib,
+        workers=args.workers,
+    )
+    if run.result.status == "duplicate":
+        print(
+            f"{run.result.run_id} already ran into {args.out} (see {args.out / run.layout.claim_key}); "
+            "nothing was run. Use --force to run it again."
+        )
+        return 0
+    print(render(summarize(run.parts_dir)))
     return 0

@@ -9,13 +9,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Protocol
+
+
+class Stream(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class JsonLogger:
     """Writes ``{"level", "message", "time", **context, **fields}`` lines to a stream."""
 
-    def __init__(self, stream: TextIO | None = None, **context: Any) -> None:
+    def __init__(self, stream: Stream | None = None, **context: Any) -> None:
         self._stream = stream
         self.context: dict[str, Any] = dict(context)
 
@@ -34,6 +40,6 @@ class JsonLogger:
 
     def _write(self, level: str, message: str, fields: dict[str, Any]) -> None:
         line = {"level": level, "message": message, "time": round(time.time(), 3), **self.context, **fields}
-        stream = self._stream or sys.stderr
+        stream: Stream = self._stream or sys.stderr
         stream.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
         stream.flush()

@@ -1,0 +1,161 @@
+"""Run the jobs that the trigger submitted, as AWS Batch would, in local processes.
+
+The jobs are read back from the Batch API: each job's definition gives the command, the job's
+parameters are substituted for ``Ref::NAME`` (``pipeline.contract.jobs.render_command``), array
+children get ``AWS_BATCH_JOB_ARRAY_INDEX`` and run in parallel up to the CPU count, and a job
+starts only after the jobs it depends on succeeded. The image's ``python`` is this interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.contract.jobs import ARRAY_INDEX_ENV, render_command
+
+
+class JobFailedError(RuntimeError):
+    """A job exited non-zero; the message is the job's own error line."""
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    job_id: str
+    name: str
+    command: list[str]
+    array_size: int | None
+    depends_on: tuple[str, ...]
+
+
+def plan(batch: Any, job_ids: list[str]) -> list[PlannedJob]:
+    """The submitted jobs with their rendered commands, in an order that respects ``dependsOn``."""
+    jobs = {j["jobId"]: j for j in batch.describe_jobs(jobs=job_ids)["jobs"]}
+    planned: dict[str, PlannedJob] = {}
+    for job in jobs.values():
+        definition = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"][
+            0
+        ]
+        command = render_command(definition["containerProperties"]["command"], job.get("parameters", {}))
+        size = (job.get("arrayProperties") or {}).get("size")
+        planned[job["jobId"]] = PlannedJob(
+            job_id=job["jobId"],
+            name=job["jobName"],
+            command=command,
+            array_size=size,
+            depends_on=tuple(d["jobId"] for d in job.get("dependsOn", [])),
+        )
+    ordered: list[PlannedJob] = []
+    while len(ordered) < len(planned):
+        ready = [
+            j
+            for j in planned.values()
+            if j not in ordered and all(d in {o.job_id for o in ordered} for d in j.depends_on)
+        ]
+        if not ready:
+            msg = f"jobs {sorted(planned)} depend on jobs that were not submitted with them"
+            raise ValueError(msg)
+        ordered.extend(ready)
+    return ordered
+
+
+class Executor:
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, progress: Callable[[str], None], workers: int = 0
+    ) -> None:
+        self._env = {**os.environ, **env}
+        self._log_dir = log_dir
+        self._progress = progress
+        self._workers = workers or os.cpu_count() or 1
+        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def run(self, jobs: list[PlannedJob]) -> None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for job in jobs:
+                self._run_job(job)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Terminate every job process still running (failure elsewhere, or Ctrl-C)."""
+        with self._lock:
+            running = list(self._processes)
+        for process in running:
+            process.terminate()
+        for process in running:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _run_job(self, job: PlannedJob) -> None:
+        started = time.monotonic()
+        if job.array_size is None:
+            self._progress(f"{job.name}: running")
+            self._run_process(job, None)
+        else:
+            done = 0
+            self._progress(
+                f"{job.name}: {job.array_size} children, {min(self._workers, job.array_size)} at a time"
+            )
+            with ThreadPoolExecutor(self._workers) as pool:
+                futures = [pool.submit(self._run_process, job, i) for i in range(job.array_size)]
+                pending = set(futures)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, timeout=5, return_when=FIRST_EXCEPTION)
+                        for future in finished:
+                            future.result()  # a failed child fails the job
+                        done += len(finished)
+                        self._progress(f"{job.name}: {done}/{job.array_size} children done")
+                except BaseException:  # a failed child or Ctrl-C: cancel the queue, stop the running
+                    self._stopping = True
+                    for future in pending:
+                        future.cancel()
+                    self.stop()
+                    raise
+        self._progress(f"{job.name}: succeeded in {time.monotonic() - started:.1f}s")
+
+    def _run_process(self, job: PlannedJob, index: int | None) -> None:
+        command = list(job.command)
+        if command and command[0] == "python":
+            command[0] = sys.executable
+        env = dict(self._env)
+        suffix = ""
+        if index is not None:
+            env[ARRAY_INDEX_ENV] = str(index)
+            suffix = f"-{index:06d}"
+        log_path = self._log_dir / f"{job.name}{suffix}.log"
+        with log_path.open("wb") as log:
+            with self._lock:
+                if self._stopping:
+                    msg = f"{job.name}: stopped before child {index} started"
+                    raise JobFailedError(msg)
+                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+                self._processes.add(process)
+            try:
+                code = process.wait()
+            finally:
+                with self._lock:
+                    self._processes.discard(process)
+        if code != 0:
+            lines = log_path.read_text(errors="replace").splitlines()
+            errors = [line for line in lines if line.startswith("error: ")]
+            detail = (
+                errors[-1].removeprefix("error: ")
+                if errors
+                else (lines[-1] if lines else f"exit code {code}")
+            )
+            child = f" child {index}" if index is not None else ""
+            msg = f"{job.name}{child} failed (exit {code}): {detail} (log: {log_path})"
+            raise JobFailedError(msg)

@@ -1,0 +1,113 @@
+"""One delivery through the real handler and the real jobs, against the stand-in."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+from lambdas import inventory_trigger
+from lambdas.runs import RunResult, start_run
+from lambdas.settings import Settings
+from pipeline.contract.delivery import Delivery
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.local.batch_env import create_local_batch
+from pipeline.local.executor import Executor, plan
+from pipeline.local.stand_in import StandIn
+
+
+class RunNotStartedError(RuntimeError):
+    """The trigger did not start a run (rejected manifest, or a claim by another delivery)."""
+
+
+def manifest_event(bucket: str, key: str) -> dict[str, Any]:
+    """The object-created event S3 sends when ``manifest.json`` lands (key URL-encoded)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "s3": {
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(key, safe="/")},
+        },
+    }
+    return {"Records": [record]}
+
+
+def trigger_and_run(
+    aws: StandIn,
+    bucket: str,
+    delivery: Delivery,
+    *,
+    work_dir: Path,
+    progress: Callable[[str], None],
+    target_chunk_mib: int,
+    force: bool = False,
+    workers: int = 0,
+) -> RunResult:
+    """Deliver the manifest event to the real handler, then run exactly the jobs it submitted."""
+    with _environment(aws.env):
+        local = create_local_batch(aws.session(), image="local")
+    env = {
+        **aws.env,
+        "JOB_QUEUE": local.queue,
+        "SPLIT_JOB_DEFINITION": local.job_definitions["split"],
+        "PROCESS_JOB_DEFINITION": local.job_definitions["process"],
+        "TARGET_CHUNK_MIB": str(target_chunk_mib),
+    }
+    log = JsonLogger(_LogFile(work_dir / "logs" / "trigger.log"), component="inventory_trigger")
+    with _environment(env):
+        if force:  # the operator's rerun path (pipeline trigger --force): the handler's logic, forced
+            settings = Settings.from_env(os.environ)
+            s3, batch = aws.client("s3"), aws.client("batch")
+            result = start_run(bucket, delivery, settings=settings, s3=s3, batch=batch, log=log, force=True)
+        else:  # the real handler, cold-started against the stand-in
+            inventory_trigger.settings.cache_clear()
+            inventory_trigger.clients.cache_clear()
+            inventory_trigger.LOG = log
+            response = inventory_trigger.handler(manifest_event(bucket, delivery.manifest_key))
+            result = RunResult(**response["runs"][0])
+    progress(
+        f"trigger: {result.status} run {result.run_id}"
+        + (f", {result.chunks} chunk(s)" if result.chunks else "")
+    )
+    if result.status == "duplicate":
+        return result
+    if result.status != "submitted":
+        msg = f"the trigger did not start a run: {result.status}: {result.reason}"
+        raise RunNotStartedError(msg)
+    jobs = plan(aws.client("batch"), list(result.jobs.values()))
+    Executor(env, work_dir / "logs", progress, workers=workers).run(jobs)
+    return result
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _LogFile:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+
+    def write(self, text: str) -> int:
+        with self._path.open("a") as f:
+            return f.write(text)
+
+    def flush(self) -> None:
+        pass

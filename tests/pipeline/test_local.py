@@ -1,0 +1,174 @@
+"""The local pipeline end to end: the real handler and jobs against the stand-in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from pipeline.cli import main
+from pipeline.contract.layout import RunLayout
+from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, columns_for
+from pipeline.synthetic import generate_delivery
+
+pytestmark = pytest.mark.slow
+
+ARROW_TYPES = {
+    ColumnType.STRING: pa.large_string(),
+    ColumnType.INT64: pa.int64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.TIMESTAMP_MS_UTC: pa.timestamp("ms", tz="UTC"),
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bucket")
+    return generate_delivery(root, objects=40_000, files=3, tricky_share=0.2, keep_keys=True)
+
+
+def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run-local", str(generated.manifest_path), "--out", str(out), "--target-chunk-mib", "1"])
+    assert code == 0, capsys.readouterr().err
+    layout = RunLayout.of(generated.delivery)
+    parts = sorted((out / layout.processed_prefix).glob("*.parquet"))
+    report = json.loads((out / layout.split_report_key).read_text())
+    assert len(parts) == report["chunk_count"] >= 3
+    assert [p.name for p in parts] == [f"part-{i:06d}.parquet" for i in range(len(parts))]
+    assert (out / layout.claim_key).is_file()
+    assert len(list((out / layout.state_prefix / "parts").glob("*.json"))) == len(parts)
+
+    # pyarrow: the schema is exactly the contract's, every key decoded exactly, once
+    table = ds.dataset(parts, format="parquet").to_table()
+    expected = pa.schema([(c.name, ARROW_TYPES[c.type]) for c in columns_for(KNOWN_FIELDS)])
+    assert table.schema.remove_metadata() == expected
+    assert Counter(table.column("key").to_pylist()) == Counter(generated.truth.keys)
+
+    # DuckDB: sums, delete markers with null size
+    glob = str(out / layout.processed_prefix / "*.parquet")
+    [(rows, total, markers, marker_sizes)] = duckdb.sql(
+        f"SELECT count(*), sum(size), count(*) FILTER (WHERE is_delete_marker), "
+        f"count(size) FILTER (WHERE is_delete_marker) FROM read_parquet('{glob}')"
+    ).fetchall()
+    assert (rows, total, markers, marker_sizes) == (
+        generated.truth.rows,
+        generated.truth.total_size,
+        generated.truth.delete_markers,
+        0,
+    )
+
+
+def test_a_second_run_is_refused_without_force(generated, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["run-local", str(generated.manifest_path), "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    part = out / RunLayout.of(generated.delivery).part_key(0)
+    first = part.read_bytes()
+
+    assert main(args) == 0
+    said = capsys.readouterr()
+    assert "already ran into" in said.out and "Use --force to run it again." in said.out
+    assert "trigger: duplicate run" in said.err
+
+    assert main([*args, "--force"]) == 0
+    assert "trigger: submitted run demo-source-bucket/2026-11-24/g2" in capsys.readouterr().err
+    assert part.read_bytes() == first  # a rerun rewrites identical parts
+
+
+def test_a_data_file_with_the_wrong_md5_fails_and_leaves_no_parquet(generated, tmp_path, capsys):
+    root = tmp_path / "bucket"
+    import shutil
+
+    shutil.copytree(generated.root, root)
+    manifest_path = root / generated.delivery.manifest_key
+    manifest = json.loads(manifest_path.read_bytes())
+    manifest["files"][1]["MD5checksum"] = "0" * 32
+    raw = json.dumps(manifest).encode()
+    manifest_path.write_bytes(raw)
+    (root / generated.delivery.checksum_key).write_text(hashlib.md5(raw).hexdigest())
+    out = tmp_path / "out"
+
+    code = main(["run-local", str(manifest_path), "--out", str(out)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "s3inv-split-demo-source-bucket-20261124-g1 failed (exit 2)" in err
+    assert f"{manifest['files'][1]['key']}: MD5 is " in err and f"but the manifest says {'0' * 32}" in err
+    assert not (out / "processed").exists()
+    assert not list(out.rglob("*.parquet"))
+
+
+def test_a_manifest_outside_a_bucket_layout_is_reported(tmp_path, capsys, generated):
+    lonely = tmp_path / "manifest.json"
+    lonely.write_bytes(generated.manifest_path.read_bytes())
+    assert main(["run-local", str(lonely), "--out", str(tmp_path / "out")]) == 2
+    assert "no parent folder holds its first data file" in capsys.readouterr().err
+
+
+def test_the_demo_summary_matches_the_generated_inventory(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(
+        ["demo", "--objects", "30000", "--out", str(out), "--target-chunk-mib", "1", "--workers", "2"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    truth = generate_delivery(tmp_path / "again", objects=30000, files=4, destination_bucket="x").truth
+    assert (summary["rows"], summary["delete_markers"], summary["total_size"]) == (
+        truth.rows,
+        truth.delete_markers,
+        truth.total_size,
+    )
+    assert summary["size_by_class"] == dict(truth.size_by_class)
+    assert summary["parts"] >= 2
+    assert f"objects (rows):   {truth.rows:,}" in printed
+    assert f"total bytes:      {truth.total_size:,}" in printed
+    assert Path(summary["location"]).is_dir()
+
+
+def test_ctrl_c_stops_the_stand_in_and_every_job(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "demo",
+            "--objects",
+            "400000",
+            "--out",
+            str(out),
+            "--target-chunk-mib",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert demo.stderr is not None
+    for line in demo.stderr:  # wait until the array children are running
+        if "children," in line:
+            break
+    time.sleep(0.5)
+    children = subprocess.run(["pgrep", "-P", str(demo.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the demo should have job processes running"
+
+    demo.send_signal(signal.SIGINT)
+    assert demo.wait(timeout=60) == 130
+    assert "interrupted: stopped the stand-in and every job" in demo.stderr.read()
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
