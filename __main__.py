@@ -1,5 +1,10 @@
-"""The Pulumi program: reads the stack config once and wires the components together.
+"""The Pulumi program: read the stack config once, validate it, and build the stack."""
 
-The components are built in issue 6 (see README, "Deploy"); until then this program declares
-no resources.
-"""
+import pulumi
+
+from components.config import load_settings, read_config
+from components.stack import build_stack
+
+settings = load_settings(read_config(pulumi.Config()), region=pulumi.Config("aws").get("region"))
+for name, value in build_stack(settings).items():
+    pulumi.export(name, value)

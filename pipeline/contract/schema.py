@@ -56,6 +56,15 @@ _KNOWN: dict[str, tuple[str, ColumnType]] = {
 KNOWN_FIELDS: tuple[str, ...] = tuple(_KNOWN)
 """Every field the contract types, in the order S3 writes them when all are selected."""
 
+INVENTORY_OPTIONAL_FIELDS: tuple[str, ...] = (
+    *(f for f in KNOWN_FIELDS if f not in ("Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker")),
+    # Offered by the S3 API but not typed above yet: kept as string columns (see column_for).
+    "ObjectLockEventHoldStatus",
+    "ObjectLockEventHoldDuration",
+    "IntelligentTieringReferenceDate",
+)
+"""Every optional field an inventory configuration can select: the stack selects them all."""
+
 KEY_FIELD = "Key"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 """How inventory CSV writes dates (ISO 8601, UTC, optional fraction), in chrono/strftime form."""

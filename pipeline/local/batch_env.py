@@ -1,7 +1,8 @@
 """A Batch queue and the pipeline's job definitions in a Batch API stand-in (moto).
 
-The job definitions are registered from ``pipeline.contract.jobs.JOB_SPECS``, the same source the
-Pulumi stack registers them from, so what runs locally is what runs on AWS.
+The job definitions are registered from ``pipeline.contract.jobs.JOB_SPECS`` and
+``components.job_definitions``, the same source the Pulumi stack registers them from, so what runs
+locally is what runs on AWS.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from components.job_definitions import container_properties, retry_strategy
 from pipeline.contract.jobs import JOB_SPECS
 
 QUEUE_NAME = "s3inv-local-queue"
@@ -54,12 +56,20 @@ def create_local_batch(session: Any, image: str = "s3-inventory-pipeline:local")
             type="container",
             platformCapabilities=["FARGATE"],
             parameters=dict(spec.default_parameters),
-            containerProperties={
-                "image": image,
-                "command": list(spec.command),
-                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
-                "executionRoleArn": role,
-            },
+            retryStrategy=retry_strategy(1),
+            containerProperties=container_properties(
+                spec,
+                image=image,
+                job_role_arn=role,
+                execution_role_arn=role,
+                vcpu="1",
+                memory_mib=2048,
+                ephemeral_storage_gib=21,
+                assign_public_ip=True,
+                cpu_architecture="X86_64",
+                log_group="/local/s3inv-jobs",
+                region=session.region_name,
+            ),
         )
         definitions[spec.name] = registered["jobDefinitionArn"]
     return LocalBatch(queue=queue["jobQueueArn"], job_definitions=definitions)

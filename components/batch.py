@@ -1,0 +1,205 @@
+"""AWS Batch on Fargate: compute environment, queue, the two job definitions, and their IAM."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import StackSettings
+from components.job_definitions import container_properties, retry_strategy
+from components.policies import allow, assume_role, document, objects
+from pipeline.contract.jobs import JOB_SPECS, SPLIT, JobSpec
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT
+
+
+@dataclass(frozen=True)
+class BatchPipelineArgs:
+    settings: StackSettings
+    image_uri: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+
+
+class BatchPipeline(pulumi.ComponentResource):
+    queue_arn: pulumi.Output[str]
+    job_definition_arns: dict[str, pulumi.Output[str]]
+    job_role_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: BatchPipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("s3inventory:index:BatchPipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-jobs", retention_in_days=s.log_retention_days, opts=child
+        )
+
+        execution_role = aws.iam.Role(
+            f"{name}-execution-role", assume_role_policy=assume_role("ecs-tasks.amazonaws.com"), opts=child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution-policy",
+            role=execution_role.id,
+            policy=pulumi.Output.json_dumps(
+                document(
+                    # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+                    allow("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),
+                    allow(
+                        "PullJobImage",
+                        [
+                            "ecr:BatchGetImage",
+                            "ecr:GetDownloadUrlForLayer",
+                            "ecr:BatchCheckLayerAvailability",
+                        ],
+                        [args.repository_arn],
+                    ),
+                    allow(
+                        "WriteJobLogs",
+                        ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        [pulumi.Output.concat(log_group.arn, ":*")],
+                    ),
+                )
+            ),
+            opts=child,
+        )
+        job_role = aws.iam.Role(
+            f"{name}-job-role", assume_role_policy=assume_role("ecs-tasks.amazonaws.com"), opts=child
+        )
+        bucket = args.bucket_arn
+        aws.iam.RolePolicy(
+            f"{name}-job-policy",
+            role=job_role.id,
+            policy=pulumi.Output.json_dumps(
+                document(
+                    # ListBucket lets a missing key answer 404 instead of 403, so the jobs can say
+                    # "data file ... does not exist"; it reveals key names, never content.
+                    allow("ListDestination", ["s3:ListBucket"], [bucket]),
+                    allow(
+                        "ReadInventoryAndRun",
+                        ["s3:GetObject"],
+                        [
+                            objects(bucket, f"{s.inventory_prefix}/"),
+                            objects(bucket, f"{CHUNKS_ROOT}/"),
+                            objects(bucket, f"{STATE_ROOT}/"),
+                        ],
+                    ),
+                    allow(
+                        "WriteRunOutputs",
+                        ["s3:PutObject", "s3:AbortMultipartUpload"],
+                        [
+                            objects(bucket, f"{CHUNKS_ROOT}/"),
+                            objects(bucket, f"{PROCESSED_ROOT}/"),
+                            objects(bucket, f"{STATE_ROOT}/"),
+                        ],
+                    ),
+                )
+            ),
+            opts=child,
+        )
+
+        subnets: Any = list(s.subnet_ids)
+        security_groups: Any = list(s.security_group_ids)
+        if not subnets:  # the default VPC's default subnets; tasks get a public IP to reach ECR and S3
+            vpc = aws.ec2.get_vpc_output(default=True)
+            filters: Any = [
+                {"name": "vpc-id", "values": [vpc.id]},
+                {"name": "default-for-az", "values": ["true"]},
+            ]
+            subnets = aws.ec2.get_subnets_output(filters=filters).ids
+            vpc_id: Any = vpc.id
+        else:
+            vpc_id = aws.ec2.get_subnet_output(id=s.subnet_ids[0]).vpc_id
+        if not security_groups:
+            group = aws.ec2.SecurityGroup(
+                f"{name}-jobs",
+                description="s3-inventory-pipeline Batch jobs: outbound only",
+                vpc_id=vpc_id,
+                egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
+                opts=child,
+            )
+            security_groups = [group.id]
+
+        compute = aws.batch.ComputeEnvironment(
+            f"{name}-compute",
+            type="MANAGED",
+            state="ENABLED",
+            compute_resources={
+                "type": "FARGATE",
+                "max_vcpus": s.max_vcpus,
+                "subnets": subnets,
+                "security_group_ids": security_groups,
+            },
+            opts=child,
+        )
+        queue = aws.batch.JobQueue(
+            f"{name}-queue",
+            state="ENABLED",
+            priority=1,
+            compute_environment_orders=[{"order": 1, "compute_environment": compute.arn}],
+            opts=child,
+        )
+        retry = retry_strategy(s.job_attempts)
+        retry_args: Any = {
+            "attempts": retry["attempts"],
+            "evaluate_on_exits": [_snake(rule) for rule in retry["evaluateOnExit"]],
+        }
+        self.job_definition_arns = {}
+        for spec in JOB_SPECS:
+            vcpu, memory = (
+                (s.split_vcpu, s.split_memory_mib)
+                if spec is SPLIT
+                else (s.process_vcpu, s.process_memory_mib)
+            )
+
+            def properties(
+                o: dict[str, str], spec: JobSpec = spec, vcpu: str = vcpu, memory: int = memory
+            ) -> str:
+                return json.dumps(
+                    container_properties(
+                        spec,
+                        image=o["image"],
+                        job_role_arn=o["job_role"],
+                        execution_role_arn=o["execution_role"],
+                        vcpu=vcpu,
+                        memory_mib=memory,
+                        ephemeral_storage_gib=s.ephemeral_storage_gib,
+                        assign_public_ip=s.assign_public_ip,
+                        cpu_architecture=s.cpu_architecture,
+                        log_group=o["log_group"],
+                        region=s.region,
+                    )
+                )
+
+            inputs = pulumi.Output.all(
+                image=args.image_uri,
+                job_role=job_role.arn,
+                execution_role=execution_role.arn,
+                log_group=log_group.name,
+            )
+            definition = aws.batch.JobDefinition(
+                f"{name}-{spec.name}",
+                type="container",
+                platform_capabilities=["FARGATE"],
+                parameters=dict(spec.default_parameters),
+                container_properties=inputs.apply(properties),
+                retry_strategy=retry_args,
+                timeout={"attempt_duration_seconds": s.job_timeout_minutes * 60},
+                propagate_tags=True,
+                opts=child,
+            )
+            self.job_definition_arns[spec.name] = definition.arn
+        self.queue_arn = queue.arn
+        self.job_role_arn = job_role.arn
+        self.log_group_name = log_group.name
+        self.register_outputs({"queue_arn": self.queue_arn, **self.job_definition_arns})
+
+
+def _snake(rule: dict[str, str]) -> dict[str, str]:
+    names = {"onStatusReason": "on_status_reason", "onExitCode": "on_exit_code", "onReason": "on_reason"}
+    return {names.get(k, k): v for k, v in rule.items()}

@@ -1,0 +1,175 @@
+"""The stack's settings: read once in ``__main__.py``, validated here, handed to the components.
+
+Types, defaults and descriptions of every key live in ``Pulumi.yaml`` only. This module turns
+the values into a frozen ``StackSettings`` and rejects bad combinations early (at preview) with
+a message that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
+
+PROJECT = "s3-inventory-pipeline"
+PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    region: str
+    create_source_bucket: bool
+    existing_source_buckets: tuple[str, ...]
+    cross_account_source_buckets: tuple[str, ...]
+    cross_account_role_arn: str
+    source_region: str
+    include_object_versions: str
+    inventory_prefix: str
+    force_destroy: bool
+    state_retention_days: int
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    assign_public_ip: bool
+    max_vcpus: int
+    split_vcpu: str
+    split_memory_mib: int
+    process_vcpu: str
+    process_memory_mib: int
+    ephemeral_storage_gib: int
+    job_attempts: int
+    job_timeout_minutes: int
+    log_retention_days: int
+    target_chunk_mib: int
+    image_platform: str
+    trigger_timeout_seconds: int
+
+    @property
+    def cpu_architecture(self) -> str:
+        return PLATFORMS[self.image_platform]
+
+    @property
+    def cross_account_id(self) -> str | None:
+        match = _ROLE_ARN.match(self.cross_account_role_arn)
+        return match.group(1) if match else None
+
+
+def config_key(field_name: str) -> str:
+    """``split_memory_mib`` -> ``splitMemoryMib``, the key's name in Pulumi.yaml."""
+    head, *rest = field_name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+CONFIG_KEYS = tuple(config_key(f.name) for f in fields(StackSettings) if f.name != "region")
+
+
+class ConfigReader(Protocol):
+    def get(self, key: str) -> str | None: ...
+    def get_bool(self, key: str) -> bool | None: ...
+    def get_int(self, key: str) -> int | None: ...
+    def get_object(self, key: str) -> Any: ...
+
+
+def read_config(config: ConfigReader) -> dict[str, Any]:
+    """Each key read as the type its settings field declares (None when unset)."""
+    values: dict[str, Any] = {}
+    for f in fields(StackSettings):
+        if f.name == "region":
+            continue
+        key = config_key(f.name)
+        kind = str(f.type)
+        if kind == "bool":
+            values[key] = config.get_bool(key)
+        elif kind == "int":
+            values[key] = config.get_int(key)
+        elif kind.startswith("tuple"):
+            values[key] = config.get_object(key)
+        else:
+            values[key] = config.get(key)
+    return values
+
+
+def load_settings(values: Mapping[str, Any], *, region: str | None) -> StackSettings:
+    """Build and validate the settings from the raw config values (None for an unset key)."""
+    if not region:
+        msg = "config key aws:region is missing: set it with `pulumi config set aws:region us-east-1`"
+        raise ConfigError(msg)
+    raw: dict[str, Any] = {"region": region}
+    for f in fields(StackSettings):
+        if f.name == "region":
+            continue
+        key = config_key(f.name)
+        value = values.get(key)
+        if value is None:
+            msg = f"config key {PROJECT}:{key} is missing; Pulumi.yaml declares its type and default"
+            raise ConfigError(msg)
+        raw[f.name] = tuple(value) if isinstance(value, list) else value
+    settings = StackSettings(**raw)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: StackSettings) -> None:
+    def fail(key: str, problem: str) -> None:
+        msg = f"config key {PROJECT}:{key}: {problem}"
+        raise ConfigError(msg)
+
+    if s.source_region and s.source_region != s.region:
+        fail(
+            "sourceRegion",
+            f"the source buckets are in {s.source_region} but the destination is in {s.region} (aws:region); "
+            "S3 Inventory delivers only to a destination bucket in the same Region as the source",
+        )
+    if not (s.create_source_bucket or s.existing_source_buckets or s.cross_account_source_buckets):
+        fail(
+            "createSourceBucket", "is false and no existingSourceBuckets or crossAccountSourceBuckets are set"
+        )
+    if s.cross_account_source_buckets and s.cross_account_id is None:
+        fail(
+            "crossAccountRoleArn",
+            f"must be an IAM role ARN when crossAccountSourceBuckets is set, got {s.cross_account_role_arn!r}",
+        )
+    if s.include_object_versions not in ("Current", "All"):
+        fail("includeObjectVersions", f"must be Current or All, got {s.include_object_versions!r}")
+    for key, vcpu, memory in (
+        ("splitVcpu/splitMemoryMib", s.split_vcpu, s.split_memory_mib),
+        ("processVcpu/processMemoryMib", s.process_vcpu, s.process_memory_mib),
+    ):
+        problem = fargate_size_problem(str(vcpu), int(memory))
+        if problem:
+            fail(key, problem)
+    low, high = EPHEMERAL_STORAGE_GIB
+    if not low <= s.ephemeral_storage_gib <= high:
+        fail(
+            "ephemeralStorageGib",
+            f"Fargate ephemeral storage is {low} to {high} GiB, got {s.ephemeral_storage_gib}",
+        )
+    if not 1 <= s.job_attempts <= 10:
+        fail("jobAttempts", f"AWS Batch allows 1 to 10 attempts, got {s.job_attempts}")
+    if s.job_timeout_minutes < 1:
+        fail(
+            "jobTimeoutMinutes", f"must be at least 1 (Batch's minimum is 60 s), got {s.job_timeout_minutes}"
+        )
+    if s.image_platform not in PLATFORMS:
+        fail("imagePlatform", f"must be one of {', '.join(PLATFORMS)}, got {s.image_platform!r}")
+    if not 1 <= s.trigger_timeout_seconds <= 900:
+        fail("triggerTimeoutSeconds", f"Lambda allows 1 to 900 seconds, got {s.trigger_timeout_seconds}")
+    if s.max_vcpus < 1:
+        fail("maxVcpus", f"must be positive, got {s.max_vcpus}")
+    for key, value in (
+        ("stateRetentionDays", s.state_retention_days),
+        ("logRetentionDays", s.log_retention_days),
+    ):
+        if value < 1:
+            fail(key, f"must be at least 1 day, got {value}")
+    if s.target_chunk_mib < 1:
+        fail("targetChunkMib", f"must be positive, got {s.target_chunk_mib}")
+    if s.security_group_ids and not s.subnet_ids:
+        fail("subnetIds", "is empty but securityGroupIds is set; give both, or neither for the default VPC")

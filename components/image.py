@@ -1,0 +1,73 @@
+"""The ECR repository and the one image that holds both jobs, built and pushed by pulumi-docker."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+from components.image_context import DOCKERFILE, ROOT, content_tag
+
+KEEP_IMAGES = 10
+
+
+@dataclass(frozen=True)
+class JobImageArgs:
+    platform: str
+    force_delete: bool = False
+
+
+class JobImage(pulumi.ComponentResource):
+    image_uri: pulumi.Output[str]
+    repository_arn: pulumi.Output[str]
+    repository_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: JobImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("s3inventory:index:JobImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        repository = aws.ecr.Repository(
+            f"{name}-repository",
+            image_scanning_configuration={"scan_on_push": True},
+            image_tag_mutability="IMMUTABLE",
+            force_delete=args.force_delete,
+            opts=child,
+        )
+        keep_last = {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"keep the last {KEEP_IMAGES} images",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": KEEP_IMAGES,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+        aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle", repository=repository.name, policy=json.dumps(keep_last), opts=child
+        )
+        token = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id)
+        tag = content_tag(args.platform)
+        image = docker.Image(
+            f"{name}-image",
+            image_name=pulumi.Output.concat(repository.repository_url, ":", tag),
+            build=docker.DockerBuildArgs(
+                context=str(ROOT), dockerfile=str(ROOT / DOCKERFILE), platform=args.platform
+            ),
+            registry=docker.RegistryArgs(
+                server=repository.repository_url,
+                username=token.user_name,
+                password=pulumi.Output.secret(token.password),
+            ),
+            opts=child,
+        )
+        self.image_uri = image.image_name
+        self.repository_arn = repository.arn
+        self.repository_url = repository.repository_url
+        self.register_outputs({"image_uri": self.image_uri, "repository_arn": self.repository_arn})

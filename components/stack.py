@@ -1,0 +1,74 @@
+"""Wire the components into the whole stack; ``__main__.py`` calls ``build_stack`` with the settings."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.batch import BatchPipeline, BatchPipelineArgs
+from components.config import StackSettings
+from components.image import JobImage, JobImageArgs
+from components.storage import INVENTORY_ID, InventoryStorage, InventoryStorageArgs
+from components.trigger import InventoryTrigger, InventoryTriggerArgs
+
+
+def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulumi.Output[list[str]]]:
+    account_id = aws.get_caller_identity_output().account_id
+    source_provider = None
+    if settings.cross_account_source_buckets:
+        source_provider = aws.Provider(
+            "source-account",
+            region=settings.region,
+            assume_roles=[
+                {"role_arn": settings.cross_account_role_arn, "session_name": "s3-inventory-pipeline"}
+            ],
+        )
+    storage = InventoryStorage(
+        "inventory",
+        InventoryStorageArgs(settings=settings, account_id=account_id, source_provider=source_provider),
+    )
+    image = JobImage(
+        "jobs", JobImageArgs(platform=settings.image_platform, force_delete=settings.force_destroy)
+    )
+    batch = BatchPipeline(
+        "batch",
+        BatchPipelineArgs(
+            settings=settings,
+            image_uri=image.image_uri,
+            repository_arn=image.repository_arn,
+            bucket_arn=storage.destination_arn,
+        ),
+    )
+    trigger = InventoryTrigger(
+        "trigger",
+        InventoryTriggerArgs(
+            settings=settings,
+            account_id=account_id,
+            bucket_id=storage.destination_id,
+            bucket_arn=storage.destination_arn,
+            queue_arn=batch.queue_arn,
+            split_job_definition_arn=batch.job_definition_arns["split"],
+            process_job_definition_arn=batch.job_definition_arns["process"],
+        ),
+    )
+    backfill = pulumi.Output.format(
+        "JOB_QUEUE={0} SPLIT_JOB_DEFINITION={1} PROCESS_JOB_DEFINITION={2} "
+        "python -m pipeline trigger s3://{3}/{4}/SOURCE-BUCKET/{5}/YYYY-MM-DDTHH-MMZ/manifest.json",
+        batch.queue_arn,
+        batch.job_definition_arns["split"],
+        batch.job_definition_arns["process"],
+        storage.destination_bucket,
+        settings.inventory_prefix,
+        INVENTORY_ID,
+    )
+    return {
+        "destinationBucket": storage.destination_bucket,
+        "sourceBuckets": storage.source_buckets,
+        "imageUri": image.image_uri,
+        "jobQueueArn": batch.queue_arn,
+        "splitJobDefinitionArn": batch.job_definition_arns["split"],
+        "processJobDefinitionArn": batch.job_definition_arns["process"],
+        "triggerFunctionName": trigger.function_name,
+        "failedEventsQueueArn": trigger.failed_events_queue_arn,
+        "backfillCommand": backfill,
+    }

@@ -1,0 +1,158 @@
+"""Buckets and inventory: the destination bucket, the source buckets and their daily inventories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import StackSettings
+from components.policies import deny_insecure_transport, document, objects
+from pipeline.contract.layout import CHUNKS_ROOT, STATE_ROOT
+from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
+
+INVENTORY_ID = "s3-inventory-pipeline"
+
+
+@dataclass(frozen=True)
+class InventoryStorageArgs:
+    settings: StackSettings
+    account_id: pulumi.Input[str]
+    source_provider: pulumi.ProviderResource | None = None
+
+
+@dataclass(frozen=True)
+class _Source:
+    logical: str
+    name: pulumi.Input[str]
+    arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+    provider: pulumi.ProviderResource | None
+
+
+class InventoryStorage(pulumi.ComponentResource):
+    destination_bucket: pulumi.Output[str]
+    destination_arn: pulumi.Output[str]
+    destination_id: pulumi.Output[str]
+    source_buckets: pulumi.Output[list[str]]
+
+    def __init__(
+        self, name: str, args: InventoryStorageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("s3inventory:index:InventoryStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        destination = aws.s3.Bucket(f"{name}-destination", force_destroy=s.force_destroy, opts=child)
+        self._baseline(f"{name}-destination", destination, child)
+
+        sources: list[_Source] = []
+        if s.create_source_bucket:
+            source = aws.s3.Bucket(f"{name}-source", force_destroy=s.force_destroy, opts=child)
+            self._baseline(f"{name}-source", source, child)
+            aws.s3.BucketPolicy(
+                f"{name}-source-policy",
+                bucket=source.id,
+                policy=pulumi.Output.json_dumps(document(deny_insecure_transport(source.arn))),
+                opts=child,
+            )
+            sources.append(_Source(f"{name}-source", source.bucket, source.arn, args.account_id, None))
+        for bucket in s.existing_source_buckets:
+            sources.append(
+                _Source(f"{name}-{bucket}", bucket, f"arn:aws:s3:::{bucket}", args.account_id, None)
+            )
+        for bucket in s.cross_account_source_buckets:
+            account = s.cross_account_id or ""
+            sources.append(
+                _Source(f"{name}-{bucket}", bucket, f"arn:aws:s3:::{bucket}", account, args.source_provider)
+            )
+
+        for src in sources:
+            aws.s3.Inventory(
+                f"{src.logical}-inventory",
+                bucket=src.name,
+                name=INVENTORY_ID,
+                enabled=True,
+                included_object_versions=s.include_object_versions,
+                schedule={"frequency": "Daily"},
+                optional_fields=list(INVENTORY_OPTIONAL_FIELDS),
+                destination={
+                    "bucket": {
+                        "bucket_arn": destination.arn,
+                        "format": "CSV",
+                        "prefix": s.inventory_prefix,
+                        "account_id": args.account_id,
+                    }
+                },
+                opts=pulumi.ResourceOptions(parent=self, provider=src.provider),
+            )
+
+        delivery = {
+            "Sid": "AllowInventoryDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": objects(destination.arn, f"{s.inventory_prefix}/"),
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": [src.arn for src in sources]},
+                "StringEquals": {
+                    "aws:SourceAccount": [src.account_id for src in sources],
+                    "s3:x-amz-acl": "bucket-owner-full-control",
+                },
+            },
+        }
+        aws.s3.BucketPolicy(
+            f"{name}-destination-policy",
+            bucket=destination.id,
+            policy=pulumi.Output.json_dumps(document(delivery, deny_insecure_transport(destination.arn))),
+            opts=child,
+        )
+        rules: list[Any] = [
+            _expire(f"expire-{CHUNKS_ROOT}", f"{CHUNKS_ROOT}/", s.state_retention_days),
+            _expire(f"expire-{STATE_ROOT}", f"{STATE_ROOT}/", s.state_retention_days),
+            {
+                "id": "abort-incomplete-multipart-uploads",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+            },
+        ]
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-destination-lifecycle", bucket=destination.id, rules=rules, opts=child
+        )
+        self.destination_bucket = destination.bucket
+        self.destination_arn = destination.arn
+        self.destination_id = destination.id
+        self.source_buckets = pulumi.Output.all(*[src.name for src in sources])
+        self.register_outputs(
+            {"destination_bucket": self.destination_bucket, "source_buckets": self.source_buckets}
+        )
+
+    def _baseline(self, name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions) -> None:
+        """Default encryption, no public access, no ACLs: for every bucket the stack creates."""
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child,
+        )
+
+
+def _expire(rule_id: str, prefix: str, days: int) -> dict[str, Any]:
+    return {"id": rule_id, "status": "Enabled", "filter": {"prefix": prefix}, "expiration": {"days": days}}

@@ -1,0 +1,145 @@
+"""The trigger: the Lambda that starts a Batch run when an inventory manifest lands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import StackSettings
+from components.lambda_bundle import HANDLER, bundle_files
+from components.policies import allow, assume_role, document, objects
+from pipeline.contract.delivery import MANIFEST_NAME
+from pipeline.contract.layout import STATE_ROOT
+
+RUNTIME = "python3.13"
+MAX_EVENT_AGE_SECONDS = 6 * 60 * 60
+
+
+@dataclass(frozen=True)
+class InventoryTriggerArgs:
+    settings: StackSettings
+    account_id: pulumi.Input[str]
+    bucket_id: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    queue_arn: pulumi.Input[str]
+    split_job_definition_arn: pulumi.Input[str]
+    process_job_definition_arn: pulumi.Input[str]
+
+
+class InventoryTrigger(pulumi.ComponentResource):
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
+    failed_events_queue_arn: pulumi.Output[str]
+    failed_events_queue_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: InventoryTriggerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("s3inventory:index:InventoryTrigger", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", retention_in_days=s.log_retention_days, opts=child
+        )
+        failed = aws.sqs.Queue(
+            f"{name}-failed-events",
+            message_retention_seconds=14 * 24 * 60 * 60,
+            sqs_managed_sse_enabled=True,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-role", assume_role_policy=assume_role("lambda.amazonaws.com"), opts=child
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                document(
+                    allow(
+                        "WriteLogs",
+                        ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        [pulumi.Output.concat(log_group.arn, ":*")],
+                    ),
+                    # ListBucket: a manifest.checksum that has not arrived yet answers 404, not 403.
+                    allow("ListDestination", ["s3:ListBucket"], [args.bucket_arn]),
+                    allow(
+                        "ReadManifests",
+                        ["s3:GetObject"],
+                        [objects(args.bucket_arn, f"{s.inventory_prefix}/")],
+                    ),
+                    allow(
+                        "ClaimRuns",
+                        ["s3:GetObject", "s3:PutObject"],
+                        [objects(args.bucket_arn, f"{STATE_ROOT}/")],
+                    ),
+                    allow(
+                        "SubmitRunJobs",
+                        ["batch:SubmitJob"],
+                        [args.queue_arn, args.split_job_definition_arn, args.process_job_definition_arn],
+                    ),
+                    # ListJobs has no resource-level permissions: "*" is the only form.
+                    allow("FindSubmittedJobs", ["batch:ListJobs"], ["*"]),
+                    allow("ReportFailedEvents", ["sqs:SendMessage"], [failed.arn]),
+                )
+            ),
+            opts=child,
+        )
+        function = aws.lambda_.Function(
+            f"{name}-function",
+            runtime=RUNTIME,
+            architectures=["arm64"],
+            handler=HANDLER,
+            code=pulumi.AssetArchive({path: pulumi.FileAsset(str(f)) for path, f in bundle_files().items()}),
+            role=role.arn,
+            timeout=s.trigger_timeout_seconds,
+            memory_size=256,
+            logging_config={"log_format": "Text", "log_group": log_group.name},
+            environment={
+                "variables": {
+                    "JOB_QUEUE": args.queue_arn,
+                    "SPLIT_JOB_DEFINITION": args.split_job_definition_arn,
+                    "PROCESS_JOB_DEFINITION": args.process_job_definition_arn,
+                    "INVENTORY_PREFIX": f"{s.inventory_prefix}/",
+                    "TARGET_CHUNK_MIB": str(s.target_chunk_mib),
+                    "CLAIM_LEASE_SECONDS": str(s.trigger_timeout_seconds),
+                }
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=function.name,
+            maximum_retry_attempts=2,
+            maximum_event_age_in_seconds=MAX_EVENT_AGE_SECONDS,
+            destination_config={"on_failure": {"destination": failed.arn}},
+            opts=child,
+        )
+        permission = aws.lambda_.Permission(
+            f"{name}-s3-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="s3.amazonaws.com",
+            source_arn=args.bucket_arn,
+            source_account=args.account_id,
+            opts=child,
+        )
+        aws.s3.BucketNotification(
+            f"{name}-notification",
+            bucket=args.bucket_id,
+            lambda_functions=[
+                {
+                    "lambda_function_arn": function.arn,
+                    "events": ["s3:ObjectCreated:*"],
+                    "filter_prefix": f"{s.inventory_prefix}/",
+                    "filter_suffix": MANIFEST_NAME,
+                }
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),
+        )
+        self.function_name = function.name
+        self.function_arn = function.arn
+        self.failed_events_queue_arn = failed.arn
+        self.failed_events_queue_name = failed.name
+        self.register_outputs({"function_name": self.function_name, "failed_events_queue_arn": failed.arn})

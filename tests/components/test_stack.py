@@ -1,0 +1,520 @@
+"""The Pulumi stack under mocks (preview=False): component properties and whole-graph rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from components.config import ConfigError
+from components.image_context import content_tag
+from components.job_definitions import RETRY_RULES
+from components.lambda_bundle import HANDLER, bundle_files
+from pipeline.contract.jobs import JOB_SPECS
+from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
+from tests.components.conftest import ACCOUNT, Deployed, deploy, settings
+
+BUCKET = "aws:s3/bucket:Bucket"
+BOTOCORE = botocore.session.get_session()
+
+# Every "*" resource in an Allow statement, with why "*" is the only form the API accepts.
+STAR_RESOURCES_JUSTIFIED = {
+    ("batch-execution-policy", "EcrToken"): "ecr:GetAuthorizationToken has no resource-level permissions",
+    ("trigger-policy", "FindSubmittedJobs"): "batch:ListJobs has no resource-level permissions",
+}
+
+
+def _statements(stack: Deployed, typ: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(r.name, st) for r in stack.of_type(typ) for st in stack.policy(r)["Statement"]]
+
+
+# ---------- storage ----------
+
+
+def test_every_created_bucket_is_encrypted_private_acl_free_and_tls_only(stack):
+    buckets = stack.of_type(BUCKET)
+    assert {b.name for b in buckets} == {"inventory-destination", "inventory-source"}
+    for bucket in buckets:
+        types = {r.type: r for r in stack.resources if r.inputs.get("bucket") == bucket.id}
+        encryption = types[
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        ]
+        assert (
+            encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        ), bucket.name
+        block = types["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
+        flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        assert all(block.inputs[f] is True for f in flags), bucket.name
+        ownership = types["aws:s3/bucketOwnershipControls:BucketOwnershipControls"]
+        assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced", bucket.name
+        policy = stack.policy(types["aws:s3/bucketPolicy:BucketPolicy"])
+        deny = next(s for s in policy["Statement"] if s["Sid"] == "DenyInsecureTransport")
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == [bucket.outputs["arn"], f"{bucket.outputs['arn']}/*"], bucket.name
+
+
+def test_the_inventory_is_daily_csv_with_every_optional_field(stack):
+    inventory = stack.one("aws:s3/inventory:Inventory")
+    source = stack.one(BUCKET, "inventory-source")
+    destination = stack.one(BUCKET, "inventory-destination")
+    assert inventory.inputs["bucket"] == source.outputs["bucket"]
+    assert inventory.inputs["schedule"] == {"frequency": "Daily"}
+    assert inventory.inputs["enabled"] is True
+    assert inventory.inputs["includedObjectVersions"] == "Current"
+    assert inventory.inputs["destination"]["bucket"] == {
+        "bucketArn": destination.outputs["arn"],
+        "format": "CSV",
+        "prefix": "inventory",
+        "accountId": ACCOUNT,
+    }
+    every_optional_field = set(BOTOCORE.get_service_model("s3").shape_for("InventoryOptionalField").enum)
+    assert set(inventory.inputs["optionalFields"]) == every_optional_field == set(INVENTORY_OPTIONAL_FIELDS)
+
+
+def test_versions_follow_config():
+    inventory = deploy(settings(includeObjectVersions="All")).one("aws:s3/inventory:Inventory")
+    assert inventory.inputs["includedObjectVersions"] == "All"
+
+
+def test_the_destination_policy_lets_only_inventory_deliver(stack):
+    destination = stack.one(BUCKET, "inventory-destination")
+    source = stack.one(BUCKET, "inventory-source")
+    policy = stack.policy(stack.one("aws:s3/bucketPolicy:BucketPolicy", "inventory-destination-policy"))
+    delivery = next(s for s in policy["Statement"] if s["Sid"] == "AllowInventoryDelivery")
+    assert delivery == {
+        "Sid": "AllowInventoryDelivery",
+        "Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"{destination.outputs['arn']}/inventory/*",
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": [source.outputs["arn"]]},
+            "StringEquals": {"aws:SourceAccount": [ACCOUNT], "s3:x-amz-acl": "bucket-owner-full-control"},
+        },
+    }
+
+
+def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
+    stack = deploy(settings(stateRetentionDays=3))
+    rules = {
+        r["id"]: r
+        for r in stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    }
+    assert rules["expire-inventory-chunks"]["filter"] == {"prefix": "inventory-chunks/"}
+    assert rules["expire-inventory-chunks"]["expiration"] == {"days": 3}
+    assert rules["expire-run-state"]["filter"] == {"prefix": "run-state/"}
+    assert rules["expire-run-state"]["expiration"] == {"days": 3}
+    assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
+        "daysAfterInitiation": 1
+    }
+    assert not any(r["filter"]["prefix"].startswith("processed") for r in rules.values())
+
+
+def test_existing_buckets_are_adopted_not_created():
+    stack = deploy(
+        settings(createSourceBucket=False, existingSourceBuckets=["legacy-data", "logs.example.com"])
+    )
+    assert [b.name for b in stack.of_type(BUCKET)] == ["inventory-destination"]
+    assert sorted(i.inputs["bucket"] for i in stack.of_type("aws:s3/inventory:Inventory")) == [
+        "legacy-data",
+        "logs.example.com",
+    ]
+    policy = stack.policy(stack.one("aws:s3/bucketPolicy:BucketPolicy", "inventory-destination-policy"))
+    delivery = policy["Statement"][0]
+    assert delivery["Condition"]["ArnLike"]["aws:SourceArn"] == [
+        "arn:aws:s3:::legacy-data",
+        "arn:aws:s3:::logs.example.com",
+    ]
+    assert stack.outputs["sourceBuckets"] == ["legacy-data", "logs.example.com"]
+
+
+def test_a_source_bucket_in_another_account_goes_through_a_second_provider():
+    role = "arn:aws:iam::210987654321:role/inventory-admin"
+    stack = deploy(settings(crossAccountSourceBuckets=["their-bucket"], crossAccountRoleArn=role))
+    provider = stack.one("pulumi:providers:aws", "source-account")
+    assert json.loads(provider.inputs["assumeRoles"])[0]["role_arn"] == role  # provider inputs arrive as JSON
+    assert provider.inputs["region"] == "us-east-1"
+    theirs = next(
+        i for i in stack.of_type("aws:s3/inventory:Inventory") if i.inputs["bucket"] == "their-bucket"
+    )
+    ours = next(
+        i for i in stack.of_type("aws:s3/inventory:Inventory") if i.inputs["bucket"] != "their-bucket"
+    )
+    assert "source-account" in theirs.provider and "source-account" not in ours.provider
+    assert theirs.inputs["destination"]["bucket"]["accountId"] == ACCOUNT  # the destination's owner
+    delivery = stack.policy(stack.one("aws:s3/bucketPolicy:BucketPolicy", "inventory-destination-policy"))[
+        "Statement"
+    ][0]
+    assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == [ACCOUNT, "210987654321"]
+
+
+# ---------- image ----------
+
+
+@pytest.mark.parametrize(("platform", "architecture"), [("linux/amd64", "X86_64"), ("linux/arm64", "ARM64")])
+def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_content(platform, architecture):
+    stack = deploy(settings(imagePlatform=platform))
+    repository = stack.one("aws:ecr/repository:Repository")
+    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    lifecycle = json.loads(stack.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    assert lifecycle["rules"][0]["selection"] == {
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": 10,
+    }
+    image = stack.one("docker:index/image:Image")
+    assert image.inputs["imageName"] == f"{repository.outputs['repositoryUrl']}:{content_tag(platform)}"
+    assert image.inputs["build"]["platform"] == platform
+    assert image.inputs["build"]["dockerfile"].endswith("batch_jobs/Dockerfile")
+    registry = image.inputs["registry"].get(
+        "value", image.inputs["registry"]
+    )  # a secret: it holds the password
+    assert registry["server"] == repository.outputs["repositoryUrl"]
+    assert (registry["username"], registry["password"]) == ("AWS", "pw")
+    for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
+        properties = json.loads(definition.inputs["containerProperties"])
+        assert properties["image"] == image.inputs["imageName"]
+        assert properties["runtimePlatform"] == {
+            "operatingSystemFamily": "LINUX",
+            "cpuArchitecture": architecture,
+        }
+    assert content_tag("linux/amd64") != content_tag("linux/arm64")
+
+
+# ---------- batch ----------
+
+
+def test_the_compute_environment_falls_back_to_the_default_vpc(stack):
+    compute = stack.one("aws:batch/computeEnvironment:ComputeEnvironment")
+    group = stack.one("aws:ec2/securityGroup:SecurityGroup")
+    assert compute.inputs["type"] == "MANAGED"
+    assert compute.inputs["computeResources"]["type"] == "FARGATE"
+    assert compute.inputs["computeResources"]["maxVcpus"] == 256
+    assert compute.inputs["computeResources"]["subnets"] == ["subnet-default-a", "subnet-default-b"]
+    assert compute.inputs["computeResources"]["securityGroupIds"] == [group.id]
+    assert group.inputs["vpcId"] == "vpc-default" and "ingress" not in group.inputs
+    queue = stack.one("aws:batch/jobQueue:JobQueue")
+    assert queue.inputs["computeEnvironmentOrders"] == [
+        {"order": 1, "computeEnvironment": compute.outputs["arn"]}
+    ]
+
+
+def test_subnets_and_security_groups_come_from_config():
+    stack = deploy(
+        settings(
+            subnetIds=["subnet-1", "subnet-2"], securityGroupIds=["sg-9"], assignPublicIp=False, maxVcpus=32
+        )
+    )
+    compute = stack.one("aws:batch/computeEnvironment:ComputeEnvironment")
+    assert compute.inputs["computeResources"]["subnets"] == ["subnet-1", "subnet-2"]
+    assert compute.inputs["computeResources"]["securityGroupIds"] == ["sg-9"]
+    assert compute.inputs["computeResources"]["maxVcpus"] == 32
+    assert stack.of_type("aws:ec2/securityGroup:SecurityGroup") == []
+    for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
+        assert json.loads(definition.inputs["containerProperties"])["networkConfiguration"] == {
+            "assignPublicIp": "DISABLED"
+        }
+
+
+def test_job_definitions_run_the_shared_commands_with_configured_resources():
+    stack = deploy(
+        settings(
+            processVcpu="4",
+            processMemoryMib=16384,
+            ephemeralStorageGib=100,
+            jobAttempts=4,
+            jobTimeoutMinutes=90,
+        )
+    )
+    log_group = stack.one("aws:cloudwatch/logGroup:LogGroup", "batch-jobs")
+    definitions = {d.name: d for d in stack.of_type("aws:batch/jobDefinition:JobDefinition")}
+    for spec in JOB_SPECS:
+        definition = definitions[f"batch-{spec.name}"]
+        properties = json.loads(definition.inputs["containerProperties"])
+        assert properties["command"] == list(spec.command)
+        assert definition.inputs["parameters"] == dict(spec.default_parameters)
+        assert definition.inputs["platformCapabilities"] == ["FARGATE"]
+        assert properties["ephemeralStorage"] == {"sizeInGiB": 100}
+        assert properties["logConfiguration"]["options"]["awslogs-group"] == log_group.outputs["name"]
+        assert definition.inputs["timeout"] == {"attemptDurationSeconds": 90 * 60}
+        retry = definition.inputs["retryStrategy"]
+        assert retry["attempts"] == 4
+        assert retry["evaluateOnExits"] == [dict(rule) for rule in RETRY_RULES]
+    split = json.loads(definitions["batch-split"].inputs["containerProperties"])["resourceRequirements"]
+    process = json.loads(definitions["batch-process"].inputs["containerProperties"])["resourceRequirements"]
+    assert split == [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}]
+    assert process == [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "16384"}]
+
+
+def test_retry_stops_on_bad_input_and_ends_with_a_catch_all():
+    assert len(RETRY_RULES) <= 5
+    assert RETRY_RULES[-1] == {"action": "EXIT", "onReason": "*"}
+    assert not any(rule.get("onExitCode") == "2" and rule["action"] == "RETRY" for rule in RETRY_RULES)
+
+
+def test_job_definitions_validate_against_the_batch_api_model(stack):
+    shape = BOTOCORE.get_service_model("batch").operation_model("RegisterJobDefinition").input_shape
+    for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
+        retry = definition.inputs["retryStrategy"]
+        request = {
+            "jobDefinitionName": definition.name,
+            "type": definition.inputs["type"],
+            "platformCapabilities": definition.inputs["platformCapabilities"],
+            "parameters": definition.inputs["parameters"],
+            "containerProperties": json.loads(definition.inputs["containerProperties"]),
+            "retryStrategy": {"attempts": int(retry["attempts"]), "evaluateOnExit": retry["evaluateOnExits"]},
+            "timeout": {
+                "attemptDurationSeconds": int(definition.inputs["timeout"]["attemptDurationSeconds"])
+            },
+            "propagateTags": definition.inputs["propagateTags"],
+        }
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), f"{definition.name}: {report.generate_report()}"
+        assert 1 <= request["retryStrategy"]["attempts"] <= 10
+        assert request["timeout"]["attemptDurationSeconds"] >= 60
+
+
+def test_the_job_role_reads_inventory_and_writes_only_run_prefixes(stack):
+    arn = stack.one(BUCKET, "inventory-destination").outputs["arn"]
+    statements = {
+        s["Sid"]: s for _, s in _statements(stack, "aws:iam/rolePolicy:RolePolicy") if _ == "batch-job-policy"
+    }
+    assert statements["ReadInventoryAndRun"]["Action"] == ["s3:GetObject"]
+    assert statements["ReadInventoryAndRun"]["Resource"] == [
+        f"{arn}/inventory/*",
+        f"{arn}/inventory-chunks/*",
+        f"{arn}/run-state/*",
+    ]
+    assert statements["WriteRunOutputs"]["Resource"] == [
+        f"{arn}/inventory-chunks/*",
+        f"{arn}/processed/*",
+        f"{arn}/run-state/*",
+    ]
+    assert statements["ListDestination"] == {
+        "Sid": "ListDestination",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": [arn],
+    }
+    execution = {
+        s["Sid"]: s
+        for n, s in _statements(stack, "aws:iam/rolePolicy:RolePolicy")
+        if n == "batch-execution-policy"
+    }
+    assert set(execution) == {
+        "EcrToken",
+        "PullJobImage",
+        "WriteJobLogs",
+    }  # pull the image and write logs, nothing else
+    assert execution["PullJobImage"]["Resource"] == [
+        stack.one("aws:ecr/repository:Repository").outputs["arn"]
+    ]
+
+
+# ---------- trigger ----------
+
+
+def test_the_lambda_is_wired_to_this_stacks_queue_and_definitions(stack):
+    function = stack.one("aws:lambda/function:Function")
+    definitions = {d.name: d.outputs["arn"] for d in stack.of_type("aws:batch/jobDefinition:JobDefinition")}
+    assert function.inputs["runtime"] == "python3.13" and function.inputs["architectures"] == ["arm64"]
+    assert function.inputs["handler"] == HANDLER
+    assert function.inputs["environment"]["variables"] == {
+        "JOB_QUEUE": stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
+        "SPLIT_JOB_DEFINITION": definitions["batch-split"],
+        "PROCESS_JOB_DEFINITION": definitions["batch-process"],
+        "INVENTORY_PREFIX": "inventory/",
+        "TARGET_CHUNK_MIB": "256",
+        "CLAIM_LEASE_SECONDS": str(function.inputs["timeout"].__int__()),
+    }
+    assert set(function.inputs["code"].assets) == set(bundle_files())
+    assert (
+        function.inputs["loggingConfig"]["logGroup"]
+        == stack.one("aws:cloudwatch/logGroup:LogGroup", "trigger-logs").outputs["name"]
+    )
+    invoke = stack.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+    failed = stack.one("aws:sqs/queue:Queue")
+    assert invoke.inputs["destinationConfig"] == {"onFailure": {"destination": failed.outputs["arn"]}}
+    assert invoke.inputs["maximumRetryAttempts"] == 2
+    submit = next(
+        s for n, s in _statements(stack, "aws:iam/rolePolicy:RolePolicy") if s["Sid"] == "SubmitRunJobs"
+    )
+    assert submit["Resource"] == [
+        stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
+        definitions["batch-split"],
+        definitions["batch-process"],
+    ]
+
+
+def test_the_notification_targets_the_lambda_after_its_permission(stack):
+    function = stack.one("aws:lambda/function:Function")
+    permission = stack.one("aws:lambda/permission:Permission")
+    notification = stack.one("aws:s3/bucketNotification:BucketNotification")
+    destination = stack.one(BUCKET, "inventory-destination")
+    assert permission.inputs["principal"] == "s3.amazonaws.com"
+    assert permission.inputs["action"] == "lambda:InvokeFunction"
+    assert permission.inputs["sourceArn"] == destination.outputs["arn"]
+    assert permission.inputs["sourceAccount"] == ACCOUNT
+    assert permission.inputs["function"] == function.outputs["name"]
+    assert notification.inputs["lambdaFunctions"] == [
+        {
+            "lambdaFunctionArn": function.outputs["arn"],
+            "events": ["s3:ObjectCreated:*"],
+            "filterPrefix": "inventory/",
+            "filterSuffix": "manifest.json",
+        }
+    ]
+    names = [r.name for r in stack.resources]
+    assert names.index("trigger-s3-invoke") < names.index("trigger-notification")
+
+
+# ---------- whole graph ----------
+
+
+def test_no_policy_allows_wildcard_actions_and_every_wildcard_resource_is_justified(stack):
+    statements = _statements(stack, "aws:iam/rolePolicy:RolePolicy") + _statements(
+        stack, "aws:s3/bucketPolicy:BucketPolicy"
+    )
+    assert len(statements) > 10
+    for policy, statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any(a == "*" or a.endswith(":*") for a in actions), (
+            f"{policy}/{statement.get('Sid')}: {actions}"
+        )
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        if "*" in resources:
+            assert (policy, statement["Sid"]) in STAR_RESOURCES_JUSTIFIED, (
+                f"{policy}/{statement['Sid']} uses Resource *"
+            )
+
+
+def test_stack_outputs(stack):
+    outputs = stack.outputs
+    assert outputs["destinationBucket"] == stack.one(BUCKET, "inventory-destination").outputs["bucket"]
+    assert outputs["triggerFunctionName"] == stack.one("aws:lambda/function:Function").outputs["name"]
+    assert outputs["imageUri"] == stack.one("docker:index/image:Image").inputs["imageName"]
+    assert outputs["backfillCommand"].startswith(f"JOB_QUEUE={outputs['jobQueueArn']} ")
+    assert outputs["backfillCommand"].endswith(
+        f"python -m pipeline trigger s3://{outputs['destinationBucket']}/inventory/SOURCE-BUCKET/s3-inventory-pipeline/YYYY-MM-DDTHH-MMZ/manifest.json"
+    )
+
+
+def test_every_component_child_has_its_component_as_parent(stack):
+    components = {r.name for r in stack.resources if r.type.startswith("s3inventory:index:")}
+    assert components == {"inventory", "jobs", "batch", "trigger"}
+
+
+# ---------- config errors ----------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"sourceRegion": "eu-west-1"},
+            "config key s3-inventory-pipeline:sourceRegion: the source buckets are in eu-west-1 but the destination is in us-east-1",
+        ),
+        (
+            {"processMemoryMib": 2048},
+            "config key s3-inventory-pipeline:processVcpu/processMemoryMib: 2048 MiB is not valid with 2 vCPU; Fargate allows 4096 to 16384 in steps of 1024",
+        ),
+        (
+            {"splitVcpu": "3"},
+            "config key s3-inventory-pipeline:splitVcpu/splitMemoryMib: vCPU '3' is not a Fargate size",
+        ),
+        ({"splitVcpu": "0.25", "splitMemoryMib": 1536}, "Fargate allows 512, 1024, 2048"),
+        (
+            {"ephemeralStorageGib": 10},
+            "ephemeralStorageGib: Fargate ephemeral storage is 21 to 200 GiB, got 10",
+        ),
+        ({"jobAttempts": 11}, "jobAttempts: AWS Batch allows 1 to 10 attempts, got 11"),
+        ({"includeObjectVersions": "Latest"}, "includeObjectVersions: must be Current or All"),
+        ({"imagePlatform": "linux/386"}, "imagePlatform: must be one of linux/amd64, linux/arm64"),
+        ({"createSourceBucket": False}, "createSourceBucket: is false and no existingSourceBuckets"),
+        (
+            {"crossAccountSourceBuckets": ["b"], "crossAccountRoleArn": "nope"},
+            "crossAccountRoleArn: must be an IAM role ARN",
+        ),
+        ({"triggerTimeoutSeconds": 901}, "triggerTimeoutSeconds: Lambda allows 1 to 900 seconds"),
+    ],
+)
+def test_config_errors_name_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        settings(**overrides)
+    assert message in str(err.value)
+
+
+def test_a_missing_key_is_named():
+    from components.config import load_settings
+    from tests.components.conftest import project_defaults
+
+    values = project_defaults()
+    del values["targetChunkMib"]
+    with pytest.raises(ConfigError, match="config key s3-inventory-pipeline:targetChunkMib is missing"):
+        load_settings(values, region="us-east-1")
+    with pytest.raises(ConfigError, match="config key aws:region is missing"):
+        load_settings(project_defaults(), region=None)
+
+
+def test_pulumi_yaml_declares_exactly_the_settings_with_type_default_and_description():
+    import yaml
+
+    from components.config import CONFIG_KEYS
+    from tests.components.conftest import ROOT
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(declared) == set(CONFIG_KEYS)
+    for key, spec in declared.items():
+        assert {"type", "default", "description"} <= spec.keys(), key
+    example = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    own = {k.split(":", 1)[1]: v for k, v in example.items() if k.startswith("s3-inventory-pipeline:")}
+    assert set(own) <= set(CONFIG_KEYS)
+    assert settings(**own).include_object_versions == "All"
+
+
+def test_the_program_reads_its_config_and_exports_the_outputs():
+    import runpy
+
+    import pulumi
+
+    from tests.components.conftest import MOCKS, ROOT, project_defaults
+
+    config = {
+        f"s3-inventory-pipeline:{k}": json.dumps(v) if not isinstance(v, str) else v
+        for k, v in project_defaults().items()
+    }
+    config.update(
+        {"aws:region": "us-east-1", "s3-inventory-pipeline:existingSourceBuckets": '["adopted-one"]'}
+    )
+    pulumi.runtime.set_all_config(config)
+    MOCKS.resources.clear()
+    try:
+
+        @pulumi.runtime.test
+        def program():
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})
+    inventories = sorted(
+        r.inputs["bucket"] for r in MOCKS.resources if r.type == "aws:s3/inventory:Inventory"
+    )
+    assert len(inventories) == 2 and "adopted-one" in inventories
+    assert any(r.type == "aws:lambda/function:Function" for r in MOCKS.resources)
+
+
+def test_the_readme_lists_every_config_key():
+    from components.config import CONFIG_KEYS
+    from tests.components.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert [key for key in CONFIG_KEYS if f"| `{key}` |" not in readme] == []
