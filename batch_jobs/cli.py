@@ -1,4 +1,4 @@
-"""``python -m batch_jobs split|process``: the commands the job definitions run.
+"""``python -m batch_jobs split|process|finalize``: the commands the job definitions run.
 
 Exit codes: 0 done; 2 a permanent input error (bad manifest, data file or row: retrying will not
 help, and the job definitions' retry strategy does not retry it); 1 anything else (may be retried).
@@ -30,10 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from batch_jobs.split import split
 
             split(s3, run, args.chunks, log=log, part_size=args.part_size_mib * MiB)
-        else:
+        elif args.command == "process":
             from batch_jobs.process import process
 
             process(s3, run, _chunk_index(args.index), log=log)
+        else:
+            from batch_jobs.finalize import finalize
+
+            finalize(s3, run, args.chunks, log=log)
     except (ContractError, ValueError) as err:  # the input is wrong: a permanent failure
         log.error("job failed: bad input", error=str(err), error_type=type(err).__name__)
         print(f"error: {err}", file=sys.stderr)
@@ -59,7 +63,7 @@ def _chunk_index(value: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m batch_jobs", description="The pipeline's batch jobs.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{split,process}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{split,process,finalize}")
     run_args = argparse.ArgumentParser(add_help=False)
     run_args.add_argument("--manifest", required=True, help="s3://DEST/.../manifest.json of the delivery")
     run_args.add_argument(
@@ -81,4 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         default=FROM_ARRAY,
         help=f"chunk index, or '{FROM_ARRAY}' (default) to read {ARRAY_INDEX_ENV}",
     )
+
+    finalize = commands.add_parser(
+        "finalize", parents=[run_args], help="reconcile the run's parts with its split and mark it complete"
+    )
+    finalize.add_argument("--chunks", type=int, required=True, help="how many chunks the run was split into")
     return parser

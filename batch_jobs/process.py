@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
-from botocore.exceptions import ClientError
 
 from batch_jobs.convert import MISSING_FIELDS, missing_field_rows, output_schema, scan_chunk, typed
 from batch_jobs.diagnose import first_malformed_row
-from batch_jobs.run import JobInputError, Run
-from batch_jobs.s3io import get_json, is_missing, put_json
+from batch_jobs.run import JobInputError, Run, load_split_report
+from batch_jobs.s3io import put_json
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.schema import Column, columns_for
 
@@ -45,7 +44,7 @@ class PartStats:
 
 def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None) -> PartStats:
     started = time.monotonic()
-    report = _split_report(s3, run)
+    report = load_split_report(s3, run)
     chunk_count = int(report["chunk_count"])
     if not 0 <= index < chunk_count:
         msg = f"chunk index {index} is outside 0..{chunk_count - 1} for {run.manifest_uri}"
@@ -125,25 +124,6 @@ def convert_chunk(chunk: Path, part: Path, columns: tuple[Column, ...], *, chunk
         "min_last_modified_date": _iso(row["min_lmd"]),
         "max_last_modified_date": _iso(row["max_lmd"]),
     }
-
-
-def _split_report(s3: Any, run: Run) -> dict[str, Any]:
-    try:
-        report: dict[str, Any] = get_json(s3, run.bucket, run.layout.split_report_key)
-    except ClientError as err:
-        if is_missing(err):
-            msg = (
-                f"s3://{run.bucket}/{run.layout.split_report_key} is missing: the splitter has not "
-                f"completed for {run.manifest_uri}"
-            )
-            raise JobInputError(msg) from err
-        raise
-    if report.get("manifest") != run.manifest_uri:
-        msg = (
-            f"the split report for this run was written for {report.get('manifest')}, not {run.manifest_uri}"
-        )
-        raise JobInputError(msg)
-    return report
 
 
 def _iso(value: Any) -> str | None:

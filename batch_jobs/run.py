@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from batch_jobs.s3io import is_missing
+from batch_jobs.s3io import get_json, is_missing
 from pipeline.contract.delivery import Delivery, parse_delivery_key
 from pipeline.contract.layout import RunLayout, parse_s3_uri
 from pipeline.contract.manifest import Manifest, parse_manifest
@@ -51,3 +51,23 @@ def load_run(s3: Any, manifest_uri: str, source_bucket: str, run_date: str) -> R
         msg = f"{manifest_uri}: sourceBucket {manifest.source_bucket!r} does not match its key"
         raise JobInputError(msg)
     return Run(bucket, key, delivery, RunLayout.of(delivery), manifest)
+
+
+def load_split_report(s3: Any, run: Run) -> dict[str, Any]:
+    """The splitter's report for this run; it exists only if the split succeeded."""
+    try:
+        report: dict[str, Any] = get_json(s3, run.bucket, run.layout.split_report_key)
+    except ClientError as err:
+        if is_missing(err):
+            msg = (
+                f"s3://{run.bucket}/{run.layout.split_report_key} is missing: the splitter has not "
+                f"completed for {run.manifest_uri}"
+            )
+            raise JobInputError(msg) from err
+        raise
+    if report.get("manifest") != run.manifest_uri:
+        msg = (
+            f"the split report for this run was written for {report.get('manifest')}, not {run.manifest_uri}"
+        )
+        raise JobInputError(msg)
+    return report

@@ -10,9 +10,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import StackSettings
-from components.job_definitions import container_properties, retry_strategy
+from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
 from components.policies import allow, assume_role, document, objects
-from pipeline.contract.jobs import JOB_SPECS, SPLIT, JobSpec
+from pipeline.contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
 from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT
 
 
@@ -149,13 +149,14 @@ class BatchPipeline(pulumi.ComponentResource):
             "attempts": retry["attempts"],
             "evaluate_on_exits": [_snake(rule) for rule in retry["evaluateOnExit"]],
         }
+        sizes = {
+            SPLIT.name: (s.split_vcpu, s.split_memory_mib),
+            PROCESS.name: (s.process_vcpu, s.process_memory_mib),
+            FINALIZE.name: FINALIZE_SIZE,
+        }
         self.job_definition_arns = {}
         for spec in JOB_SPECS:
-            vcpu, memory = (
-                (s.split_vcpu, s.split_memory_mib)
-                if spec is SPLIT
-                else (s.process_vcpu, s.process_memory_mib)
-            )
+            vcpu, memory = sizes[spec.name]
 
             def properties(
                 o: dict[str, str], spec: JobSpec = spec, vcpu: str = vcpu, memory: int = memory

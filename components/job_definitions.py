@@ -22,6 +22,10 @@ RETRY_RULES: tuple[dict[str, str], ...] = (
 )
 
 
+FINALIZE_SIZE = ("0.25", 1024)
+"""vCPU and memory MiB of the finalize job: it reads a few JSON objects and lists one prefix."""
+
+
 def retry_strategy(attempts: int) -> dict[str, Any]:
     return {"attempts": attempts, "evaluateOnExit": [dict(rule) for rule in RETRY_RULES]}
 

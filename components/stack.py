@@ -49,14 +49,16 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             queue_arn=batch.queue_arn,
             split_job_definition_arn=batch.job_definition_arns["split"],
             process_job_definition_arn=batch.job_definition_arns["process"],
+            finalize_job_definition_arn=batch.job_definition_arns["finalize"],
         ),
     )
     backfill = pulumi.Output.format(
-        "JOB_QUEUE={0} SPLIT_JOB_DEFINITION={1} PROCESS_JOB_DEFINITION={2} "
-        "python -m pipeline trigger s3://{3}/{4}/SOURCE-BUCKET/{5}/YYYY-MM-DDTHH-MMZ/manifest.json",
+        "JOB_QUEUE={0} SPLIT_JOB_DEFINITION={1} PROCESS_JOB_DEFINITION={2} FINALIZE_JOB_DEFINITION={3} "
+        "python -m pipeline trigger s3://{4}/{5}/SOURCE-BUCKET/{6}/YYYY-MM-DDTHH-MMZ/manifest.json",
         batch.queue_arn,
         batch.job_definition_arns["split"],
         batch.job_definition_arns["process"],
+        batch.job_definition_arns["finalize"],
         storage.destination_bucket,
         settings.inventory_prefix,
         INVENTORY_ID,
@@ -68,6 +70,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "jobQueueArn": batch.queue_arn,
         "splitJobDefinitionArn": batch.job_definition_arns["split"],
         "processJobDefinitionArn": batch.job_definition_arns["process"],
+        "finalizeJobDefinitionArn": batch.job_definition_arns["finalize"],
         "triggerFunctionName": trigger.function_name,
         "failedEventsQueueArn": trigger.failed_events_queue_arn,
         "backfillCommand": backfill,

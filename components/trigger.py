@@ -26,6 +26,7 @@ class InventoryTriggerArgs:
     queue_arn: pulumi.Input[str]
     split_job_definition_arn: pulumi.Input[str]
     process_job_definition_arn: pulumi.Input[str]
+    finalize_job_definition_arn: pulumi.Input[str]
 
 
 class InventoryTrigger(pulumi.ComponentResource):
@@ -77,7 +78,12 @@ class InventoryTrigger(pulumi.ComponentResource):
                     allow(
                         "SubmitRunJobs",
                         ["batch:SubmitJob"],
-                        [args.queue_arn, args.split_job_definition_arn, args.process_job_definition_arn],
+                        [
+                            args.queue_arn,
+                            args.split_job_definition_arn,
+                            args.process_job_definition_arn,
+                            args.finalize_job_definition_arn,
+                        ],
                     ),
                     # ListJobs has no resource-level permissions: "*" is the only form.
                     allow("FindSubmittedJobs", ["batch:ListJobs"], ["*"]),
@@ -101,6 +107,7 @@ class InventoryTrigger(pulumi.ComponentResource):
                     "JOB_QUEUE": args.queue_arn,
                     "SPLIT_JOB_DEFINITION": args.split_job_definition_arn,
                     "PROCESS_JOB_DEFINITION": args.process_job_definition_arn,
+                    "FINALIZE_JOB_DEFINITION": args.finalize_job_definition_arn,
                     "INVENTORY_PREFIX": f"{s.inventory_prefix}/",
                     "TARGET_CHUNK_MIB": str(s.target_chunk_mib),
                     "CLAIM_LEASE_SECONDS": str(s.trigger_timeout_seconds),

@@ -2,7 +2,8 @@
 
 The claim is ``run-state/source_bucket=B/run_date=D/claim.json``, created with
 ``If-None-Match: *`` so that only one invocation wins it. It holds a lease; the winner submits the
-splitter and the processor and then marks the claim ``submitted`` with the job ids.
+splitter, the processor (depending on the splitter) and finalize (depending on the processor), and
+then marks the claim ``submitted`` with the job ids.
 
 - A duplicate event finds a ``submitted`` claim and returns it: nothing is submitted twice.
 - A duplicate that arrives while the winner is still submitting (a valid lease, not yet
@@ -216,7 +217,16 @@ def _submit(
     else:  # a single chunk: a plain job told its index, since an array needs 2 children
         process["parameters"] = {**parameters, "index": "0"}
     process_id = _submit_once(batch, log, **process)
-    return {"split": split_id, "process": process_id}
+    finalize_id = _submit_once(
+        batch,
+        log,
+        jobName=job_name("finalize", delivery, generation),
+        jobQueue=settings.job_queue,
+        jobDefinition=settings.finalize_job_definition,
+        dependsOn=[{"jobId": process_id}],  # on an array job: after every child succeeded
+        parameters=parameters,
+    )
+    return {"split": split_id, "process": process_id, "finalize": finalize_id}
 
 
 def _submit_once(batch: Any, log: JsonLogger, **request: Any) -> str:

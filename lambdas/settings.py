@@ -5,6 +5,7 @@
 | ``JOB_QUEUE`` | Batch job queue name or ARN | required |
 | ``SPLIT_JOB_DEFINITION`` | splitter job definition name or ARN | required |
 | ``PROCESS_JOB_DEFINITION`` | processor job definition name or ARN | required |
+| ``FINALIZE_JOB_DEFINITION`` | finalize job definition name or ARN | required |
 | ``INVENTORY_PREFIX`` | only manifests under this prefix start runs | ``inventory/`` |
 | ``TARGET_CHUNK_MIB`` | compressed inventory MiB per chunk (one processor child each) | ``256`` |
 | ``CLAIM_LEASE_SECONDS`` | how long a claim without submissions blocks a takeover; at least the function timeout | ``900`` |
@@ -27,6 +28,7 @@ class Settings:
     job_queue: str
     split_job_definition: str
     process_job_definition: str
+    finalize_job_definition: str
     inventory_prefix: str = "inventory/"
     target_chunk_bytes: int = 256 * MiB
     claim_lease_seconds: int = 900
@@ -37,6 +39,7 @@ class Settings:
             job_queue=_required(env, "JOB_QUEUE"),
             split_job_definition=_required(env, "SPLIT_JOB_DEFINITION"),
             process_job_definition=_required(env, "PROCESS_JOB_DEFINITION"),
+            finalize_job_definition=_required(env, "FINALIZE_JOB_DEFINITION"),
             inventory_prefix=env.get("INVENTORY_PREFIX", "inventory/"),
             target_chunk_bytes=_positive_int(env, "TARGET_CHUNK_MIB", 256) * MiB,
             claim_lease_seconds=_positive_int(env, "CLAIM_LEASE_SECONDS", 900),

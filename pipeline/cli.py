@@ -107,7 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run_local(args: argparse.Namespace) -> int:
     from pipeline.local.run_local import run_local
-    from pipeline.local.summary import render, summarize
+    from pipeline.local.summary import render, render_reconciliation, summarize
 
     run = run_local(
         args.manifest,
@@ -124,4 +124,5 @@ def _run_local(args: argparse.Namespace) -> int:
         )
         return 0
     print(render(summarize(run.parts_dir)))
+    print(render_reconciliation(run.run_report()))
     return 0

@@ -35,6 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--job-queue", help="Batch job queue (default: $JOB_QUEUE)")
     parser.add_argument("--split-job-definition", help="default: $SPLIT_JOB_DEFINITION")
     parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
+    parser.add_argument("--finalize-job-definition", help="default: $FINALIZE_JOB_DEFINITION")
     parser.add_argument("--target-chunk-mib", type=int, help="default: $TARGET_CHUNK_MIB or 256")
     parser.set_defaults(run=run)
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         ("job_queue", "JOB_QUEUE"),
         ("split_job_definition", "SPLIT_JOB_DEFINITION"),
         ("process_job_definition", "PROCESS_JOB_DEFINITION"),
+        ("finalize_job_definition", "FINALIZE_JOB_DEFINITION"),
     ):
         if getattr(args, flag):
             env[name] = getattr(args, flag)

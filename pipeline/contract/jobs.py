@@ -41,7 +41,11 @@ PROCESS = JobSpec(
     command=("python", "-m", "batch_jobs", "process", *_RUN_ARGS, "--index", "Ref::index"),
     default_parameters={"index": FROM_ARRAY},
 )
-JOB_SPECS = (SPLIT, PROCESS)
+FINALIZE = JobSpec(
+    name="finalize",
+    command=("python", "-m", "batch_jobs", "finalize", *_RUN_ARGS, "--chunks", "Ref::chunks"),
+)
+JOB_SPECS = (SPLIT, PROCESS, FINALIZE)
 
 
 def run_parameters(manifest_uri: str, source_bucket: str, run_date: str, chunks: int) -> dict[str, str]:

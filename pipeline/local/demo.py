@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.local.run_local import progress_printer, run_local
 from pipeline.local.stand_in import StandIn
-from pipeline.local.summary import render, summarize
+from pipeline.local.summary import render, render_reconciliation, summarize
 from pipeline.synthetic import generate_delivery
 
 SOURCE_BUCKET = "demo-source-bucket"
@@ -47,6 +47,7 @@ def demo(
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(render(summary))
+    print(render_reconciliation(run.run_report()))
     print(f"run state:        {out / run.layout.state_prefix}")
     print(f"finished in {summary['seconds']}s")
     return summary

@@ -58,6 +58,7 @@ def trigger_and_run(
         "JOB_QUEUE": local.queue,
         "SPLIT_JOB_DEFINITION": local.job_definitions["split"],
         "PROCESS_JOB_DEFINITION": local.job_definitions["process"],
+        "FINALIZE_JOB_DEFINITION": local.job_definitions["finalize"],
         "TARGET_CHUNK_MIB": str(target_chunk_mib),
     }
     log = JsonLogger(_LogFile(work_dir / "logs" / "trigger.log"), component="inventory_trigger")

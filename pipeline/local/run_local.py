@@ -7,6 +7,7 @@ resulting prefixes (``processed/`` and ``run-state/`` of the run) are copied und
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -35,6 +36,10 @@ class LocalRun:
     @property
     def parts_dir(self) -> Path:
         return self.out / self.layout.processed_prefix
+
+    def run_report(self) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads((self.out / self.layout.run_report_key).read_text())
+        return report
 
 
 def progress_printer() -> Callable[[str], None]:

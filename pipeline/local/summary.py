@@ -59,6 +59,18 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_reconciliation(report: dict[str, Any]) -> str:
+    """The finalize job's run report, as one line per fact."""
+    lines = [
+        f"reconciliation:   {report['status']}: rows in {report['rows_in']:,} = rows out {report['rows_out']:,}"
+        if report["status"] == "complete"
+        else f"reconciliation:   {report['status']}: rows in {report['rows_in']:,}, rows out {report['rows_out']:,}",
+        f"                  {report['chunks']} chunk(s), {report['parquet_bytes']:,} Parquet bytes",
+    ]
+    lines += [f"  problem: {p}" for p in report.get("problems", [])]
+    return "\n".join(lines)
+
+
 def _human(size: int | None) -> str:
     value = float(size or 0)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):

@@ -327,6 +327,7 @@ def test_the_lambda_is_wired_to_this_stacks_queue_and_definitions(stack):
         "JOB_QUEUE": stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
         "SPLIT_JOB_DEFINITION": definitions["batch-split"],
         "PROCESS_JOB_DEFINITION": definitions["batch-process"],
+        "FINALIZE_JOB_DEFINITION": definitions["batch-finalize"],
         "INVENTORY_PREFIX": "inventory/",
         "TARGET_CHUNK_MIB": "256",
         "CLAIM_LEASE_SECONDS": str(function.inputs["timeout"].__int__()),
@@ -347,6 +348,7 @@ def test_the_lambda_is_wired_to_this_stacks_queue_and_definitions(stack):
         stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
         definitions["batch-split"],
         definitions["batch-process"],
+        definitions["batch-finalize"],
     ]
 
 

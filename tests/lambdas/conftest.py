@@ -52,6 +52,7 @@ def aws(monkeypatch):
             job_queue=local.queue,
             split_job_definition=local.job_definitions["split"],
             process_job_definition=local.job_definitions["process"],
+            finalize_job_definition=local.job_definitions["finalize"],
             target_chunk_bytes=64 * 1024,
         )
         yield type(

@@ -14,11 +14,16 @@ from lambdas.settings import Settings, SettingsError
 from pipeline.cli import main as cli
 from pipeline.contract.jobs import MAX_ARRAY_SIZE, chunk_count
 
-REQUIRED = {"JOB_QUEUE": "q", "SPLIT_JOB_DEFINITION": "s", "PROCESS_JOB_DEFINITION": "p"}
+REQUIRED = {
+    "JOB_QUEUE": "q",
+    "SPLIT_JOB_DEFINITION": "s",
+    "PROCESS_JOB_DEFINITION": "p",
+    "FINALIZE_JOB_DEFINITION": "f",
+}
 
 
 def test_settings_defaults_and_overrides():
-    assert Settings.from_env(REQUIRED) == Settings("q", "s", "p", "inventory/", 256 * 1024 * 1024, 900)
+    assert Settings.from_env(REQUIRED) == Settings("q", "s", "p", "f", "inventory/", 256 * 1024 * 1024, 900)
     custom = Settings.from_env({**REQUIRED, "TARGET_CHUNK_MIB": "64", "CLAIM_LEASE_SECONDS": "120"})
     assert (custom.target_chunk_bytes, custom.claim_lease_seconds) == (64 * 1024 * 1024, 120)
 
@@ -118,10 +123,11 @@ def test_cli_trigger_runs_and_refuses_a_second_run_without_force(aws, delivery, 
     monkeypatch.setenv("JOB_QUEUE", aws.settings.job_queue)
     monkeypatch.setenv("SPLIT_JOB_DEFINITION", aws.settings.split_job_definition)
     monkeypatch.setenv("PROCESS_JOB_DEFINITION", aws.settings.process_job_definition)
+    monkeypatch.setenv("FINALIZE_JOB_DEFINITION", aws.settings.finalize_job_definition)
     uri = f"s3://demo-inventory-destination/{delivery.delivery.manifest_key}"
     assert cli(["trigger", uri]) == 0
     first = json.loads(capsys.readouterr().out)
-    assert first["status"] == "submitted" and set(first["jobs"]) == {"split", "process"}
+    assert first["status"] == "submitted" and set(first["jobs"]) == {"split", "process", "finalize"}
     assert cli(["trigger", uri]) == 0
     out = capsys.readouterr().out
     assert "already ran for this delivery; nothing submitted. Use --force to rerun it." in out

@@ -49,15 +49,16 @@ def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, 
         expected_chunks,
     )
     jobs = {j["jobName"]: j for j in submitted(aws)}
-    assert set(jobs) == {
-        "s3inv-split-demo-source-bucket-20261124-g1",
-        "s3inv-process-demo-source-bucket-20261124-g1",
+    names = [f"s3inv-{kind}-demo-source-bucket-20261124-g1" for kind in ("split", "process", "finalize")]
+    assert set(jobs) == set(names)
+    split, process, finalize = (jobs[name] for name in names)
+    assert run["jobs"] == {
+        "split": split["jobId"],
+        "process": process["jobId"],
+        "finalize": finalize["jobId"],
     }
-    split, process = (
-        jobs["s3inv-split-demo-source-bucket-20261124-g1"],
-        jobs["s3inv-process-demo-source-bucket-20261124-g1"],
-    )
-    assert run["jobs"] == {"split": split["jobId"], "process": process["jobId"]}
+    assert finalize["jobDefinition"] == aws.settings.finalize_job_definition
+    assert finalize["dependsOn"] == [{"jobId": process["jobId"]}]  # after every array child
     assert split["jobDefinition"] == aws.settings.split_job_definition
     assert process["jobDefinition"] == aws.settings.process_job_definition
     assert split["jobQueue"] == process["jobQueue"] == aws.settings.job_queue
@@ -70,7 +71,7 @@ def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, 
         "run_date": "2026-11-24",
         "chunks": str(expected_chunks),
     }
-    assert split["parameters"] == common
+    assert split["parameters"] == common == finalize["parameters"]
     assert process["parameters"] == {**common, "index": "array"}  # default: from AWS_BATCH_JOB_ARRAY_INDEX
     claim = json.loads(
         aws.s3.get_object(Bucket=DEST, Key=RunLayout.of(delivery.delivery).claim_key)["Body"].read()
@@ -83,7 +84,7 @@ def test_the_same_event_five_times_in_sequence_submits_once(aws, delivery):
     results = [handle(aws, event)["runs"][0] for _ in range(5)]
     assert [r["status"] for r in results] == ["submitted"] + ["duplicate"] * 4
     assert len({json.dumps(r["jobs"], sort_keys=True) for r in results}) == 1
-    assert len(submitted(aws)) == 2
+    assert len(submitted(aws)) == 3
 
 
 def test_the_same_event_five_times_concurrently_submits_once(aws, delivery):
@@ -100,10 +101,10 @@ def test_the_same_event_five_times_concurrently_submits_once(aws, delivery):
     with ThreadPoolExecutor(5) as pool:
         statuses = list(pool.map(invoke, range(5)))
     assert statuses.count("submitted") == 1
-    assert len(submitted(aws)) == 2
+    assert len(submitted(aws)) == 3
     retried = [handle(aws, event)["runs"][0]["status"] for s in statuses if s != "submitted"]
     assert set(retried) <= {"duplicate"}
-    assert len(submitted(aws)) == 2
+    assert len(submitted(aws)) == 3
 
 
 def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, monkeypatch):
@@ -133,6 +134,7 @@ def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, mon
     assert run["status"] == "submitted"
     jobs = submitted(aws)
     assert sorted(j["jobName"] for j in jobs) == [
+        "s3inv-finalize-demo-source-bucket-20261124-g1",
         "s3inv-process-demo-source-bucket-20261124-g1",
         "s3inv-split-demo-source-bucket-20261124-g1",
     ]
@@ -149,7 +151,7 @@ def test_force_starts_a_new_generation(aws, delivery):
         DEST, delivery.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log, force=True
     )
     assert (rerun.status, rerun.run_id) == ("submitted", "demo-source-bucket/2026-11-24/g2")
-    assert len(submitted(aws)) == 4
+    assert len(submitted(aws)) == 6
     assert handle(aws, event)["runs"][0]["status"] == "duplicate"
 
 

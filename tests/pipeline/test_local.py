@@ -44,6 +44,15 @@ def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
     assert [p.name for p in parts] == [f"part-{i:06d}.parquet" for i in range(len(parts))]
     assert (out / layout.claim_key).is_file()
     assert len(list((out / layout.state_prefix / "parts").glob("*.json"))) == len(parts)
+    run_report = json.loads((out / layout.run_report_key).read_text())  # finalize ran locally too
+    assert (run_report["status"], run_report["rows_in"], run_report["rows_out"]) == (
+        "complete",
+        40_000,
+        40_000,
+    )
+    assert (out / layout.complete_marker_key).is_file()
+    printed = capsys.readouterr().out
+    assert "reconciliation:   complete: rows in 40,000 = rows out 40,000" in printed
 
     # pyarrow: the schema is exactly the contract's, every key decoded exactly, once
     table = ds.dataset(parts, format="parquet").to_table()

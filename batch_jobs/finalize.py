@@ -1,0 +1,118 @@
+"""The finalize job: after every processor child succeeded, prove the run is whole, then mark it.
+
+Reconciles the split report with each part's stats and object: every part present with the size
+its stats say, rows in each chunk = rows in its part, rows in = rows out. On success it writes the
+run report and the ``_COMPLETE`` marker under ``run-state/`` (outside the table's location); on a
+mismatch it writes the run report with the problems and fails with the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from batch_jobs.run import Run, load_split_report
+from batch_jobs.s3io import get_json, is_missing, put_json
+from pipeline.contract.jsonlog import JsonLogger
+
+
+class ReconciliationError(ValueError):
+    """The run's parts do not add up to its input; the message gives the numbers."""
+
+
+@dataclass
+class RunReport:
+    manifest: str
+    source_bucket: str
+    run_date: str
+    status: str
+    chunks: int
+    rows_in: int
+    rows_out: int
+    size_sum: int
+    parquet_bytes: int
+    min_last_modified_date: str | None
+    max_last_modified_date: str | None
+    finished_at: str
+    problems: list[str] = field(default_factory=list)
+
+
+def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
+    report = load_split_report(s3, run)
+    if int(report["chunk_count"]) != chunks:
+        msg = f"the split wrote {report['chunk_count']} chunks but the job was given --chunks {chunks}"
+        raise ReconciliationError(msg)
+    problems: list[str] = []
+    parts = []
+    for chunk in report["chunks"]:
+        index, expected = chunk["index"], chunk["rows"]
+        try:
+            stats = get_json(s3, run.bucket, run.layout.part_stats_key(index))
+        except ClientError as err:
+            if not is_missing(err):
+                raise
+            problems.append(f"part {index}: missing (no stats at {run.layout.part_stats_key(index)})")
+            continue
+        try:
+            size = s3.head_object(Bucket=run.bucket, Key=run.layout.part_key(index))["ContentLength"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+                raise
+            problems.append(f"part {index}: missing ({run.layout.part_key(index)} does not exist)")
+            continue
+        if size != stats["parquet_bytes"]:
+            problems.append(
+                f"part {index}: object is {size} bytes but its stats say {stats['parquet_bytes']}"
+            )
+        if stats["rows"] != expected:
+            what = "extra" if stats["rows"] > expected else "lost"
+            problems.append(
+                f"part {index}: {stats['rows']} rows but chunk {index} has {expected} ({what} rows)"
+            )
+        parts.append(stats)
+    problems += _unexpected_parts(s3, run, chunks)
+    rows_in = int(report["rows"])
+    rows_out = sum(p["rows"] for p in parts)
+    if rows_in != rows_out:
+        problems.append(f"rows in = {rows_in} but rows out = {rows_out} (difference {rows_out - rows_in:+d})")
+    dates_min = [p["min_last_modified_date"] for p in parts if p.get("min_last_modified_date")]
+    dates_max = [p["max_last_modified_date"] for p in parts if p.get("max_last_modified_date")]
+    result = RunReport(
+        manifest=run.manifest_uri,
+        source_bucket=run.delivery.source_bucket,
+        run_date=run.delivery.run_date,
+        status="failed" if problems else "complete",
+        chunks=chunks,
+        rows_in=rows_in,
+        rows_out=rows_out,
+        size_sum=sum(p.get("size_sum") or 0 for p in parts),
+        parquet_bytes=sum(p["parquet_bytes"] for p in parts),
+        min_last_modified_date=min(dates_min, default=None),
+        max_last_modified_date=max(dates_max, default=None),
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        problems=problems,
+    )
+    put_json(s3, run.bucket, run.layout.run_report_key, asdict(result))
+    if problems:
+        log.error("run does not reconcile", problems=problems, rows_in=rows_in, rows_out=rows_out)
+        msg = f"{run.manifest_uri}: the run does not reconcile: " + "; ".join(problems)
+        raise ReconciliationError(msg)
+    marker = {"run_report": run.layout.run_report_key, "rows": rows_out, "completed_at": result.finished_at}
+    put_json(s3, run.bucket, run.layout.complete_marker_key, marker)
+    log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
+    return result
+
+
+def _unexpected_parts(s3: Any, run: Run, chunks: int) -> list[str]:
+    """Parts under the run's partition that this run did not write (e.g. from a rerun with more chunks)."""
+    expected = {run.layout.part_key(i) for i in range(chunks)}
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=run.bucket, Prefix=run.layout.processed_prefix
+    ):
+        found += [item["Key"] for item in page.get("Contents", []) if item["Key"] not in expected]
+    return [f"unexpected object {key}: not written by this run; Athena would read it" for key in found]
