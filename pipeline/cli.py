@@ -25,11 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     inspect.add_argument("manifest", type=Path, help="path to a manifest.json on local disk")
     inspect.add_argument("--checksum", type=Path, help="manifest.checksum to verify it against")
-    inspect.set_defaults(run=_inspect)
+    inspect.set_defaults(handler=_inspect)
 
     from pipeline import trigger  # imported here: only the commands that need boto3 load it
 
     trigger.add_parser(commands)
+
+    from pipeline import status
+
+    status.add_parser(commands)
 
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
     demo.add_argument(
@@ -41,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--target-chunk-mib", type=int, default=8, help="compressed MiB per chunk (default 8)")
     demo.add_argument("--workers", type=int, default=0, help="parallel array children (default: CPU count)")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(handler=_demo)
 
     local = commands.add_parser("run-local", help="convert a downloaded delivery locally, as the stack would")
     local.add_argument("manifest", type=Path, help="a manifest.json inside a folder laid out like the bucket")
@@ -52,11 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--target-chunk-mib", type=int, default=32, help="compressed MiB per chunk (default 32)"
     )
     local.add_argument("--workers", type=int, default=0, help="parallel array children (default: CPU count)")
-    local.set_defaults(run=_run_local)
+    local.set_defaults(handler=_run_local)
 
     args = parser.parse_args(argv)
     try:
-        code: int = args.run(args)
+        code: int = args.handler(args)
     except (ContractError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
     parser.add_argument("--finalize-job-definition", help="default: $FINALIZE_JOB_DEFINITION")
     parser.add_argument("--target-chunk-mib", type=int, help="default: $TARGET_CHUNK_MIB or 256")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+pytest_plugins = ["tests.aws_fixtures"]  # in-process moto S3 + Batch: the `aws` and `delivery` fixtures
 REGION = "us-east-1"
 _names = itertools.count()
 

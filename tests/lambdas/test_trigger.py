@@ -16,8 +16,8 @@ from lambdas.runs import RunInProgressError, job_name, start_run
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.layout import RunLayout
 from pipeline.synthetic import generate_delivery
+from tests.aws_fixtures import DEST, EVENTS, object_created
 from tests.conftest import upload_tree
-from tests.lambdas.conftest import DEST, EVENTS, object_created
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 

@@ -1,3 +1,5 @@
+"""In-process moto S3 and Batch (no Docker) with the pipeline's queue and job definitions."""
+
 from __future__ import annotations
 
 import copy
@@ -14,7 +16,7 @@ from pipeline.local.batch_env import create_local_batch
 from pipeline.synthetic import generate_delivery
 from tests.conftest import upload_tree
 
-EVENTS = Path(__file__).parent.parent / "events"
+EVENTS = Path(__file__).parent / "events"
 DEST = "demo-inventory-destination"
 
 

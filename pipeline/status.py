@@ -1,0 +1,152 @@
+"""``python -m pipeline status [RUN] --bucket DEST``: recent runs and their state.
+
+A run's state comes from its run state in S3 and its jobs in the Batch API:
+
+| state | meaning |
+| --- | --- |
+| claimed | the trigger claimed the run and has not submitted its jobs (yet) |
+| splitting | the splitter has not succeeded yet |
+| processing | the processor children or the finalize job are running |
+| complete | finalize reconciled the run and wrote the ``_COMPLETE`` marker |
+| failed | a job failed, or the trigger rejected the manifest |
+| unknown | jobs no longer in the Batch API (it keeps them for days), and no marker |
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from pipeline.contract.layout import STATE_ROOT, RunLayout
+
+
+@dataclass
+class RunStatus:
+    run: str
+    state: str
+    detail: str = ""
+    generation: int | None = None
+    chunks: int | None = None
+    rows: int | None = None
+    claimed_at: str | None = None
+
+
+def derive_state(
+    claim: dict[str, Any] | None,
+    rejected: dict[str, Any] | None,
+    complete: bool,
+    jobs: dict[str, dict[str, Any]],
+) -> tuple[str, str]:
+    """(state, detail) from what S3 and Batch say about one run; ``jobs`` maps kind -> job."""
+    if complete:
+        return "complete", ""
+    if claim is None:
+        return ("failed", f"manifest rejected: {rejected['error']}") if rejected else ("unknown", "no claim")
+    if claim.get("state") != "submitted":
+        return "claimed", f"lease until {claim.get('lease_expires_at')}"
+    failed = [(kind, job) for kind, job in jobs.items() if job.get("status") == "FAILED"]
+    if failed:
+        kind, job = failed[0]
+        return "failed", f"{kind} job {job.get('jobName')} failed: {job.get('statusReason', '')}"
+    if not jobs:
+        return "unknown", "its jobs are no longer in the Batch API"
+    if jobs.get("split", {}).get("status") != "SUCCEEDED":
+        return "splitting", str(jobs.get("split", {}).get("status", ""))
+    return "processing", ", ".join(f"{k} {j.get('status')}" for k, j in jobs.items() if k != "split")
+
+
+def run_statuses(
+    s3: Any, batch: Any, bucket: str, *, run: str | None = None, limit: int = 20
+) -> list[RunStatus]:
+    runs = [run] if run else _recent_runs(s3, bucket)[:limit]
+    statuses = []
+    for run_id in runs:
+        source_bucket, _, run_date = run_id.partition("/")
+        layout = RunLayout(source_bucket, run_date)
+        claim = _json(s3, bucket, layout.claim_key)
+        rejected = _json(s3, bucket, layout.failure_key)
+        report = _json(s3, bucket, layout.run_report_key)
+        complete = _json(s3, bucket, layout.complete_marker_key) is not None
+        jobs: dict[str, dict[str, Any]] = {}
+        if claim and claim.get("jobs"):
+            found = {j["jobId"]: j for j in batch.describe_jobs(jobs=list(claim["jobs"].values()))["jobs"]}
+            jobs = {kind: found[job_id] for kind, job_id in claim["jobs"].items() if job_id in found}
+        state, detail = derive_state(claim, rejected, complete, jobs)
+        statuses.append(
+            RunStatus(
+                run=run_id,
+                state=state,
+                detail=detail,
+                generation=(claim or {}).get("generation"),
+                chunks=(claim or {}).get("chunks"),
+                rows=(report or {}).get("rows_out"),
+                claimed_at=(claim or {}).get("claimed_at"),
+            )
+        )
+    return statuses
+
+
+def _recent_runs(s3: Any, bucket: str) -> list[str]:
+    """``SOURCE/YYYY-MM-DD`` of every run with state, newest first."""
+    runs = []
+    for source in _prefixes(s3, bucket, f"{STATE_ROOT}/"):
+        for day in _prefixes(s3, bucket, source):
+            name = source.removeprefix(f"{STATE_ROOT}/source_bucket=").rstrip("/")
+            runs.append(f"{name}/{day.rstrip('/').rsplit('run_date=', 1)[-1]}")
+    return sorted(runs, key=lambda r: (r.rsplit("/", 1)[1], r), reverse=True)
+
+
+def _prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        found += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    return found
+
+
+def _json(s3: Any, bucket: str, key: str) -> Any:
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read() or b"null")
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("status", help="list recent runs and their state")
+    parser.add_argument(
+        "run", nargs="?", help="one run, SOURCE-BUCKET/YYYY-MM-DD (default: the most recent runs)"
+    )
+    parser.add_argument(
+        "--bucket",
+        default=os.environ.get("DESTINATION_BUCKET"),
+        help="destination bucket (default: $DESTINATION_BUCKET)",
+    )
+    parser.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.bucket:
+        print("error: give --bucket or set DESTINATION_BUCKET (the stack output destinationBucket)")
+        return 2
+    statuses = run_statuses(
+        boto3.client("s3"), boto3.client("batch"), args.bucket, run=args.run, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps([asdict(s) for s in statuses], indent=2))
+        return 0
+    print(f"{'run':<50} {'state':<11} {'gen':>3} {'chunks':>6} {'rows':>14}  detail")
+    for s in statuses:
+        rows = f"{s.rows:,}" if s.rows is not None else "-"
+        print(
+            f"{s.run:<50} {s.state:<11} {s.generation or '-':>3} {s.chunks or '-':>6} {rows:>14}  {s.detail}"
+        )
+    return 0 if all(s.state != "failed" for s in statuses) else 1

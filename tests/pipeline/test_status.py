@@ -1,0 +1,104 @@
+"""``python -m pipeline status`` against moto's S3 and Batch, and its state rules."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from lambdas.runs import start_run
+from pipeline.cli import main
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.layout import RunLayout
+from pipeline.status import derive_state
+from pipeline.synthetic import generate_delivery
+from tests.aws_fixtures import DEST
+from tests.conftest import upload_tree
+
+
+def test_status_lists_recent_runs_with_their_state(aws, tmp_path, monkeypatch, capsys):
+    # GIVEN three deliveries: one complete, one still claimed, one with a rejected manifest
+    from datetime import UTC, datetime
+
+    runs = {}
+    for day, source in ((22, "alpha"), (23, "beta"), (24, "gamma")):
+        gen = generate_delivery(
+            tmp_path / source,
+            objects=100,
+            files=1,
+            source_bucket=source,
+            destination_bucket=DEST,
+            timestamp=datetime(2026, 11, day, 1, 0, tzinfo=UTC),
+        )
+        upload_tree(aws.s3, gen.root, DEST)
+        runs[source] = gen
+    log = JsonLogger(io.StringIO())
+    start_run(DEST, runs["alpha"].delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log)
+    alpha = RunLayout.of(runs["alpha"].delivery)
+    aws.s3.put_object(Bucket=DEST, Key=alpha.complete_marker_key, Body=b"{}")
+    aws.s3.put_object(Bucket=DEST, Key=alpha.run_report_key, Body=json.dumps({"rows_out": 100}).encode())
+    beta = RunLayout.of(runs["beta"].delivery)
+    claim = {
+        "manifest": "m",
+        "run_id": "beta/2026-11-23/g1",
+        "generation": 1,
+        "state": "claimed",
+        "lease_expires_at": 1.0,
+        "claimed_at": "2026-11-23T03:00:00+00:00",
+        "chunks": None,
+        "jobs": {},
+    }
+    aws.s3.put_object(Bucket=DEST, Key=beta.claim_key, Body=json.dumps(claim).encode())
+    aws.s3.put_object(Bucket=DEST, Key=runs["gamma"].delivery.manifest_key, Body=b'{"fileFormat": "ORC"}')
+    aws.s3.delete_object(Bucket=DEST, Key=runs["gamma"].delivery.checksum_key)
+    start_run(DEST, runs["gamma"].delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log)
+
+    # WHEN the operator asks
+    code = main(["status", "--bucket", DEST, "--json"])
+
+    # THEN newest first, each with its state
+    statuses = json.loads(capsys.readouterr().out)
+    assert code == 0  # --json reports; the table form exits 1 when a run failed
+    assert [(s["run"], s["state"]) for s in statuses] == [
+        ("gamma/2026-11-24", "failed"),
+        ("beta/2026-11-23", "claimed"),
+        ("alpha/2026-11-22", "complete"),
+    ]
+    assert "manifest rejected" in statuses[0]["detail"] and "fileFormat 'ORC'" in statuses[0]["detail"]
+    assert statuses[2]["rows"] == 100 and statuses[2]["generation"] == 1
+    assert main(["status", "alpha/2026-11-22", "--bucket", DEST]) == 0
+    table = capsys.readouterr().out
+    assert "alpha/2026-11-22" in table and "complete" in table and "beta" not in table
+    assert main(["status", "--bucket", DEST]) == 1  # a failed run in the list
+
+
+def _job(status: str, reason: str = "") -> dict:
+    return {"status": status, "jobName": "n", "statusReason": reason}
+
+
+@pytest.mark.parametrize(
+    ("jobs", "state"),
+    [
+        ({"split": _job("RUNNING"), "process": _job("PENDING"), "finalize": _job("PENDING")}, "splitting"),
+        ({"split": _job("SUCCEEDED"), "process": _job("RUNNING"), "finalize": _job("PENDING")}, "processing"),
+        (
+            {"split": _job("SUCCEEDED"), "process": _job("SUCCEEDED"), "finalize": _job("RUNNING")},
+            "processing",
+        ),
+        (
+            {"split": _job("FAILED", "Essential container in task exited"), "process": _job("FAILED")},
+            "failed",
+        ),
+        ({}, "unknown"),
+    ],
+)
+def test_state_rules(jobs, state):
+    claim = {"state": "submitted", "jobs": {k: k for k in jobs}}
+    assert derive_state(claim, None, False, jobs)[0] == state
+
+
+def test_the_marker_wins_and_a_failed_job_is_named():
+    assert derive_state({"state": "submitted"}, None, True, {})[0] == "complete"
+    state, detail = derive_state({"state": "submitted"}, None, False, {"split": _job("FAILED", "exit 2")})
+    assert (state, detail) == ("failed", "split job n failed: exit 2")
