@@ -13,7 +13,7 @@ from components.config import StackSettings
 from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
 from components.policies import allow, assume_role, document, objects
 from pipeline.contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class BatchPipelineArgs:
     image_uri: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
     bucket_arn: pulumi.Input[str]
+    private_vpc_id: pulumi.Input[str] | None = None  # private networking: the jobs' VPC and subnets
+    private_subnet_ids: pulumi.Input[list[str]] | None = None
 
 
 class BatchPipeline(pulumi.ComponentResource):
@@ -96,6 +98,7 @@ class BatchPipeline(pulumi.ComponentResource):
                             objects(bucket, f"{CHUNKS_ROOT}/"),
                             objects(bucket, f"{PROCESSED_ROOT}/"),
                             objects(bucket, f"{STATE_ROOT}/"),
+                            objects(bucket, f"{REPORTS_ROOT}/"),
                         ],
                     ),
                 )
@@ -105,14 +108,18 @@ class BatchPipeline(pulumi.ComponentResource):
 
         subnets: Any = list(s.subnet_ids)
         security_groups: Any = list(s.security_group_ids)
-        if not subnets:  # the default VPC's default subnets; tasks get a public IP to reach ECR and S3
+        public_ip = s.assign_public_ip
+        vpc_id: Any
+        if args.private_subnet_ids is not None:  # endpoints instead of the internet
+            subnets, vpc_id, public_ip = args.private_subnet_ids, args.private_vpc_id, False
+        elif not subnets:  # the default VPC's default subnets; tasks get a public IP to reach ECR and S3
             vpc = aws.ec2.get_vpc_output(default=True)
             filters: Any = [
                 {"name": "vpc-id", "values": [vpc.id]},
                 {"name": "default-for-az", "values": ["true"]},
             ]
             subnets = aws.ec2.get_subnets_output(filters=filters).ids
-            vpc_id: Any = vpc.id
+            vpc_id = vpc.id
         else:
             vpc_id = aws.ec2.get_subnet_output(id=s.subnet_ids[0]).vpc_id
         if not security_groups:
@@ -170,7 +177,7 @@ class BatchPipeline(pulumi.ComponentResource):
                         vcpu=vcpu,
                         memory_mib=memory,
                         ephemeral_storage_gib=s.ephemeral_storage_gib,
-                        assign_public_ip=s.assign_public_ip,
+                        assign_public_ip=public_ip,
                         cpu_architecture=s.cpu_architecture,
                         log_group=o["log_group"],
                         region=s.region,

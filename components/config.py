@@ -50,6 +50,11 @@ class StackSettings:
     target_chunk_mib: int
     image_platform: str
     trigger_timeout_seconds: int
+    alert_email: str
+    private_networking: bool
+    private_subnet_count: int
+    catalog_database: str
+    athena_scan_limit_gib: int
 
     @property
     def cpu_architecture(self) -> str:
@@ -171,5 +176,20 @@ def _validate(s: StackSettings) -> None:
             fail(key, f"must be at least 1 day, got {value}")
     if s.target_chunk_mib < 1:
         fail("targetChunkMib", f"must be positive, got {s.target_chunk_mib}")
+    if s.private_networking and (s.subnet_ids or s.security_group_ids):
+        fail(
+            "privateNetworking", "creates its own VPC and subnets; leave subnetIds and securityGroupIds empty"
+        )
+    if s.private_subnet_count < 2:
+        fail("privateSubnetCount", f"needs at least 2 (two Availability Zones), got {s.private_subnet_count}")
+    if not re.fullmatch(r"[a-z0-9_]{1,255}", s.catalog_database):
+        fail(
+            "catalogDatabase",
+            f"must be lower-case letters, digits and _ (Athena-friendly), got {s.catalog_database!r}",
+        )
+    if s.athena_scan_limit_gib < 1:
+        fail("athenaScanLimitGib", f"must be at least 1, got {s.athena_scan_limit_gib}")
+    if s.alert_email and "@" not in s.alert_email:
+        fail("alertEmail", f"must be an email address or empty, got {s.alert_email!r}")
     if s.security_group_ids and not s.subnet_ids:
         fail("subnetIds", "is empty but securityGroupIds is set; give both, or neither for the default VPC")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.alerts import PipelineAlerts, PipelineAlertsArgs
 from components.batch import BatchPipeline, BatchPipelineArgs
+from components.catalog import AnalyticsCatalog, AnalyticsCatalogArgs
 from components.config import StackSettings
 from components.image import JobImage, JobImageArgs
+from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.storage import INVENTORY_ID, InventoryStorage, InventoryStorageArgs
 from components.trigger import InventoryTrigger, InventoryTriggerArgs
 
@@ -27,6 +30,11 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "inventory",
         InventoryStorageArgs(settings=settings, account_id=account_id, source_provider=source_provider),
     )
+    network = None
+    if settings.private_networking:
+        network = PrivateNetwork(
+            "network", PrivateNetworkArgs(region=settings.region, subnet_count=settings.private_subnet_count)
+        )
     image = JobImage(
         "jobs", JobImageArgs(platform=settings.image_platform, force_delete=settings.force_destroy)
     )
@@ -37,6 +45,8 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             image_uri=image.image_uri,
             repository_arn=image.repository_arn,
             bucket_arn=storage.destination_arn,
+            private_vpc_id=network.vpc_id if network else None,
+            private_subnet_ids=network.subnet_ids if network else None,
         ),
     )
     trigger = InventoryTrigger(
@@ -50,6 +60,25 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             split_job_definition_arn=batch.job_definition_arns["split"],
             process_job_definition_arn=batch.job_definition_arns["process"],
             finalize_job_definition_arn=batch.job_definition_arns["finalize"],
+        ),
+    )
+    catalog = AnalyticsCatalog(
+        "analytics",
+        AnalyticsCatalogArgs(
+            bucket=storage.destination_bucket,
+            source_buckets=storage.source_buckets,
+            database_name=settings.catalog_database,
+            bytes_scanned_cutoff=settings.athena_scan_limit_gib * 1024**3,
+            force_destroy=settings.force_destroy,
+        ),
+    )
+    alerts = PipelineAlerts(
+        "alerts",
+        PipelineAlertsArgs(
+            queue_arn=batch.queue_arn,
+            function_name=trigger.function_name,
+            failed_events_queue_name=trigger.failed_events_queue_name,
+            email=settings.alert_email,
         ),
     )
     backfill = pulumi.Output.format(
@@ -74,4 +103,10 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "triggerFunctionName": trigger.function_name,
         "failedEventsQueueArn": trigger.failed_events_queue_arn,
         "backfillCommand": backfill,
+        "glueDatabase": catalog.database,
+        "glueTable": catalog.table,
+        "athenaWorkgroup": catalog.workgroup,
+        "athenaResultsBucket": catalog.results_bucket,
+        "alertsTopicArn": alerts.topic_arn,
+        **({"privateSubnetIds": network.subnet_ids} if network else {}),
     }

@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.buckets import secure_bucket
 from components.config import StackSettings
 from components.policies import deny_insecure_transport, document, objects
 from pipeline.contract.layout import CHUNKS_ROOT, STATE_ROOT
@@ -44,19 +45,13 @@ class InventoryStorage(pulumi.ComponentResource):
         super().__init__("s3inventory:index:InventoryStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
-        destination = aws.s3.Bucket(f"{name}-destination", force_destroy=s.force_destroy, opts=child)
-        self._baseline(f"{name}-destination", destination, child)
+        destination = secure_bucket(
+            f"{name}-destination", parent=self, force_destroy=s.force_destroy, policy=False
+        )
 
         sources: list[_Source] = []
         if s.create_source_bucket:
-            source = aws.s3.Bucket(f"{name}-source", force_destroy=s.force_destroy, opts=child)
-            self._baseline(f"{name}-source", source, child)
-            aws.s3.BucketPolicy(
-                f"{name}-source-policy",
-                bucket=source.id,
-                policy=pulumi.Output.json_dumps(document(deny_insecure_transport(source.arn))),
-                opts=child,
-            )
+            source = secure_bucket(f"{name}-source", parent=self, force_destroy=s.force_destroy)
             sources.append(_Source(f"{name}-source", source.bucket, source.arn, args.account_id, None))
         for bucket in s.existing_source_buckets:
             sources.append(
@@ -127,30 +122,6 @@ class InventoryStorage(pulumi.ComponentResource):
         self.source_buckets = pulumi.Output.all(*[src.name for src in sources])
         self.register_outputs(
             {"destination_bucket": self.destination_bucket, "source_buckets": self.source_buckets}
-        )
-
-    def _baseline(self, name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions) -> None:
-        """Default encryption, no public access, no ACLs: for every bucket the stack creates."""
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
         )
 
 

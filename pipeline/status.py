@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from pipeline.contract.layout import STATE_ROOT, RunLayout
+from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 
 
 @dataclass
@@ -94,11 +94,12 @@ def run_statuses(
 
 def _recent_runs(s3: Any, bucket: str) -> list[str]:
     """``SOURCE/YYYY-MM-DD`` of every run with state, newest first."""
-    runs = []
-    for source in _prefixes(s3, bucket, f"{STATE_ROOT}/"):
-        for day in _prefixes(s3, bucket, source):
-            name = source.removeprefix(f"{STATE_ROOT}/source_bucket=").rstrip("/")
-            runs.append(f"{name}/{day.rstrip('/').rsplit('run_date=', 1)[-1]}")
+    runs = set()
+    for root in (STATE_ROOT, REPORTS_ROOT):  # run state expires; run reports are kept
+        for source in _prefixes(s3, bucket, f"{root}/"):
+            for day in _prefixes(s3, bucket, source):
+                name = source.removeprefix(f"{root}/source_bucket=").rstrip("/")
+                runs.add(f"{name}/{day.rstrip('/').rsplit('run_date=', 1)[-1]}")
     return sorted(runs, key=lambda r: (r.rsplit("/", 1)[1], r), reverse=True)
 
 

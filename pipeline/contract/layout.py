@@ -3,10 +3,11 @@
     inventory/...                                   S3 Inventory deliveries (written by S3)
     inventory-chunks/source_bucket=B/run_date=D/    splitter output, one CSV per chunk
     processed/source_bucket=B/run_date=D/           Parquet parts: the analytics table
-    run-state/source_bucket=B/run_date=D/           claim, split report, part stats, run report
+    run-state/source_bucket=B/run_date=D/           claim, split report, part stats (expire)
+    run-reports/source_bucket=B/run_date=D/         run report and _COMPLETE marker (kept)
 
-``run-state/`` sits outside ``processed/`` so that Athena, which reads every object under a
-table's location, never reads it.
+``run-state/`` and ``run-reports/`` sit outside ``processed/`` so that Athena, which reads every
+object under a table's location, never reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ INVENTORY_PREFIX = "inventory"
 CHUNKS_ROOT = "inventory-chunks"
 PROCESSED_ROOT = "processed"
 STATE_ROOT = "run-state"
+REPORTS_ROOT = "run-reports"
 PARTITION_KEYS = ("source_bucket", "run_date")
 _INDEX_WIDTH = 6
 
@@ -72,12 +74,16 @@ class RunLayout:
         return f"{self.state_prefix}parts/part-{_number(index)}.json"
 
     @property
+    def reports_prefix(self) -> str:
+        return f"{REPORTS_ROOT}/{self.partition}/"
+
+    @property
     def run_report_key(self) -> str:
-        return f"{self.state_prefix}run-report.json"
+        return f"{self.reports_prefix}run-report.json"
 
     @property
     def complete_marker_key(self) -> str:
-        return f"{self.state_prefix}_COMPLETE"
+        return f"{self.reports_prefix}_COMPLETE"
 
 
 def _number(index: int) -> str:

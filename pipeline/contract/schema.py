@@ -65,6 +65,25 @@ INVENTORY_OPTIONAL_FIELDS: tuple[str, ...] = (
 )
 """Every optional field an inventory configuration can select: the stack selects them all."""
 
+TABLE_FIELDS: tuple[str, ...] = (
+    "Bucket",
+    "Key",
+    "VersionId",
+    "IsLatest",
+    "IsDeleteMarker",
+    *INVENTORY_OPTIONAL_FIELDS,
+)
+"""The columns of the analytics table: every field an inventory of all versions can have. A delivery
+with fewer fields writes Parquet without the rest; readers see them as null."""
+
+GLUE_TYPES: dict[ColumnType, str] = {
+    ColumnType.STRING: "string",
+    ColumnType.INT64: "bigint",
+    ColumnType.BOOLEAN: "boolean",
+    ColumnType.TIMESTAMP_MS_UTC: "timestamp",
+}
+"""Hive/Glue type of each column type, as Athena and Spark read the Parquet the processor writes."""
+
 KEY_FIELD = "Key"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 """How inventory CSV writes dates (ISO 8601, UTC, optional fraction), in chrono/strftime form."""

@@ -108,6 +108,7 @@ def run_local(
             )
         finally:
             _download(s3, bucket, layout.state_prefix, out)
+            _download(s3, bucket, layout.reports_prefix, out)
         if result.status == "submitted":
             shutil.rmtree(out / layout.processed_prefix, ignore_errors=True)
             _download(s3, bucket, layout.processed_prefix, out)

@@ -83,6 +83,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 return {"id": "vpc-default", "default": True, "cidrBlock": "172.31.0.0/16"}
             case "aws:ec2/getSubnets:getSubnets":
                 return {"id": "vpc-default", "ids": ["subnet-default-a", "subnet-default-b"]}
+            case "aws:index/getAvailabilityZones:getAvailabilityZones":
+                return {
+                    "id": REGION,
+                    "names": ["us-east-1a", "us-east-1b", "us-east-1c"],
+                    "zoneIds": ["use1-az1", "use1-az2", "use1-az4"],
+                }
             case "aws:ec2/getSubnet:getSubnet":
                 return {"id": args.args.get("id"), "vpcId": "vpc-custom"}
             case "aws:ecr/getAuthorizationToken:getAuthorizationToken":

@@ -36,7 +36,11 @@ def _statements(stack: Deployed, typ: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_created_bucket_is_encrypted_private_acl_free_and_tls_only(stack):
     buckets = stack.of_type(BUCKET)
-    assert {b.name for b in buckets} == {"inventory-destination", "inventory-source"}
+    assert {b.name for b in buckets} == {
+        "inventory-destination",
+        "inventory-source",
+        "analytics-athena-results",
+    }
     for bucket in buckets:
         types = {r.type: r for r in stack.resources if r.inputs.get("bucket") == bucket.id}
         encryption = types[
@@ -101,7 +105,10 @@ def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
     stack = deploy(settings(stateRetentionDays=3))
     rules = {
         r["id"]: r
-        for r in stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+        for r in stack.one(
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            "inventory-destination-lifecycle",
+        ).inputs["rules"]
     }
     assert rules["expire-inventory-chunks"]["filter"] == {"prefix": "inventory-chunks/"}
     assert rules["expire-inventory-chunks"]["expiration"] == {"days": 3}
@@ -110,14 +117,17 @@ def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
     assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
         "daysAfterInitiation": 1
     }
-    assert not any(r["filter"]["prefix"].startswith("processed") for r in rules.values())
+    assert not any(r["filter"]["prefix"].startswith(("processed", "run-reports")) for r in rules.values())
 
 
 def test_existing_buckets_are_adopted_not_created():
     stack = deploy(
         settings(createSourceBucket=False, existingSourceBuckets=["legacy-data", "logs.example.com"])
     )
-    assert [b.name for b in stack.of_type(BUCKET)] == ["inventory-destination"]
+    assert sorted(b.name for b in stack.of_type(BUCKET)) == [
+        "analytics-athena-results",
+        "inventory-destination",
+    ]
     assert sorted(i.inputs["bucket"] for i in stack.of_type("aws:s3/inventory:Inventory")) == [
         "legacy-data",
         "logs.example.com",
@@ -293,6 +303,7 @@ def test_the_job_role_reads_inventory_and_writes_only_run_prefixes(stack):
         f"{arn}/inventory-chunks/*",
         f"{arn}/processed/*",
         f"{arn}/run-state/*",
+        f"{arn}/run-reports/*",
     ]
     assert statements["ListDestination"] == {
         "Sid": "ListDestination",
@@ -411,7 +422,7 @@ def test_stack_outputs(stack):
 
 def test_every_component_child_has_its_component_as_parent(stack):
     components = {r.name for r in stack.resources if r.type.startswith("s3inventory:index:")}
-    assert components == {"inventory", "jobs", "batch", "trigger"}
+    assert components == {"inventory", "jobs", "batch", "trigger", "analytics", "alerts"}
 
 
 # ---------- config errors ----------

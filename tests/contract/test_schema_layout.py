@@ -79,9 +79,14 @@ def test_run_layout_keys():
         == "inventory-chunks/source_bucket=src.b/run_date=2024-11-24/inventory-part-000007.csv"
     )
     assert run.part_key(12) == "processed/source_bucket=src.b/run_date=2024-11-24/part-000012.parquet"
-    state = [run.claim_key, run.split_report_key, run.part_stats_key(0), run.run_report_key]
+    state = [run.claim_key, run.split_report_key, run.part_stats_key(0)]
     assert all(k.startswith("run-state/source_bucket=src.b/run_date=2024-11-24/") for k in state)
-    assert not any(k.startswith("processed/") for k in state)
+    reports = [run.run_report_key, run.complete_marker_key]
+    assert reports == [
+        "run-reports/source_bucket=src.b/run_date=2024-11-24/run-report.json",
+        "run-reports/source_bucket=src.b/run_date=2024-11-24/_COMPLETE",
+    ]
+    assert not any(k.startswith("processed/") for k in state + reports)
     with pytest.raises(ValueError, match="chunk index -1 is outside"):
         run.part_key(-1)
 

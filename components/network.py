@@ -1,0 +1,81 @@
+"""Private networking: a VPC whose private subnets reach S3, ECR and CloudWatch Logs through VPC
+endpoints, so the jobs need neither a public IP nor a NAT gateway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+VPC_CIDR = "10.42.0.0/16"
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs")
+
+
+@dataclass(frozen=True)
+class PrivateNetworkArgs:
+    region: str
+    subnet_count: int
+
+
+class PrivateNetwork(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(
+        self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("s3inventory:index:PrivateNetwork", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc", cidr_block=VPC_CIDR, enable_dns_support=True, enable_dns_hostnames=True, opts=child
+        )
+        zones = aws.get_availability_zones_output(state="available").names
+        routes = aws.ec2.RouteTable(f"{name}-private", vpc_id=vpc.id, opts=child)  # no route to the internet
+        subnets = []
+        for i in range(args.subnet_count):
+
+            def zone(names: list[str], i: int = i) -> str:
+                return names[i % len(names)]
+
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{i}",
+                vpc_id=vpc.id,
+                cidr_block=f"10.42.{i * 16}.0/20",
+                availability_zone=zones.apply(zone),
+                map_public_ip_on_launch=False,
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=routes.id, opts=child
+            )
+            subnets.append(subnet)
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[routes.id],
+            opts=child,
+        )
+        endpoints_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints",
+            description="HTTPS from the VPC to its interface endpoints",
+            vpc_id=vpc.id,
+            ingress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": [VPC_CIDR]}],
+            opts=child,
+        )
+        for service in INTERFACE_ENDPOINTS:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}",
+                vpc_id=vpc.id,
+                service_name=f"com.amazonaws.{args.region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.id for s in subnets],
+                security_group_ids=[endpoints_sg.id],
+                opts=child,
+            )
+        self.vpc_id = vpc.id
+        self.subnet_ids = pulumi.Output.all(*[s.id for s in subnets])
+        self.register_outputs({"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids})

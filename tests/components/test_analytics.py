@@ -1,0 +1,200 @@
+"""Catalog, Athena, alerts and private networking under Pulumi mocks; the named queries in DuckDB."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from batch_jobs.process import convert_chunk
+from components.catalog import PROJECTION_DATE_FORMAT, TABLE_NAME
+from components.queries import NAMED_QUERIES
+from pipeline.contract.layout import RunLayout
+from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
+from pipeline.synthetic import generate_delivery
+from tests.components.conftest import deploy, settings
+
+ARROW_TO_GLUE = {
+    "string": "string",
+    "large_string": "string",
+    "int64": "bigint",
+    "bool": "boolean",
+    "timestamp[ms, tz=UTC]": "timestamp",
+}
+
+
+def _parquet_glue_columns(tmp_path: Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    """The columns of a Parquet part the processor really writes, in Glue's terms."""
+    values = {"Size": "7", "IsLatest": "true", "IsDeleteMarker": "false", "IsMultipartUploaded": "false"}
+    for field in fields:
+        if field.endswith("Date") and field != "IntelligentTieringReferenceDate":
+            values.setdefault(field, "2026-01-01T00:00:00.000Z")
+    row = ",".join(f'"{values.get(f, "x")}"' for f in fields)
+    chunk = tmp_path / "chunk.csv"
+    chunk.write_text(row + "\n")
+    convert_chunk(chunk, tmp_path / "part.parquet", columns_for(fields), chunk_uri="test")
+    schema = pq.read_schema(tmp_path / "part.parquet")
+    return [{"name": f.name, "type": ARROW_TO_GLUE[str(f.type)]} for f in schema]
+
+
+def test_glue_columns_match_the_parquet_the_processor_writes(tmp_path):
+    table = deploy(settings()).one("aws:glue/catalogTable:CatalogTable")
+    glue = table.inputs["storageDescriptor"]["columns"]
+    assert glue == _parquet_glue_columns(tmp_path, TABLE_FIELDS)
+    assert [c["name"] for c in glue[:2]] == ["bucket", "key"] and len(glue) == len(TABLE_FIELDS)
+    assert table.inputs["partitionKeys"] == [
+        {"name": "source_bucket", "type": "string"},
+        {"name": "run_date", "type": "string"},
+    ]
+    assert table.inputs["storageDescriptor"]["serDeInfo"]["serializationLibrary"].endswith("ParquetHiveSerDe")
+    assert set(KNOWN_FIELDS) <= set(TABLE_FIELDS)  # whatever a delivery holds, the table has a column for it
+
+
+def test_partition_projection_resolves_to_the_paths_the_processor_writes():
+    stack = deploy(settings(existingSourceBuckets=["legacy-data"]))
+    table = stack.one("aws:glue/catalogTable:CatalogTable")
+    params = table.inputs["parameters"]
+    destination = stack.one("aws:s3/bucket:Bucket", "inventory-destination").outputs["bucket"]
+    sources = stack.outputs["sourceBuckets"]
+    assert params["projection.enabled"] == "true"
+    assert params["projection.source_bucket.type"] == "enum"
+    assert params["projection.source_bucket.values"].split(",") == sources
+    assert params["projection.run_date.type"] == "date"
+    assert params["projection.run_date.format"] == PROJECTION_DATE_FORMAT == "yyyy-MM-dd"
+    start, end = params["projection.run_date.range"].split(",")
+    assert date.fromisoformat(start) and end == "NOW"  # the range is written in the same format
+    java_to_python = {"yyyy": "%Y", "MM": "%m", "dd": "%d"}
+    python_format = PROJECTION_DATE_FORMAT
+    for java, py in java_to_python.items():
+        python_format = python_format.replace(java, py)
+    day = date(2026, 11, 24).strftime(python_format)
+    resolved = (
+        params["storage.location.template"]
+        .replace("${source_bucket}", "legacy-data")
+        .replace("${run_date}", day)
+    )
+    assert resolved == f"s3://{destination}/{RunLayout('legacy-data', '2026-11-24').processed_prefix}"
+    assert table.inputs["storageDescriptor"]["location"] == f"s3://{destination}/processed/"
+
+
+def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
+    stack = deploy(settings(athenaScanLimitGib=50))
+    workgroup = stack.one("aws:athena/workgroup:Workgroup")
+    config = workgroup.inputs["configuration"]
+    results = stack.one("aws:s3/bucket:Bucket", "analytics-athena-results").outputs["bucket"]
+    assert config["enforceWorkgroupConfiguration"] is True
+    assert config["bytesScannedCutoffPerQuery"] == 50 * 1024**3
+    assert config["resultConfiguration"]["outputLocation"] == f"s3://{results}/"
+    assert config["resultConfiguration"]["encryptionConfiguration"] == {"encryptionOption": "SSE_S3"}
+    queries = {q.inputs["name"]: q for q in stack.of_type("aws:athena/namedQuery:NamedQuery")}
+    assert (
+        set(queries)
+        == set(NAMED_QUERIES)
+        == {"storage-by-class", "largest-prefixes", "not-modified-for-a-year", "delete-markers"}
+    )
+    database = stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
+    for query in queries.values():
+        assert query.inputs["database"] == database == "s3_inventory"
+        assert query.inputs["workgroup"] == workgroup.outputs["name"]
+        assert f'FROM "s3_inventory"."{TABLE_NAME}"' in query.inputs["query"]
+
+
+@pytest.fixture(scope="module")
+def table_in_duckdb(tmp_path_factory):
+    """The named queries' table in DuckDB: the processor's real Parquet, partitioned as on S3."""
+    root = tmp_path_factory.mktemp("inv")
+    gen = generate_delivery(root / "bucket", objects=3000, files=2, tricky_share=0.2)
+    chunk = root / "chunk.csv"
+    chunk.write_bytes(b"".join(gzip.decompress((gen.root / k).read_bytes()) for k in gen.data_keys))
+    part = root / "out" / RunLayout.of(gen.delivery).part_key(0)
+    part.parent.mkdir(parents=True)
+    convert_chunk(chunk, part, columns_for(KNOWN_FIELDS), chunk_uri="test")
+    db = duckdb.connect()
+    db.execute('CREATE SCHEMA "s3_inventory"')
+    db.execute(
+        f'CREATE VIEW "s3_inventory"."{TABLE_NAME}" AS SELECT * FROM '
+        f"read_parquet('{root}/out/processed/*/*/*.parquet', hive_partitioning = true)"
+    )
+    return db, gen
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_QUERIES))
+def test_each_named_query_runs_on_the_processors_output(table_in_duckdb, name):
+    db, gen = table_in_duckdb
+    sql = NAMED_QUERIES[name][1].format(table=f'"s3_inventory"."{TABLE_NAME}"')
+    rows = db.execute(sql, ["2026-11-24"]).fetchall()
+    assert rows, name
+    assert db.execute(sql, ["1999-01-01"]).fetchall() == []  # the run date parameter filters
+    if name == "storage-by-class":
+        assert {r[1]: r[3] for r in rows} == dict(gen.truth.size_by_class)
+    if name == "delete-markers":
+        assert sum(r[2] for r in rows) == gen.truth.delete_markers
+
+
+def test_failed_jobs_trigger_errors_and_failed_events_alert_one_topic():
+    stack = deploy(settings(alertEmail="ops@example.com"))
+    topic = stack.one("aws:sns/topic:Topic")
+    queue = stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
+    rule = stack.one("aws:cloudwatch/eventRule:EventRule")
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.batch"],
+        "detail-type": ["Batch Job State Change"],
+        "detail": {"status": ["FAILED"], "jobQueue": [queue]},
+    }
+    target = stack.one("aws:cloudwatch/eventTarget:EventTarget")
+    assert target.inputs["arn"] == topic.outputs["arn"]
+    assert "<reason>" in target.inputs["inputTransformer"]["inputTemplate"]
+    subscription = stack.one("aws:sns/topicSubscription:TopicSubscription")
+    assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ops@example.com")
+    policy = json.loads(stack.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    assert {s["Principal"]["Service"] for s in policy["Statement"]} == {
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    }
+    alarms = {a.name: a.inputs for a in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    function = stack.one("aws:lambda/function:Function").outputs["name"]
+    failed_queue = stack.one("aws:sqs/queue:Queue").outputs["name"]
+    assert alarms["alerts-trigger-errors"]["dimensions"] == {"FunctionName": function}
+    assert alarms["alerts-trigger-errors"]["metricName"] == "Errors"
+    assert alarms["alerts-failed-trigger-events"]["dimensions"] == {"QueueName": failed_queue}
+    for alarm in alarms.values():
+        assert alarm["alarmActions"] == [topic.outputs["arn"]]
+        assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_no_email_subscription_unless_configured(stack):
+    assert stack.of_type("aws:sns/topicSubscription:TopicSubscription") == []
+
+
+def test_private_networking_keeps_the_jobs_off_the_internet():
+    stack = deploy(settings(privateNetworking=True, privateSubnetCount=3))
+    subnets = stack.of_type("aws:ec2/subnet:Subnet")
+    assert len(subnets) == 3 and len({s.inputs["availabilityZone"] for s in subnets}) == 3
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
+    endpoints = {e.inputs["serviceName"]: e.inputs for e in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert endpoints["com.amazonaws.us-east-1.s3"]["vpcEndpointType"] == "Gateway"
+    for service in ("ecr.api", "ecr.dkr", "logs"):
+        endpoint = endpoints[f"com.amazonaws.us-east-1.{service}"]
+        assert endpoint["vpcEndpointType"] == "Interface" and endpoint["privateDnsEnabled"] is True
+        assert sorted(endpoint["subnetIds"]) == sorted(s.id for s in subnets)
+    for absent in ("aws:ec2/natGateway:NatGateway", "aws:ec2/internetGateway:InternetGateway"):
+        assert stack.of_type(absent) == []
+    compute = stack.one("aws:batch/computeEnvironment:ComputeEnvironment")
+    assert sorted(compute.inputs["computeResources"]["subnets"]) == sorted(s.id for s in subnets)
+    for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
+        assert json.loads(definition.inputs["containerProperties"])["networkConfiguration"] == {
+            "assignPublicIp": "DISABLED"
+        }
+    assert stack.outputs["privateSubnetIds"] == [s.id for s in subnets]
+
+
+def test_private_networking_refuses_subnets_of_its_own():
+    from components.config import ConfigError
+
+    with pytest.raises(ConfigError, match="privateNetworking: creates its own VPC"):
+        settings(privateNetworking=True, subnetIds=["subnet-1"])
