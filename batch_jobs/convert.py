@@ -3,18 +3,29 @@
 Every column is read as a string with an explicit schema (no inference), then typed by the
 contract: ``""`` becomes null, ``Size`` Int64, dates Datetime(ms, UTC), ``Is*`` booleans, and
 ``Key`` is decoded as S3 encodes it (``+`` is a space, ``%XX`` are UTF-8 bytes). Decoding is
-vectorised except for keys that contain ``%``, which go through ``urllib.parse.unquote``.
+vectorised (``+`` and every ASCII escape such as ``%3D`` in Hive-style keys, in one pass) except for
+keys with an escaped non-ASCII byte, which go through ``pipeline.contract.schema.decode_key``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Final
 from urllib.parse import unquote
 
 import polars as pl
 
-from pipeline.contract.schema import FALSE, TIMESTAMP_FORMAT, TRUE, Column, ColumnType
+from batch_jobs.diagnose import first_malformed_row
+from pipeline.contract.schema import FALSE, KEY_FIELD, TIMESTAMP_FORMAT, TRUE, Column, ColumnType
+
+PARQUET_COMPRESSION: Final = "zstd"
+PARQUET_COMPRESSION_LEVEL = 1  # measured on inventory data: faster than zstd's default 3, files no larger
+
+
+class MalformedChunkError(ValueError):
+    """A row of the chunk cannot be typed; the message names the chunk, line and value."""
+
 
 POLARS_TYPES: dict[ColumnType, pl.DataType] = {
     ColumnType.STRING: pl.String(),
@@ -22,7 +33,16 @@ POLARS_TYPES: dict[ColumnType, pl.DataType] = {
     ColumnType.BOOLEAN: pl.Boolean(),
     ColumnType.TIMESTAMP_MS_UTC: pl.Datetime("ms", "UTC"),
 }
-MISSING_FIELDS = "__missing_fields"
+SHORT_ROW = "short row: fewer fields than fileSchema"
+_FLAGS = pl.Enum([FALSE, TRUE])  # physical 0 = false, 1 = true
+_NON_ASCII_ESCAPE = r"%[89A-Fa-f][0-9A-Fa-f]"
+_ASCII_ESCAPES = {
+    f"%{hi}{lo}": chr(byte)
+    for byte in range(0x80)
+    for hi in {f"{byte:02X}"[0], f"{byte:02x}"[0]}
+    for lo in {f"{byte:02X}"[1], f"{byte:02x}"[1]}
+}
+"""Every ASCII escape in either case; ``replace_many`` replaces in one pass, so ``%2541`` -> ``%41``."""
 
 
 def output_schema(columns: Sequence[Column]) -> pl.Schema:
@@ -41,16 +61,23 @@ def scan_chunk(path: Path, columns: Sequence[Column]) -> pl.LazyFrame:
     )
 
 
-def typed(raw: pl.LazyFrame, columns: Sequence[Column]) -> pl.LazyFrame:
-    """Raw strings -> the contract's types, in the manifest's field order."""
-    return raw.select(_typed_column(c) for c in columns)
+def typed(raw: pl.LazyFrame, columns: Sequence[Column], *, guard_short_rows: bool = True) -> pl.LazyFrame:
+    """Raw strings -> the contract's types, in the manifest's field order.
 
-
-def missing_field_rows(columns: Sequence[Column]) -> pl.Expr:
-    """Rows that ended early: Polars fills their missing trailing fields with null, while a field
-    that is present but empty reads as "" (quoted). An unquoted empty last field also reads as null,
-    so a non-zero count only sends the chunk to the exact check in ``diagnose``."""
-    return pl.col(columns[-1].name).is_null().sum().alias(MISSING_FIELDS)
+    A row that ends early reads with null in its missing trailing fields, while a present field,
+    even empty, reads as "" (quoted). ``guard_short_rows`` makes a null last field fail the query
+    (a strict cast of the marker ``SHORT_ROW``), which sends the chunk to the exact check in
+    ``diagnose``. An unquoted empty last field also reads as null: when the exact check finds no
+    short row, the caller converts again without the guard.
+    """
+    exprs = [_typed_column(c) for c in columns]
+    if guard_short_rows:
+        last = pl.col(columns[-1].name)
+        guard = (
+            pl.when(last.is_null()).then(pl.lit(SHORT_ROW)).otherwise(pl.lit(FALSE)).cast(_FLAGS, strict=True)
+        )
+        exprs[-1] = pl.when(guard.to_physical() == 0).then(exprs[-1]).alias(columns[-1].name)
+    return raw.select(exprs)
 
 
 def _typed_column(column: Column) -> pl.Expr:
@@ -59,26 +86,94 @@ def _typed_column(column: Column) -> pl.Expr:
     match column.type:
         case ColumnType.INT64:
             value = value.cast(pl.Int64, strict=True)
-        case ColumnType.BOOLEAN:
-            value = value.replace_strict([TRUE, FALSE], [True, False], return_dtype=pl.Boolean)
+        case ColumnType.BOOLEAN:  # a strict Enum cast streams (replace_strict does not) and rejects others
+            value = value.cast(_FLAGS, strict=True).to_physical().cast(pl.Boolean)
         case ColumnType.TIMESTAMP_MS_UTC:
             value = value.str.to_datetime(TIMESTAMP_FORMAT, time_unit="ms", time_zone="UTC", strict=True)
-        case ColumnType.STRING if column.field == "Key":
-            value = value.str.replace_all("+", " ", literal=True).map_batches(
-                _percent_decode, return_dtype=pl.String, is_elementwise=True
-            )
+        case ColumnType.STRING if column.field == KEY_FIELD:
+            value = value.map_batches(_decode_keys, return_dtype=pl.String, is_elementwise=True)
     return value.alias(column.name)
 
 
-def decode_key(raw: str) -> str:
-    """One key as S3 Inventory encodes it: ``+`` -> space, then ``%XX`` -> UTF-8 bytes."""
-    return unquote(raw.replace("+", " "), errors="strict")
+def _decode_keys(keys: pl.Series) -> pl.Series:
+    """``+`` for all keys; for keys with ``%``, ASCII escapes vectorised and Python only for those
+    with an escaped non-ASCII byte."""
+    spaced = keys.str.replace_all("+", " ", literal=True)
+    escaped = spaced.str.contains("%", literal=True).fill_null(False)
+    if not escaped.any():
+        return spaced
+    where = escaped.arg_true()
+    subset = spaced.gather(where)
+    decoded = subset.str.replace_many(_ASCII_ESCAPES)
+    slow = subset.str.contains(_NON_ASCII_ESCAPE)
+    if slow.any():
+        at = slow.arg_true()
+        exact = [unquote(k, errors="strict") for k in subset.gather(at).to_list()]
+        decoded = decoded.scatter(at, pl.Series(exact, dtype=pl.String))
+    return spaced.scatter(where, decoded)
 
 
-def _percent_decode(keys: pl.Series) -> pl.Series:
-    has_escape = keys.str.contains("%", literal=True).fill_null(False)
-    if not has_escape.any():
-        return keys
-    where = has_escape.arg_true()
-    decoded = [unquote(k, errors="strict") for k in keys.gather(where).to_list()]
-    return keys.scatter(where, pl.Series(decoded, dtype=pl.String))
+def convert_chunk(chunk: Path, part: Path, columns: tuple[Column, ...], *, chunk_uri: str) -> dict[str, Any]:
+    """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats."""
+    try:
+        _sink(chunk, part, columns, guard_short_rows=True)
+    except pl.exceptions.PolarsError as err:
+        part.unlink(missing_ok=True)
+        problem = first_malformed_row(chunk, columns)
+        if problem:
+            msg = f"{chunk_uri}: {problem}"
+            raise MalformedChunkError(msg) from err
+        try:  # no malformed row: the guard saw an unquoted empty last field, which is valid
+            _sink(chunk, part, columns, guard_short_rows=False)
+        except pl.exceptions.PolarsError as again:
+            part.unlink(missing_ok=True)
+            msg = f"{chunk_uri}: cannot convert: {again}"
+            raise MalformedChunkError(msg) from again
+    written = pl.read_parquet_schema(part)
+    if written != output_schema(columns):
+        msg = f"{part}: wrote schema {written}, expected {output_schema(columns)}"
+        raise AssertionError(msg)
+    return part_stats(part, columns)
+
+
+def _sink(chunk: Path, part: Path, columns: tuple[Column, ...], *, guard_short_rows: bool) -> None:
+    frame = typed(scan_chunk(chunk, columns), columns, guard_short_rows=guard_short_rows)
+    frame.sink_parquet(
+        part,
+        compression=PARQUET_COMPRESSION,
+        compression_level=PARQUET_COMPRESSION_LEVEL,
+        statistics=True,
+        engine="streaming",
+    )
+
+
+def part_stats(part: Path, columns: tuple[Column, ...]) -> dict[str, Any]:
+    """Rows, sum of sizes and the range of last_modified_date, read back from the written part."""
+    names = {c.name for c in columns}
+    lmd = (
+        pl.col("last_modified_date")
+        if "last_modified_date" in names
+        else pl.lit(None, pl.Datetime("ms", "UTC"))
+    )
+    size = pl.col("size").sum() if "size" in names else pl.lit(None, pl.Int64)
+    row = (
+        pl.scan_parquet(part)
+        .select(
+            pl.len().alias("rows"),
+            size.alias("size_sum"),
+            lmd.min().alias("min_lmd"),
+            lmd.max().alias("max_lmd"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    return {
+        "rows": row["rows"],
+        "size_sum": row["size_sum"],
+        "min_last_modified_date": _iso(row["min_lmd"]),
+        "max_last_modified_date": _iso(row["max_lmd"]),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -11,8 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from batch_jobs.convert import decode_key
-from pipeline.contract.schema import FALSE, TRUE, Column, ColumnType
+from pipeline.contract.schema import FALSE, TRUE, Column, ColumnType, decode_key
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _INT64 = re.compile(r"^[+-]?\d{1,19}$")

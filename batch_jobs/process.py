@@ -11,22 +11,13 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import polars as pl
-
-from batch_jobs.convert import MISSING_FIELDS, missing_field_rows, output_schema, scan_chunk, typed
-from batch_jobs.diagnose import first_malformed_row
+from batch_jobs.convert import convert_chunk
 from batch_jobs.run import JobInputError, Run, load_split_report
 from batch_jobs.s3io import put_json
 from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.schema import Column, columns_for
-
-PARQUET_COMPRESSION: Final = "zstd"
-
-
-class MalformedChunkError(ValueError):
-    """A row of the chunk cannot be typed; the message names the chunk, line and value."""
+from pipeline.contract.schema import columns_for
 
 
 @dataclass
@@ -74,57 +65,3 @@ def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | N
         seconds=result.duration_seconds,
     )
     return result
-
-
-def convert_chunk(chunk: Path, part: Path, columns: tuple[Column, ...], *, chunk_uri: str) -> dict[str, Any]:
-    """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats."""
-    raw = scan_chunk(chunk, columns)
-    frame = typed(raw, columns)
-    names = {c.name for c in columns}
-    lmd = (
-        pl.col("last_modified_date")
-        if "last_modified_date" in names
-        else pl.lit(None, pl.Datetime("ms", "UTC"))
-    )
-    size = pl.col("size").sum() if "size" in names else pl.lit(None, pl.Int64)
-    stats_query = pl.concat(
-        [
-            frame.select(
-                pl.len().alias("rows"),
-                size.alias("size_sum"),
-                lmd.min().alias("min_lmd"),
-                lmd.max().alias("max_lmd"),
-            ),
-            raw.select(missing_field_rows(columns)),
-        ],
-        how="horizontal",
-    )
-    sink = frame.sink_parquet(part, compression=PARQUET_COMPRESSION, statistics=True, lazy=True)
-    try:
-        _, stats = pl.collect_all([sink, stats_query], engine="streaming")
-    except pl.exceptions.PolarsError as err:
-        part.unlink(missing_ok=True)
-        problem = first_malformed_row(chunk, columns)
-        msg = f"{chunk_uri}: {problem}" if problem else f"{chunk_uri}: cannot convert: {err}"
-        raise MalformedChunkError(msg) from err
-    if stats[MISSING_FIELDS][0]:
-        problem = first_malformed_row(chunk, columns)
-        if problem:
-            part.unlink(missing_ok=True)
-            msg = f"{chunk_uri}: {problem}"
-            raise MalformedChunkError(msg)
-    written = pl.read_parquet_schema(part)
-    if written != output_schema(columns):
-        msg = f"{part}: wrote schema {written}, expected {output_schema(columns)}"
-        raise AssertionError(msg)
-    row = stats.row(0, named=True)
-    return {
-        "rows": row["rows"],
-        "size_sum": row["size_sum"],
-        "min_last_modified_date": _iso(row["min_lmd"]),
-        "max_last_modified_date": _iso(row["max_lmd"]),
-    }
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

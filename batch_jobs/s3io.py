@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -51,7 +52,7 @@ class StreamingUpload:
         self._s3, self._pool, self.bucket, self.key = s3, pool, bucket, key
         self._part_size = part_size
         self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._buffer: list[bytes] = []
+        self._buffer: deque[bytes] = deque()
         self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[Future[dict[str, Any]]] = []
@@ -63,15 +64,15 @@ class StreamingUpload:
         self._buffer.append(block)
         self._buffered += len(block)
         self.bytes_written += len(block)
-        if self._buffered >= self._part_size:
-            self._flush_part()
+        while self._buffered >= self._part_size:  # every part but the last is exactly part_size
+            self._flush_part(self._take(self._part_size))
 
     def close(self) -> None:
         if self._upload_id is None:
             self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._take_buffer())
             return
         if self._buffered:
-            self._flush_part()
+            self._flush_part(self._take_buffer())
         parts = [future.result() for future in self._parts]
         self._s3.complete_multipart_upload(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
@@ -84,16 +85,28 @@ class StreamingUpload:
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
 
     def _take_buffer(self) -> bytes:
-        data = b"".join(self._buffer)
-        self._buffer, self._buffered = [], 0
-        return data
+        return self._take(self._buffered)
 
-    def _flush_part(self) -> None:
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` buffered bytes; only a block that straddles the cut is sliced."""
+        pieces, need = [], size
+        while need:
+            block = self._buffer.popleft()
+            if len(block) > need:
+                pieces.append(block[:need])
+                self._buffer.appendleft(block[need:])
+                need = 0
+            else:
+                pieces.append(block)
+                need -= len(block)
+        self._buffered -= size
+        return b"".join(pieces)
+
+    def _flush_part(self, data: bytes) -> None:
         if self._upload_id is None:
             created = self._s3.create_multipart_upload(Bucket=self.bucket, Key=self.key)
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
-        data = self._take_buffer()
         self._slots.acquire()
         self._parts.append(self._pool.submit(self._upload_part, number, data))
 

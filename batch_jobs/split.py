@@ -38,8 +38,9 @@ GZIP_WBITS = 31
 _GZIP_ERROR: type[Exception] = zlib_impl.error  # type: ignore[assignment]
 READ_BLOCK = 1 * MiB
 READ_AHEAD_BLOCKS = 8
+INFLATE_AHEAD_BLOCKS = 4
 PROGRESS_SECONDS = 10.0
-DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_RATIO = 8.0  # uncompressed / compressed, used before any byte has been seen
 _ISIZE_TRUSTED_BELOW = 256 * MiB  # larger files may have inflated past 4 GiB, where ISIZE wraps
 
@@ -95,7 +96,7 @@ def split(
 
         def open_chunk(index: int) -> StreamingUpload:
             key = run.layout.chunk_key(index)
-            return StreamingUpload(s3, pool, run.bucket, key, part_size=part_size, max_in_flight=4)
+            return StreamingUpload(s3, pool, run.bucket, key, part_size=part_size, max_in_flight=3)
 
         router = _ChunkRouter(chunks, open_chunk, estimate.total)
         progress = _Progress(log, estimate, router)
@@ -135,18 +136,43 @@ def _stream_file(
     estimate: _SizeEstimate,
     progress: _Progress,
 ) -> FileStats:
+    """Route one data file's rows; reading, hashing and inflating run a stage ahead, in threads."""
     uri = f"s3://{bucket}/{data_file.key}"
-    md5 = hashlib.md5(usedforsecurity=False)
     stats = FileStats(key=data_file.key, size=data_file.size, md5=data_file.md5)
-    inflate = zlib_impl.decompressobj(GZIP_WBITS)
-    member_bytes = 0  # compressed bytes fed to the current gzip member
-    corrupt: str | None = None
-    consumed = 0
-    last = b"\n"
-    for block in _read_ahead(s3, bucket, data_file.key, uri):
+    rows_before, last = router.rows, b"\n"
+    md5 = hashlib.md5(usedforsecurity=False)
+    blocks = _background(_hashed(_read_blocks(s3, bucket, data_file.key, uri), md5), READ_AHEAD_BLOCKS)
+    for out, consumed in _background(_inflate(blocks, md5, data_file, uri), INFLATE_AHEAD_BLOCKS):
+        estimate.advance(consumed, len(out))
+        if out:
+            router.feed(out)
+            stats.uncompressed_bytes += len(out)
+            last = out[-1:]
+        progress.maybe_log()
+    if last != b"\n":  # rows never span files
+        router.feed(b"\n")
+        stats.uncompressed_bytes += 1
+    stats.rows = router.rows - rows_before
+    return stats
+
+
+def _hashed(blocks: Iterator[bytes], md5: Any) -> Iterator[bytes]:
+    for block in blocks:
         md5.update(block)
+        yield block
+
+
+def _inflate(blocks: Iterator[bytes], md5: Any, data_file: DataFile, uri: str) -> Iterator[tuple[bytes, int]]:
+    """Yield (uncompressed bytes, compressed bytes consumed); check size, MD5 and gzip at the end.
+
+    Handles multi-member gzip. A corrupt stream is reported after the whole file was read, so the
+    message can also say whether the file matches the manifest's size and MD5.
+    """
+    inflate = zlib_impl.decompressobj(GZIP_WBITS)
+    member_bytes = consumed = 0  # compressed bytes fed to the current gzip member / in all
+    corrupt: str | None = None
+    for block in blocks:  # hashed by the stage before, which read them
         consumed += len(block)
-        estimate.consumed(len(block))
         if consumed > data_file.size:
             msg = f"{uri}: size is more than the {data_file.size} bytes the manifest says"
             raise SplitError(msg)
@@ -159,26 +185,18 @@ def _stream_file(
                 break
             member_bytes += len(data) - len(inflate.unused_data)
             if out:
-                router.feed(out)
-                stats.rows += out.count(b"\n")
-                stats.uncompressed_bytes += len(out)
-                estimate.produced(len(out))
-                last = out[-1:]
+                yield out, len(block) if data is block else 0
+            elif data is block:
+                yield b"", len(block)
             if inflate.eof:
                 data = inflate.unused_data
                 inflate, member_bytes = zlib_impl.decompressobj(GZIP_WBITS), 0
             else:
                 data = b""
-        progress.maybe_log()
     _verify(uri, data_file, consumed, md5.hexdigest(), corrupt)
     if member_bytes and not inflate.eof:
         msg = f"{uri}: gzip stream is truncated (it ends inside a member, after {consumed} compressed bytes)"
         raise SplitError(msg)
-    if last != b"\n":
-        router.feed(b"\n")
-        stats.rows += 1
-        stats.uncompressed_bytes += 1
-    return stats
 
 
 def _verify(uri: str, data_file: DataFile, consumed: int, md5: str, corrupt: str | None) -> None:
@@ -194,8 +212,7 @@ def _verify(uri: str, data_file: DataFile, consumed: int, md5: str, corrupt: str
         raise SplitError(msg)
 
 
-def _read_ahead(s3: Any, bucket: str, key: str, uri: str) -> Iterator[bytes]:
-    """Yield the object's bytes in blocks, read by a background thread a few blocks ahead."""
+def _read_blocks(s3: Any, bucket: str, key: str, uri: str) -> Iterator[bytes]:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     except ClientError as err:
@@ -203,35 +220,48 @@ def _read_ahead(s3: Any, bucket: str, key: str, uri: str) -> Iterator[bytes]:
             msg = f"{uri}: data file listed in the manifest does not exist"
             raise SplitError(msg) from err
         raise
-    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=READ_AHEAD_BLOCKS)
+    try:
+        while block := body.read(READ_BLOCK):
+            yield block
+    finally:
+        body.close()
+
+
+_DONE = object()
+
+
+def _background(items: Iterator[Any], ahead: int) -> Iterator[Any]:
+    """Run a generator in its own thread, at most ``ahead`` items in front; errors re-raise here.
+
+    zlib/ISA-L inflate, MD5 and socket reads release the GIL, so the stages overlap on 2 cores.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
-    def reader() -> None:
+    def produce() -> None:
         try:
-            while not stop.is_set():
-                block = body.read(READ_BLOCK)
-                if not block:
-                    break
-                blocks.put(block)
-            blocks.put(None)
+            for item in items:
+                if stop.is_set():
+                    return
+                handoff.put(item)
+            handoff.put(_DONE)
         except BaseException as err:
-            blocks.put(err)
+            handoff.put(err)
 
-    thread = threading.Thread(target=reader, name="read-ahead", daemon=True)
+    thread = threading.Thread(target=produce, name="split-stage", daemon=True)
     thread.start()
     try:
-        while (item := blocks.get()) is not None:
+        while (item := handoff.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
+        while thread.is_alive():  # unblock a producer waiting on a full queue
             try:
-                blocks.get_nowait()
+                handoff.get_nowait()
             except queue.Empty:
                 thread.join(0.05)
-        body.close()
 
 
 def _isize_hints(s3: Any, bucket: str, files: tuple[DataFile, ...]) -> list[int | None]:
@@ -276,12 +306,10 @@ class _SizeEstimate:
     def start_file(self, index: int) -> None:
         self._current, self._current_bytes = index, 0
 
-    def consumed(self, n: int) -> None:
-        self.compressed_seen += n
-
-    def produced(self, n: int) -> None:
-        self._current_bytes += n
-        self.uncompressed_seen += n
+    def advance(self, compressed: int, uncompressed: int) -> None:
+        self.compressed_seen += compressed
+        self._current_bytes += uncompressed
+        self.uncompressed_seen += uncompressed
 
     def finish_file(self, uncompressed: int) -> None:
         self._done_bytes += uncompressed
@@ -307,6 +335,7 @@ class _ChunkRouter:
     ):
         self._n, self._open, self._expected_total = n, open_chunk, expected_total
         self.produced = 0
+        self.rows = 0
         self.stats: list[ChunkStats] = []
         self._writer: StreamingUpload | None = None
         self._end = 0
@@ -322,8 +351,10 @@ class _ChunkRouter:
         assert self._writer is not None
         self._writer.write(block if (start, end) == (0, len(block)) else block[start:end])
         current = self.stats[-1]
+        rows = block.count(b"\n", start, end)
         current.bytes += end - start
-        current.rows += block.count(b"\n", start, end)
+        current.rows += rows
+        self.rows += rows
         self.produced += end - start
 
     def _next_chunk(self) -> None:

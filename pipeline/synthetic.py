@@ -54,6 +54,8 @@ TRICKY_KEYS = (
     "percent-literal/%41 is not A.txt",
     "plus/+leading and trailing+",
     "japanese/日本語/ファイル.txt",
+    "lake/year=2024/month=11/part (1).parquet",
+    "escapes/%2541 stays %41 and %252B stays %2B",
 )
 PLAIN_PREFIXES = ("logs/app/2024/11/", "data/warehouse/events/", "images/thumbs/", "backups/db/")
 

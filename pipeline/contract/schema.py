@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import unquote
 
 
 class ColumnType(StrEnum):
@@ -105,3 +106,12 @@ def column_for(field: str) -> Column:
 def columns_for(file_schema: Sequence[str]) -> tuple[Column, ...]:
     """The output columns of a delivery, in the manifest's field order."""
     return tuple(column_for(field) for field in file_schema)
+
+
+def decode_key(raw: str) -> str:
+    """A key as S3 Inventory encodes it, decoded: ``+`` -> space, then ``%XX`` -> UTF-8 bytes.
+
+    A literal ``+`` arrives as ``%2B``; ``/`` may or may not be encoded. Invalid UTF-8 raises.
+    The processor applies the same rule vectorised (batch_jobs/convert.py); this is the reference.
+    """
+    return unquote(raw.replace("+", " "), errors="strict")

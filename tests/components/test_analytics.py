@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from batch_jobs.process import convert_chunk
+from batch_jobs.convert import convert_chunk
 from components.catalog import PROJECTION_DATE_FORMAT, TABLE_NAME
 from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import RunLayout

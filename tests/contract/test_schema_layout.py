@@ -96,3 +96,27 @@ def test_parse_s3_uri():
     for bad in ("b/key", "s3://b", "s3://b/", "s3:///k"):
         with pytest.raises(ValueError, match="is not an S3 object URI"):
             parse_s3_uri(bad)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "key"),
+    [
+        ("photos/summer+2024/beach+day.jpg", "photos/summer 2024/beach day.jpg"),
+        ("math/a%2Bb%3Dc.txt", "math/a+b=c.txt"),
+        ("reports/100%25/x", "reports/100%/x"),
+        ("caf%C3%A9/%F0%9F%98%80", "café/😀"),
+        ("a%2Fb", "a/b"),
+        ("new%0Aline%09tab%22quote%2Ccomma", 'new\nline\ttab"quote,comma'),
+    ],
+)
+def test_decode_key_is_form_url_decoding(encoded, key):
+    from pipeline.contract.schema import decode_key
+
+    assert decode_key(encoded) == key
+
+
+def test_decode_key_rejects_invalid_utf8():
+    from pipeline.contract.schema import decode_key
+
+    with pytest.raises(UnicodeDecodeError):
+        decode_key("bad%FF%FE")

@@ -1,0 +1,90 @@
+"""The measured tasks, each run in its own process by the harness: ``python -m bench.tasks TASK ...``."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, columns_for
+
+COLUMNS = columns_for(KNOWN_FIELDS)
+
+
+def split(root: str, bucket: str, manifest_key: str, chunks: str) -> None:
+    from batch_jobs.run import load_run
+    from batch_jobs.split import split as run_split
+    from bench.local_s3 import LocalS3
+    from pipeline.contract.delivery import parse_delivery_key
+    from pipeline.contract.jsonlog import JsonLogger
+
+    s3 = LocalS3(Path(root))
+    d = parse_delivery_key(manifest_key)
+    run = load_run(s3, f"s3://{bucket}/{manifest_key}", d.source_bucket, d.run_date)
+    run_split(s3, run, int(chunks), log=JsonLogger(io.StringIO()))
+
+
+def process(chunk: str, out: str) -> None:
+    from batch_jobs.convert import convert_chunk
+
+    convert_chunk(Path(chunk), Path(out), COLUMNS, chunk_uri=chunk)
+
+
+def duckdb_sql(source: str, out: str) -> str:
+    """The processor's typed transform, key decoding included, as one DuckDB COPY."""
+    casts = []
+    for i, c in enumerate(COLUMNS):
+        raw = f"nullif(column{i:02d}, '')"
+        if c.type is ColumnType.INT64:
+            casts.append(f"CAST({raw} AS BIGINT) AS {c.name}")
+        elif c.type is ColumnType.BOOLEAN:
+            casts.append(f"CAST({raw} AS BOOLEAN) AS {c.name}")
+        elif c.type is ColumnType.TIMESTAMP_MS_UTC:
+            casts.append(f"CAST(strptime({raw}, '%Y-%m-%dT%H:%M:%S.%gZ') AS TIMESTAMP_MS) AS {c.name}")
+        elif c.field == "Key":
+            casts.append(f"url_decode(replace({raw}, '+', ' ')) AS {c.name}")
+        else:
+            casts.append(f"{raw} AS {c.name}")
+    columns = ", ".join(f"'column{i:02d}': 'VARCHAR'" for i in range(len(COLUMNS)))
+    return (
+        f"COPY (SELECT {', '.join(casts)} FROM read_csv({source}, header = false, quote = '\"', "
+        f"columns = {{{columns}}})) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+
+
+def duckdb(source: str, out: str) -> None:
+    import duckdb as db
+
+    files = [f"'{p}'" for p in source.split(",")]
+    db.sql(duckdb_sql(f"[{', '.join(files)}]", out))
+
+
+def pyarrow(chunk: str, out: str) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as csv
+    import pyarrow.parquet as pq
+
+    types = {
+        ColumnType.STRING: pa.string(),
+        ColumnType.INT64: pa.int64(),
+        ColumnType.BOOLEAN: pa.bool_(),
+        ColumnType.TIMESTAMP_MS_UTC: pa.timestamp("ms", tz="UTC"),
+    }
+    reader = csv.open_csv(
+        chunk,
+        read_options=csv.ReadOptions(column_names=[c.name for c in COLUMNS], block_size=16 << 20),
+        convert_options=csv.ConvertOptions(
+            column_types={c.name: types[c.type] for c in COLUMNS},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    with pq.ParquetWriter(out, reader.schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
+if __name__ == "__main__":
+    task, *args = sys.argv[1:]
+    {"split": split, "process": process, "duckdb": duckdb, "pyarrow": pyarrow}[task](*args)
