@@ -15,7 +15,7 @@ from typing import Any
 
 from batch_jobs.convert import convert_chunk
 from batch_jobs.run import JobInputError, Run, load_split_report
-from batch_jobs.s3io import put_json
+from batch_jobs.s3io import TRANSFER, put_json
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.schema import columns_for
 
@@ -45,10 +45,10 @@ def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | N
     chunk_uri = f"s3://{run.bucket}/{chunk_key}"
     with tempfile.TemporaryDirectory(prefix="chunk-", dir=workdir) as tmp:
         chunk_path, part_path = Path(tmp) / "chunk.csv", Path(tmp) / "part.parquet"
-        s3.download_file(run.bucket, chunk_key, str(chunk_path))
+        s3.download_file(run.bucket, chunk_key, str(chunk_path), Config=TRANSFER)
         log.info("chunk downloaded", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
         stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri)
-        s3.upload_file(str(part_path), run.bucket, part_key)
+        s3.upload_file(str(part_path), run.bucket, part_key, Config=TRANSFER)
         result = PartStats(
             index=index,
             chunk=chunk_key,

@@ -13,11 +13,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 MiB = 1024 * 1024
 _CLIENT_CONFIG = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
+TRANSFER = TransferConfig(multipart_threshold=64 * MiB, multipart_chunksize=64 * MiB, max_concurrency=4)
+"""Chunk downloads and part uploads: 64 MiB ranges, 4 at a time (at most 256 MiB in flight, while
+nothing else runs). Fewer, larger requests than boto3's 8 MiB default; moto's stand-in also
+copies the whole object for every ranged GET, which made 8 MiB ranges 6x slower locally."""
 
 
 def s3_client() -> Any:

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ class Measured:
     name: str
     seconds: list[float]
     rss: list[int]  # bytes
+    last_stderr: str = ""
 
     @property
     def wall(self) -> float:
@@ -57,7 +59,7 @@ def measure(name: str, command: list[str], runs: int, *, before=None, env=None) 
             raise RuntimeError(msg)
         seconds.append(elapsed)
         rss.append(usage.ru_maxrss * 1024)
-    result = Measured(name, seconds, rss)
+    result = Measured(name, seconds, rss, err)
     print(f"  {name:<34} {result.wall:8.2f} s   peak {result.peak / 2**20:8.0f} MiB", flush=True)
     return result
 
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     measured = [gzip, split, process, duck_chunk, arrow, pipeline, duck_all]
     text = render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows)
+    text += stages(pipeline.last_stderr)
     args.results.write_text(text)
     print(text)
     return 0
@@ -206,11 +209,12 @@ def render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows) -> 
         f"- data: {args.rows:,} rows in {args.files} gzip files, {compressed / MB:.0f} MB compressed, "
         f"{uncompressed / MB:.0f} MB of CSV; chunk 0 of {args.chunks}: {chunk_bytes / MB:.0f} MB",
         f"- runs: {args.runs} per task, medians; each task in its own process (interpreter start and imports included)",
-        "- split and process read and write a local folder through the same S3 calls they make on AWS (bench/local_s3.py);",
-        "  run-local goes through the moto stand-in over loopback HTTP, as `make demo` does",
+        "- split and process make the same S3 calls as on AWS, served from local files (bench/local_s3.py); what",
+        "  split writes goes to tmpfs, as on AWS it goes to the network; run-local goes through the moto stand-in",
+        "  over loopback HTTP, as `make demo` does",
         "",
-        "| task | median wall (s) | throughput (MB/s of CSV) | median peak RSS (MiB) |",
-        "| --- | ---: | ---: | ---: |",
+        "| task | median wall (s) | min-max (s) | throughput (MB/s of CSV, median) | median peak RSS (MiB) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     sizes = {"gzip -dc > /dev/null": uncompressed, "split (batch_jobs.split)": uncompressed}
     for m in measured:
@@ -220,11 +224,37 @@ def render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows) -> 
             if "Parquet" in m.name or "process" in m.name or "same transform" in m.name
             else uncompressed,
         )
-        lines.append(f"| {m.name} | {m.wall:.2f} | {size / MB / m.wall:.0f} | {m.peak / 2**20:.0f} |")
+        spread = f"{min(m.seconds):.2f}-{max(m.seconds):.2f}"
+        lines.append(
+            f"| {m.name} | {m.wall:.2f} | {spread} | {size / MB / m.wall:.0f} | {m.peak / 2**20:.0f} |"
+        )
     lines += ["", "| target | measured | goal | met |", "| --- | ---: | --- | --- |"]
     for name, value, goal, ok in rows:
         met = "yes" if ok(value) else "**no**"
         lines.append(f"| {name} | {value:.2f} | {goal} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def stages(progress: str) -> str:
+    """Where run-local's time goes, from the timestamps of its progress lines (its last run)."""
+    marks = []
+    for line in progress.splitlines():
+        match = re.match(r"^\[\s*([0-9.]+)s\] (.*)$", line)
+        if match:
+            marks.append((float(match.group(1)), match.group(2)))
+    if not marks:
+        return ""
+    lines = [
+        "",
+        "run-local, last run, by stage (from its progress lines):",
+        "",
+        "| from | to | seconds |",
+        "| --- | --- | ---: |",
+    ]
+    previous = (0.0, "start (interpreter, stand-in)")
+    for mark in marks:
+        lines.append(f"| {previous[1][:60]} | {mark[1][:60]} | {mark[0] - previous[0]:.1f} |")
+        previous = mark
     return "\n".join(lines) + "\n"
 
 

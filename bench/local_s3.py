@@ -16,8 +16,9 @@ class LocalS3:
     """Parts are written once, at their offset: every part but the last is ``part_size`` bytes,
     as the splitter's uploader sends them, so no copy is added that S3 would not make."""
 
-    def __init__(self, root: Path, part_size: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, root: Path, part_size: int = 8 * 1024 * 1024, write_root: Path | None = None) -> None:
         self.root = root
+        self.write_root = write_root or root  # where written objects go (tmpfs: no disk writeback)
         self.part_size = part_size
         self._uploads: dict[str, Path] = {}
 

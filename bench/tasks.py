@@ -11,14 +11,14 @@ from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, columns_for
 COLUMNS = columns_for(KNOWN_FIELDS)
 
 
-def split(root: str, bucket: str, manifest_key: str, chunks: str) -> None:
+def split(root: str, bucket: str, manifest_key: str, chunks: str, write_root: str) -> None:
     from batch_jobs.run import load_run
     from batch_jobs.split import split as run_split
     from bench.local_s3 import LocalS3
     from pipeline.contract.delivery import parse_delivery_key
     from pipeline.contract.jsonlog import JsonLogger
 
-    s3 = LocalS3(Path(root))
+    s3 = LocalS3(Path(root), write_root=Path(write_root))
     d = parse_delivery_key(manifest_key)
     run = load_run(s3, f"s3://{bucket}/{manifest_key}", d.source_bucket, d.run_date)
     run_split(s3, run, int(chunks), log=JsonLogger(io.StringIO()))
