@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from pipeline.contract.layout import RunLayout
-from pipeline.synthetic import GeneratedDelivery, generate_delivery
+from pipeline.synthetic import GeneratedDelivery
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "bench-destination"
@@ -65,25 +65,24 @@ def measure(name: str, command: list[str], runs: int, *, before=None, env=None) 
 
 
 def inventory(data: Path, rows: int, files: int) -> GeneratedDelivery:
+    """The benchmark's inventory, generated once (in a child process, so that this process stays
+    small: a child's peak RSS counts the parent's pages it maps between fork and exec)."""
+    from pipeline.contract.delivery import parse_delivery_key
+    from pipeline.synthetic import Truth
+
     root = data / f"inventory-{rows}-{files}"
     marker = root / "generated.json"
-    if marker.is_file():  # reuse: generating is not what is measured
-        meta = json.loads(marker.read_text())
-        from pipeline.contract.delivery import parse_delivery_key
-        from pipeline.synthetic import Truth
-
-        return GeneratedDelivery(
-            root / BUCKET, parse_delivery_key(meta["manifest_key"]), BUCKET, tuple(meta["data_keys"]), Truth()
+    if not marker.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        print(f"generating {rows:,} rows in {files} files under {root} (reused by later runs)", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "bench.tasks", "generate", str(root / BUCKET), str(rows), str(files)],
+            check=True,
         )
-    shutil.rmtree(root, ignore_errors=True)
-    print(f"generating {rows:,} rows in {files} files under {root} (reused by later runs)", flush=True)
-    gen = generate_delivery(
-        root / BUCKET, objects=rows, files=files, destination_bucket=BUCKET, tricky_share=0.05
+    meta = json.loads(marker.read_text())
+    return GeneratedDelivery(
+        root / BUCKET, parse_delivery_key(meta["manifest_key"]), BUCKET, tuple(meta["data_keys"]), Truth()
     )
-    marker.write_text(
-        json.dumps({"manifest_key": gen.delivery.manifest_key, "data_keys": list(gen.data_keys)})
-    )
-    return gen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data", type=Path, default=HERE / "data")
     parser.add_argument("--results", type=Path, default=HERE / "results.md")
+    parser.add_argument(
+        "--split-only", action="store_true", help="only gzip -dc and the splitter (e.g. --rows 10000000)"
+    )
     args = parser.parse_args(argv)
     if args.runs < 3:
         parser.error("--runs must be at least 3 (medians)")
@@ -114,14 +116,31 @@ def main(argv: list[str] | None = None) -> int:
     gzip = measure(
         "gzip -dc > /dev/null", ["bash", "-c", 'gzip -dc "$@" > /dev/null', "gzip", *gz], args.runs
     )
+    # Written objects go to tmpfs when there is one: on AWS the chunks leave through the uploader to
+    # the network, so the disk's writeback is not the splitter's cost. Fresh keys on every run.
+    written = Path("/dev/shm/s3-inventory-bench") if Path("/dev/shm").is_dir() else work / "written"
+    split_command = [py, "-m", "bench.tasks", "split", local_root, BUCKET, gen.delivery.manifest_key]
     split = measure(
         "split (batch_jobs.split)",
-        [py, "-m", "bench.tasks", "split", local_root, BUCKET, gen.delivery.manifest_key, str(args.chunks)],
+        [*split_command, str(args.chunks), str(written)],
         args.runs,
+        before=lambda: shutil.rmtree(written, ignore_errors=True),
     )
-    report = json.loads((gen.root / layout.split_report_key).read_text())
+    report = json.loads((written / BUCKET / layout.split_report_key).read_text())
     uncompressed = int(report["uncompressed_bytes"])
-    chunk = gen.root / layout.chunk_key(0)
+    if args.split_only:
+        shutil.rmtree(written, ignore_errors=True)
+        targets = [
+            ("split MB/s vs gzip -dc", gzip.wall / split.wall, ">= 2.0", lambda r: r >= 2.0),
+            ("split peak RSS (MiB)", split.peak / 2**20, "< 300", lambda r: r < 300),
+        ]
+        text = render(args, gen, compressed, uncompressed, 0, [gzip, split], targets)
+        args.results.write_text(text)
+        print(text)
+        return 0
+    chunk = work / "chunk-0.csv"
+    shutil.copyfile(written / BUCKET / layout.chunk_key(0), chunk)
+    shutil.rmtree(written, ignore_errors=True)
     chunk_bytes = chunk.stat().st_size
 
     print(
@@ -166,12 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     rows = [
-        (
-            "split MB/s vs gzip -dc",
-            (uncompressed / split.wall) / (uncompressed / gzip.wall),
-            ">= 2.0",
-            lambda r: r >= 2.0,
-        ),
+        ("split MB/s vs gzip -dc", gzip.wall / split.wall, ">= 2.0", lambda r: r >= 2.0),
         ("split peak RSS (MiB)", split.peak / 2**20, "< 300", lambda r: r < 300),
         ("process wall / DuckDB wall", process.wall / duck_chunk.wall, "<= 0.75", lambda r: r <= 0.75),
         ("process peak RSS / chunk size", process.peak / chunk_bytes, "<= 2.0", lambda r: r <= 2.0),
@@ -230,8 +244,11 @@ def render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows) -> 
         )
     lines += ["", "| target | measured | goal | met |", "| --- | ---: | --- | --- |"]
     for name, value, goal, ok in rows:
-        met = "yes" if ok(value) else "**no**"
+        threshold = float(goal.split()[-1])
+        met = "yes" if ok(value) else f"**no**, missed by {abs(value / threshold - 1) * 100:.0f}%"
         lines.append(f"| {name} | {value:.2f} | {goal} | {met} |")
+    if not all(ok(value) for _, value, _, ok in rows) and (HERE / "analysis.md").is_file():
+        lines += ["", (HERE / "analysis.md").read_text().strip()]
     return "\n".join(lines) + "\n"
 
 

@@ -23,10 +23,12 @@ class LocalS3:
         self._uploads: dict[str, Path] = {}
 
     def _path(self, bucket: str, key: str) -> Path:
-        return self.root / bucket / key
+        return self.write_root / bucket / key
 
     def get_object(self, Bucket: str, Key: str, Range: str | None = None) -> dict[str, Any]:
         path = self._path(Bucket, Key)
+        if not path.exists():  # inputs stay where they are; outputs are read back from write_root
+            path = self.root / Bucket / Key
         f = path.open("rb")
         if Range:
             tail = int(Range.removeprefix("bytes=-"))

@@ -85,6 +85,20 @@ def pyarrow(chunk: str, out: str) -> None:
             writer.write_batch(batch)
 
 
+def generate(bucket_root: str, rows: str, files: str) -> None:
+    import json
+
+    from pipeline.synthetic import generate_delivery
+
+    root = Path(bucket_root)
+    gen = generate_delivery(
+        root, objects=int(rows), files=int(files), destination_bucket=root.name, tricky_share=0.05
+    )
+    meta = {"manifest_key": gen.delivery.manifest_key, "data_keys": list(gen.data_keys)}
+    (root.parent / "generated.json").write_text(json.dumps(meta))
+
+
 if __name__ == "__main__":
     task, *args = sys.argv[1:]
-    {"split": split, "process": process, "duckdb": duckdb, "pyarrow": pyarrow}[task](*args)
+    tasks = {"generate": generate, "split": split, "process": process, "duckdb": duckdb, "pyarrow": pyarrow}
+    tasks[task](*args)

@@ -1,0 +1,56 @@
+"""`make bench` on a tiny inventory: every task runs and the report holds every number."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path):
+    results = tmp_path / "results.md"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--rows",
+            "3000",
+            "--runs",
+            "3",
+            "--data",
+            str(tmp_path / "data"),
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = results.read_text()
+    for task in (
+        "gzip -dc",
+        "split (batch_jobs.split)",
+        "process (batch_jobs.convert)",
+        "DuckDB COPY, same transform",
+        "pyarrow CSV -> Parquet",
+        "run-local",
+        "DuckDB COPY over the gzip files",
+    ):
+        row = next(line for line in report.splitlines() if line.startswith(f"| {task}"))
+        assert re.search(r"\| \d+\.\d\d \| \d+\.\d\d-\d+\.\d\d \| \d+ \| \d+ \|$", row), row
+    targets = [
+        line
+        for line in report.splitlines()
+        if line.startswith(
+            ("| split MB/s", "| split peak", "| process wall", "| process peak", "| run-local wall")
+        )
+    ]
+    assert len(targets) == 5 and all(("yes" in t) or ("missed by" in t) for t in targets)
+    assert "3,000 rows in 4 gzip files" in report
+    assert "run-local, last run, by stage" in report
