@@ -84,35 +84,27 @@ class PipelineAlerts(pulumi.ComponentResource):
             },
             opts=child,
         )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-trigger-errors",
-            alarm_description="The trigger Lambda raised errors (Lambda retries them; see its logs)",
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": args.function_name},
-            statistic="Sum",
-            period=300,
-            evaluation_periods=1,
-            threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=[topic.arn],
-            opts=child,
-        )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-failed-trigger-events",
-            alarm_description="Inventory events the trigger gave up on are waiting in the on-failure queue",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": args.failed_events_queue_name},
-            statistic="Maximum",
-            period=300,
-            evaluation_periods=1,
-            threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=[topic.arn],
-            opts=child,
-        )
+        alarms = (
+            ("trigger-errors", "The trigger Lambda raised errors (Lambda retries them; see its logs)",
+             "AWS/Lambda", "Errors", {"FunctionName": args.function_name}, "Sum"),
+            ("failed-trigger-events", "Inventory events the trigger gave up on are waiting in the on-failure queue",
+             "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": args.failed_events_queue_name}, "Maximum"),
+        )  # fmt: skip
+        for alarm, description, namespace, metric, dimensions, statistic in alarms:
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{alarm}",
+                alarm_description=description,
+                namespace=namespace,
+                metric_name=metric,
+                dimensions=dimensions,
+                statistic=statistic,
+                period=300,
+                evaluation_periods=1,
+                threshold=0,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=[topic.arn],
+                opts=child,
+            )
         self.topic_arn = topic.arn
         self.register_outputs({"topic_arn": self.topic_arn})
