@@ -61,14 +61,12 @@ class StreamingUpload:
         self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[Future[dict[str, Any]]] = []
-        self.bytes_written = 0
 
     def write(self, block: bytes) -> None:
         if not block:
             return
         self._buffer.append(block)
         self._buffered += len(block)
-        self.bytes_written += len(block)
         while self._buffered >= self._part_size:  # every part but the last is exactly part_size
             self._flush_part(self._take(self._part_size))
 

@@ -197,34 +197,29 @@ def _submit(
     log: JsonLogger,
 ) -> dict[str, str]:
     parameters = run_parameters(uri, delivery.source_bucket, delivery.run_date, chunks)
-    split_id = _submit_once(
-        batch,
-        log,
-        jobName=job_name("split", delivery, generation),
-        jobQueue=settings.job_queue,
-        jobDefinition=settings.split_job_definition,
-        parameters=parameters,
-    )
-    process: dict[str, Any] = {
-        "jobName": job_name("process", delivery, generation),
-        "jobQueue": settings.job_queue,
-        "jobDefinition": settings.process_job_definition,
-        "dependsOn": [{"jobId": split_id}],
-        "parameters": parameters,
-    }
+
+    def request(kind: str, definition: str, after: str | None = None, **extra: Any) -> dict[str, Any]:
+        submit = {
+            "jobName": job_name(kind, delivery, generation),
+            "jobQueue": settings.job_queue,
+            "jobDefinition": definition,
+            "parameters": parameters,
+            **extra,
+        }
+        if after:  # on an array job: after every child succeeded
+            submit["dependsOn"] = [{"jobId": after}]
+        return submit
+
+    split_id = _submit_once(batch, log, **request("split", settings.split_job_definition))
     if chunks >= MIN_ARRAY_SIZE:
-        process["arrayProperties"] = {"size": chunks}
+        children: dict[str, Any] = {"arrayProperties": {"size": chunks}}
     else:  # a single chunk: a plain job told its index, since an array needs 2 children
-        process["parameters"] = {**parameters, "index": "0"}
-    process_id = _submit_once(batch, log, **process)
+        children = {"parameters": {**parameters, "index": "0"}}
+    process_id = _submit_once(
+        batch, log, **request("process", settings.process_job_definition, split_id, **children)
+    )
     finalize_id = _submit_once(
-        batch,
-        log,
-        jobName=job_name("finalize", delivery, generation),
-        jobQueue=settings.job_queue,
-        jobDefinition=settings.finalize_job_definition,
-        dependsOn=[{"jobId": process_id}],  # on an array job: after every child succeeded
-        parameters=parameters,
+        batch, log, **request("finalize", settings.finalize_job_definition, process_id)
     )
     return {"split": split_id, "process": process_id, "finalize": finalize_id}
 
