@@ -16,8 +16,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_jobs.run import Run, load_split_report
-from batch_jobs.s3io import get_json, is_missing, put_json
+from batch_jobs.s3io import get_json, put_json
 from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.s3 import is_missing
 
 
 class ReconciliationError(ValueError):
@@ -60,7 +61,7 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
         try:
             size = s3.head_object(Bucket=run.bucket, Key=run.layout.part_key(index))["ContentLength"]
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NotFound"}:
+            if not is_missing(err):
                 raise
             problems.append(f"part {index}: missing ({run.layout.part_key(index)} does not exist)")
             continue

@@ -7,10 +7,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from batch_jobs.s3io import get_json, is_missing
+from batch_jobs.s3io import get_json
 from pipeline.contract.delivery import Delivery, parse_delivery_key
 from pipeline.contract.layout import RunLayout, parse_s3_uri
 from pipeline.contract.manifest import Manifest, parse_manifest
+from pipeline.contract.s3 import is_missing
 
 
 class JobInputError(ValueError):

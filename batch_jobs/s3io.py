@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 MiB = 1024 * 1024
 _CLIENT_CONFIG = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
@@ -27,10 +26,6 @@ copies the whole object for every ranged GET, which made 8 MiB ranges 6x slower 
 
 def s3_client() -> Any:
     return boto3.client("s3", config=_CLIENT_CONFIG)
-
-
-def is_missing(err: ClientError) -> bool:
-    return err.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:

@@ -25,9 +25,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_jobs.run import Run
-from batch_jobs.s3io import MiB, StreamingUpload, is_missing, put_json
+from batch_jobs.s3io import MiB, StreamingUpload, put_json
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.manifest import DataFile
+from pipeline.contract.s3 import is_missing
 
 try:
     from isal import isal_zlib as zlib_impl

@@ -36,6 +36,7 @@ from pipeline.contract.jobs import MIN_ARRAY_SIZE, chunk_count, run_parameters
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.manifest import Manifest, parse_manifest
+from pipeline.contract.s3 import is_missing
 
 SUBMITTED, CLAIMED = "submitted", "claimed"
 
@@ -113,7 +114,7 @@ def _read_manifest(s3: Any, bucket: str, delivery: Delivery, uri: str) -> Manife
     try:  # S3 may write manifest.checksum after manifest.json: check it only when it is there
         checksum = s3.get_object(Bucket=bucket, Key=delivery.checksum_key)["Body"].read()
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
+        if not is_missing(err):
             raise
         checksum = None
     manifest = parse_manifest(raw, source=uri, checksum=checksum)

@@ -24,6 +24,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
+from pipeline.contract.s3 import is_missing
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _json(s3: Any, bucket: str, key: str) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read() or b"null")
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+        if is_missing(err):
             return None
         raise
 

@@ -70,14 +70,6 @@ class Truth:
     size_by_class: Counter[str] = field(default_factory=Counter)
     keys: list[str] | None = None  # every decoded key in row order, when asked for
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "rows": self.rows,
-            "delete_markers": self.delete_markers,
-            "total_size": self.total_size,
-            "size_by_class": dict(self.size_by_class),
-        }
-
 
 @dataclass(frozen=True)
 class GeneratedDelivery:
