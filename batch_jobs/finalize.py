@@ -2,7 +2,7 @@
 
 Reconciles the split report with each part's stats and object: every part present with the size
 its stats say, rows in each chunk = rows in its part, rows in = rows out. On success it writes the
-run report and the ``_COMPLETE`` marker under ``run-state/`` (outside the table's location); on a
+run report and the ``_COMPLETE`` marker under ``run-reports/`` (outside the table's location); on a
 mismatch it writes the run report with the problems and fails with the numbers.
 """
 
@@ -49,20 +49,19 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
         raise ReconciliationError(msg)
     problems: list[str] = []
     parts = []
+    objects = _part_objects(s3, run)  # one listing, not a request per part
     for chunk in report["chunks"]:
         index, expected = chunk["index"], chunk["rows"]
+        stats_key = run.layout.part_stats_key(index)
+        size = objects.pop(run.layout.part_key(index), None)
         try:
-            stats = get_json(s3, run.bucket, run.layout.part_stats_key(index))
+            stats = get_json(s3, run.bucket, stats_key)
         except ClientError as err:
-            if not is_missing(err):
+            if not is_missing(err, s3=s3, bucket=run.bucket, key=stats_key):
                 raise
-            problems.append(f"part {index}: missing (no stats at {run.layout.part_stats_key(index)})")
+            problems.append(f"part {index}: missing (no stats at {stats_key})")
             continue
-        try:
-            size = s3.head_object(Bucket=run.bucket, Key=run.layout.part_key(index))["ContentLength"]
-        except ClientError as err:
-            if not is_missing(err):
-                raise
+        if size is None:
             problems.append(f"part {index}: missing ({run.layout.part_key(index)} does not exist)")
             continue
         if size != stats["parquet_bytes"]:
@@ -75,7 +74,9 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
                 f"part {index}: {stats['rows']} rows but chunk {index} has {expected} ({what} rows)"
             )
         parts.append(stats)
-    problems += _unexpected_parts(s3, run, chunks)
+    problems += [
+        f"unexpected object {key}: not written by this run; Athena would read it" for key in sorted(objects)
+    ]
     rows_in = int(report["rows"])
     rows_out = sum(p["rows"] for p in parts)
     if rows_in != rows_out:
@@ -108,12 +109,11 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
     return result
 
 
-def _unexpected_parts(s3: Any, run: Run, chunks: int) -> list[str]:
-    """Parts under the run's partition that this run did not write (e.g. from a rerun with more chunks)."""
-    expected = {run.layout.part_key(i) for i in range(chunks)}
-    found = []
+def _part_objects(s3: Any, run: Run) -> dict[str, int]:
+    """Every object under the run's partition of ``processed/``, with its size."""
+    found: dict[str, int] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=run.bucket, Prefix=run.layout.processed_prefix
     ):
-        found += [item["Key"] for item in page.get("Contents", []) if item["Key"] not in expected]
-    return [f"unexpected object {key}: not written by this run; Athena would read it" for key in found]
+        found |= {item["Key"]: item["Size"] for item in page.get("Contents", [])}
+    return found

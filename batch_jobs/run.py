@@ -43,7 +43,7 @@ def load_run(s3: Any, manifest_uri: str, source_bucket: str, run_date: str) -> R
     try:
         raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as err:
-        if is_missing(err):
+        if is_missing(err, s3=s3, bucket=bucket, key=key):
             msg = f"{manifest_uri} does not exist"
             raise JobInputError(msg) from err
         raise
@@ -59,7 +59,7 @@ def load_split_report(s3: Any, run: Run) -> dict[str, Any]:
     try:
         report: dict[str, Any] = get_json(s3, run.bucket, run.layout.split_report_key)
     except ClientError as err:
-        if is_missing(err):
+        if is_missing(err, s3=s3, bucket=run.bucket, key=run.layout.split_report_key):
             msg = (
                 f"s3://{run.bucket}/{run.layout.split_report_key} is missing: the splitter has not "
                 f"completed for {run.manifest_uri}"

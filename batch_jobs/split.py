@@ -217,7 +217,7 @@ def _read_blocks(s3: Any, bucket: str, key: str, uri: str) -> Iterator[bytes]:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     except ClientError as err:
-        if is_missing(err):
+        if is_missing(err, s3=s3, bucket=bucket, key=key):
             msg = f"{uri}: data file listed in the manifest does not exist"
             raise SplitError(msg) from err
         raise
@@ -274,7 +274,7 @@ def _isize_hints(s3: Any, bucket: str, files: tuple[DataFile, ...]) -> list[int 
         try:
             tail = s3.get_object(Bucket=bucket, Key=data_file.key, Range="bytes=-4")["Body"].read()
         except ClientError as err:
-            if is_missing(err):
+            if is_missing(err, s3=s3, bucket=bucket, key=data_file.key):
                 return None  # the stream reports the missing file with its own message
             raise
         size = int.from_bytes(tail, "little") if len(tail) == 4 else 0

@@ -1,4 +1,4 @@
-"""AWS Batch on Fargate: compute environment, queue, the two job definitions, and their IAM."""
+"""AWS Batch on Fargate: compute environment, queue, the job definitions, and their IAM."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pulumi_aws as aws
 
 from components.config import StackSettings
 from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
-from components.policies import allow, assume_role, document, objects
+from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy
 from pipeline.contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
 
 
 @dataclass(frozen=True)
@@ -22,6 +21,8 @@ class BatchPipelineArgs:
     image_uri: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
     bucket_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+    partition: pulumi.Input[str]
     private_vpc_id: pulumi.Input[str] | None = None  # private networking: the jobs' VPC and subnets
     private_subnet_ids: pulumi.Input[list[str]] | None = None
 
@@ -42,66 +43,24 @@ class BatchPipeline(pulumi.ComponentResource):
             f"{name}-jobs", retention_in_days=s.log_retention_days, opts=child
         )
 
-        execution_role = aws.iam.Role(
-            f"{name}-execution-role", assume_role_policy=assume_role("ecs-tasks.amazonaws.com"), opts=child
+        trust = pulumi.Output.all(args.partition, args.account_id).apply(
+            lambda v: json.dumps(ecs_tasks_trust_policy(v[0], s.region, v[1]))
         )
+        execution_role = aws.iam.Role(f"{name}-execution-role", assume_role_policy=trust, opts=child)
         aws.iam.RolePolicy(
             f"{name}-execution-policy",
             role=execution_role.id,
-            policy=pulumi.Output.json_dumps(
-                document(
-                    # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
-                    allow("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),
-                    allow(
-                        "PullJobImage",
-                        [
-                            "ecr:BatchGetImage",
-                            "ecr:GetDownloadUrlForLayer",
-                            "ecr:BatchCheckLayerAvailability",
-                        ],
-                        [args.repository_arn],
-                    ),
-                    allow(
-                        "WriteJobLogs",
-                        ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        [pulumi.Output.concat(log_group.arn, ":*")],
-                    ),
-                )
+            policy=pulumi.Output.all(args.repository_arn, log_group.arn).apply(
+                lambda v: json.dumps(execution_policy(repository_arn=v[0], log_group_arn=v[1]))
             ),
             opts=child,
         )
-        job_role = aws.iam.Role(
-            f"{name}-job-role", assume_role_policy=assume_role("ecs-tasks.amazonaws.com"), opts=child
-        )
-        bucket = args.bucket_arn
+        job_role = aws.iam.Role(f"{name}-job-role", assume_role_policy=trust, opts=child)
         aws.iam.RolePolicy(
             f"{name}-job-policy",
             role=job_role.id,
-            policy=pulumi.Output.json_dumps(
-                document(
-                    # ListBucket lets a missing key answer 404 instead of 403, so the jobs can say
-                    # "data file ... does not exist"; it reveals key names, never content.
-                    allow("ListDestination", ["s3:ListBucket"], [bucket]),
-                    allow(
-                        "ReadInventoryAndRun",
-                        ["s3:GetObject"],
-                        [
-                            objects(bucket, f"{s.inventory_prefix}/"),
-                            objects(bucket, f"{CHUNKS_ROOT}/"),
-                            objects(bucket, f"{STATE_ROOT}/"),
-                        ],
-                    ),
-                    allow(
-                        "WriteRunOutputs",
-                        ["s3:PutObject", "s3:AbortMultipartUpload"],
-                        [
-                            objects(bucket, f"{CHUNKS_ROOT}/"),
-                            objects(bucket, f"{PROCESSED_ROOT}/"),
-                            objects(bucket, f"{STATE_ROOT}/"),
-                            objects(bucket, f"{REPORTS_ROOT}/"),
-                        ],
-                    ),
-                )
+            policy=pulumi.Output.from_input(args.bucket_arn).apply(
+                lambda arn: json.dumps(job_policy(bucket_arn=arn, inventory_prefix=s.inventory_prefix))
             ),
             opts=child,
         )

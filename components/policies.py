@@ -1,4 +1,5 @@
-"""IAM policy documents as plain dicts; components serialise them with ``Output.json_dumps``."""
+"""Bucket policy statements that hold Pulumi outputs; components serialise them with
+``Output.json_dumps``. The role policies are plain functions in ``components/role_policies.py``."""
 
 from __future__ import annotations
 
@@ -6,19 +7,9 @@ from typing import Any
 
 import pulumi
 
+from components.role_policies import allow, document
 
-def document(*statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
-
-
-def allow(sid: str, actions: list[str], resources: list[Any], **extra: Any) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
-
-
-def assume_role(service: str) -> str:
-    return pulumi.Output.json_dumps(
-        document({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
-    )  # type: ignore[return-value]
+__all__ = ["allow", "deny_insecure_transport", "document", "objects"]
 
 
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from components.trigger import InventoryTrigger, InventoryTriggerArgs
 
 def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulumi.Output[list[str]]]:
     account_id = aws.get_caller_identity_output().account_id
+    partition = aws.get_partition_output().partition
     source_provider = None
     if settings.cross_account_source_buckets:
         source_provider = aws.Provider(
@@ -45,6 +46,8 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             image_uri=image.image_uri,
             repository_arn=image.repository_arn,
             bucket_arn=storage.destination_arn,
+            account_id=account_id,
+            partition=partition,
             private_vpc_id=network.vpc_id if network else None,
             private_subnet_ids=network.subnet_ids if network else None,
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -9,9 +10,8 @@ import pulumi_aws as aws
 
 from components.config import StackSettings
 from components.lambda_bundle import HANDLER, bundle_files
-from components.policies import allow, assume_role, document, objects
+from components.role_policies import trigger_policy, trust_policy
 from pipeline.contract.delivery import MANIFEST_NAME
-from pipeline.contract.layout import STATE_ROOT
 
 RUNTIME = "python3.13"
 MAX_EVENT_AGE_SECONDS = 6 * 60 * 60
@@ -51,43 +51,33 @@ class InventoryTrigger(pulumi.ComponentResource):
             opts=child,
         )
         role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=assume_role("lambda.amazonaws.com"), opts=child
+            f"{name}-role",
+            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: json.dumps(trust_policy("lambda.amazonaws.com", account))
+            ),
+            opts=child,
         )
         policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=role.id,
-            policy=pulumi.Output.json_dumps(
-                document(
-                    allow(
-                        "WriteLogs",
-                        ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        [pulumi.Output.concat(log_group.arn, ":*")],
-                    ),
-                    # ListBucket: a manifest.checksum that has not arrived yet answers 404, not 403.
-                    allow("ListDestination", ["s3:ListBucket"], [args.bucket_arn]),
-                    allow(
-                        "ReadManifests",
-                        ["s3:GetObject"],
-                        [objects(args.bucket_arn, f"{s.inventory_prefix}/")],
-                    ),
-                    allow(
-                        "ClaimRuns",
-                        ["s3:GetObject", "s3:PutObject"],
-                        [objects(args.bucket_arn, f"{STATE_ROOT}/")],
-                    ),
-                    allow(
-                        "SubmitRunJobs",
-                        ["batch:SubmitJob"],
-                        [
-                            args.queue_arn,
-                            args.split_job_definition_arn,
-                            args.process_job_definition_arn,
-                            args.finalize_job_definition_arn,
-                        ],
-                    ),
-                    # ListJobs has no resource-level permissions: "*" is the only form.
-                    allow("FindSubmittedJobs", ["batch:ListJobs"], ["*"]),
-                    allow("ReportFailedEvents", ["sqs:SendMessage"], [failed.arn]),
+            policy=pulumi.Output.all(
+                bucket_arn=args.bucket_arn,
+                queue_arn=args.queue_arn,
+                split=args.split_job_definition_arn,
+                process=args.process_job_definition_arn,
+                finalize=args.finalize_job_definition_arn,
+                log_group_arn=log_group.arn,
+                failed_events_queue_arn=failed.arn,
+            ).apply(
+                lambda v: json.dumps(
+                    trigger_policy(
+                        bucket_arn=v["bucket_arn"],
+                        inventory_prefix=s.inventory_prefix,
+                        queue_arn=v["queue_arn"],
+                        job_definition_arns=[v["split"], v["process"], v["finalize"]],
+                        log_group_arn=v["log_group_arn"],
+                        failed_events_queue_arn=v["failed_events_queue_arn"],
+                    )
                 )
             ),
             opts=child,

@@ -11,7 +11,7 @@ then marks the claim ``submitted`` with the job ids.
 - If the winner crashed between claim and submission, a retry after the lease expired takes the
   claim over (``If-Match`` on the claim's ETag, so only one retry can) and completes the run.
   Job names are deterministic, and each job is looked up by name before it is submitted, so a job
-  that the crashed invocation did submit is reused, not submitted again.
+  that the crashed invocation did submit for this manifest is reused, not submitted again.
 - ``force`` reruns a delivery on purpose: a new generation, with new job names.
 - A manifest that can never be processed (malformed, unsupported format, wrong checksum) is
   recorded in ``rejected.json`` and returned as ``rejected``: retrying it would not help.
@@ -19,6 +19,7 @@ then marks the claim ``submitted`` with the job ids.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -114,7 +115,7 @@ def _read_manifest(s3: Any, bucket: str, delivery: Delivery, uri: str) -> Manife
     try:  # S3 may write manifest.checksum after manifest.json: check it only when it is there
         checksum = s3.get_object(Bucket=bucket, Key=delivery.checksum_key)["Body"].read()
     except ClientError as err:
-        if not is_missing(err):
+        if not is_missing(err, s3=s3, bucket=bucket, key=delivery.checksum_key):
             raise
         checksum = None
     manifest = parse_manifest(raw, source=uri, checksum=checksum)
@@ -226,27 +227,46 @@ def _submit(
 
 
 def _submit_once(batch: Any, log: JsonLogger, **request: Any) -> str:
-    """Submit unless a job of that name is already in the queue (from a crashed invocation)."""
+    """Submit unless this run's job of that name is already in the queue (from a crashed invocation).
+
+    Batch's JOB_NAME filter is case-insensitive and returns jobs in every status, so a job it finds is
+    reused only if its parameters name this run's manifest.
+    """
     found = batch.list_jobs(
         jobQueue=request["jobQueue"], filters=[{"name": "JOB_NAME", "values": [request["jobName"]]}]
     )["jobSummaryList"]
     if found:
-        job_id: str = found[0]["jobId"]
-        log.info("job already submitted", job_name=request["jobName"], job_id=job_id)
-        return job_id
+        described = batch.describe_jobs(jobs=[job["jobId"] for job in found])["jobs"]
+        manifest = request["parameters"]["manifest"]
+        ours = [job for job in described if (job.get("parameters") or {}).get("manifest") == manifest]
+        if ours:
+            job_id: str = ours[0]["jobId"]
+            log.info("job already submitted", job_name=request["jobName"], job_id=job_id)
+            return job_id
+        log.warning(
+            "job name taken by another run; submitting anyway",
+            job_name=request["jobName"],
+            other_jobs=[job["jobId"] for job in described],
+        )
     job_id = batch.submit_job(**request)["jobId"]
     log.info("job submitted", job_name=request["jobName"], job_id=job_id)
     return job_id
 
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
+_NAME_HASH_CHARS = 8
 
 
 def job_name(kind: str, delivery: Delivery, generation: int) -> str:
-    """``s3inv-split-my-bucket-20241124-g1``: valid for Batch, readable, deterministic per run."""
-    bucket = _NOT_NAME.sub("-", delivery.source_bucket)
-    name = f"s3inv-{kind}-{bucket}-{delivery.run_date.replace('-', '')}-g{generation}"
-    return name[:128]
+    """``s3inv-split-my-bucket-1a2b3c4d-20241124-g1``: valid for Batch, readable, one per run.
+
+    Batch names allow only letters, digits, ``-`` and ``_``, so ``my.bucket`` and ``my-bucket`` read
+    alike; the short hash of the exact bucket name keeps their runs apart.
+    """
+    digest = hashlib.sha256(delivery.source_bucket.encode()).hexdigest()[:_NAME_HASH_CHARS]
+    suffix = f"-{digest}-{delivery.run_date.replace('-', '')}-g{generation}"
+    bucket = _NOT_NAME.sub("-", delivery.source_bucket)[: 128 - len(f"s3inv-{kind}-") - len(suffix)]
+    return f"s3inv-{kind}-{bucket}{suffix}"
 
 
 def _run_id(delivery: Delivery, generation: int | None) -> str:

@@ -115,7 +115,7 @@ def _json(s3: Any, bucket: str, key: str) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read() or b"null")
     except ClientError as err:
-        if is_missing(err):
+        if is_missing(err, s3=s3, bucket=bucket, key=key):
             return None
         raise
 

@@ -79,6 +79,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "userId": "AIDA",
                     "id": ACCOUNT,
                 }
+            case "aws:index/getPartition:getPartition":
+                return {
+                    "partition": "aws",
+                    "dnsSuffix": "amazonaws.com",
+                    "id": "aws",
+                    "reverseDnsPrefix": "com.amazonaws",
+                }
             case "aws:ec2/getVpc:getVpc":
                 return {"id": "vpc-default", "default": True, "cidrBlock": "172.31.0.0/16"}
             case "aws:ec2/getSubnets:getSubnets":

@@ -13,9 +13,10 @@ from components.config import ConfigError
 from components.image_context import content_tag
 from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import HANDLER, bundle_files
+from components.role_policies import execution_policy, job_policy, trigger_policy
 from pipeline.contract.jobs import JOB_SPECS
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
-from tests.components.conftest import ACCOUNT, Deployed, deploy, settings
+from tests.components.conftest import ACCOUNT, REGION, Deployed, deploy, settings
 
 BUCKET = "aws:s3/bucket:Bucket"
 BOTOCORE = botocore.session.get_session()
@@ -23,7 +24,10 @@ BOTOCORE = botocore.session.get_session()
 # Every "*" resource in an Allow statement, with why "*" is the only form the API accepts.
 STAR_RESOURCES_JUSTIFIED = {
     ("batch-execution-policy", "EcrToken"): "ecr:GetAuthorizationToken has no resource-level permissions",
-    ("trigger-policy", "FindSubmittedJobs"): "batch:ListJobs has no resource-level permissions",
+    (
+        "trigger-policy",
+        "FindSubmittedJobs",
+    ): "batch:ListJobs and DescribeJobs have no resource-level permissions",
 }
 
 
@@ -288,42 +292,65 @@ def test_job_definitions_validate_against_the_batch_api_model(stack):
         assert request["timeout"]["attemptDurationSeconds"] >= 60
 
 
-def test_the_job_role_reads_inventory_and_writes_only_run_prefixes(stack):
+def _role_policy(stack, name: str) -> dict:
+    return stack.policy(stack.one("aws:iam/rolePolicy:RolePolicy", name))
+
+
+def test_the_roles_hold_exactly_the_documents_the_iam_enforced_tests_run_under(stack):
+    # GIVEN the ARNs the stack resolved
+    bucket = stack.one(BUCKET, "inventory-destination").outputs["arn"]
+    definitions = {d.name: d.outputs["arn"] for d in stack.of_type("aws:batch/jobDefinition:JobDefinition")}
+    # THEN each role policy is the plain function the end-to-end tests render for the stand-in
+    assert _role_policy(stack, "batch-job-policy") == job_policy(
+        bucket_arn=bucket, inventory_prefix="inventory"
+    )
+    assert _role_policy(stack, "batch-execution-policy") == execution_policy(
+        repository_arn=stack.one("aws:ecr/repository:Repository").outputs["arn"],
+        log_group_arn=stack.one("aws:cloudwatch/logGroup:LogGroup", "batch-jobs").outputs["arn"],
+    )
+    assert _role_policy(stack, "trigger-policy") == trigger_policy(
+        bucket_arn=bucket,
+        inventory_prefix="inventory",
+        queue_arn=stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
+        job_definition_arns=[definitions[f"batch-{kind}"] for kind in ("split", "process", "finalize")],
+        log_group_arn=stack.one("aws:cloudwatch/logGroup:LogGroup", "trigger-logs").outputs["arn"],
+        failed_events_queue_arn=stack.one("aws:sqs/queue:Queue").outputs["arn"],
+    )
+
+
+def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(stack):
     arn = stack.one(BUCKET, "inventory-destination").outputs["arn"]
-    statements = {
-        s["Sid"]: s for _, s in _statements(stack, "aws:iam/rolePolicy:RolePolicy") if _ == "batch-job-policy"
-    }
-    assert statements["ReadInventoryAndRun"]["Action"] == ["s3:GetObject"]
-    assert statements["ReadInventoryAndRun"]["Resource"] == [
-        f"{arn}/inventory/*",
-        f"{arn}/inventory-chunks/*",
-        f"{arn}/run-state/*",
-    ]
-    assert statements["WriteRunOutputs"]["Resource"] == [
-        f"{arn}/inventory-chunks/*",
-        f"{arn}/processed/*",
-        f"{arn}/run-state/*",
-        f"{arn}/run-reports/*",
-    ]
-    assert statements["ListDestination"] == {
-        "Sid": "ListDestination",
+    statements = {s["Sid"]: s for s in _role_policy(stack, "batch-job-policy")["Statement"]}
+    writable = [r for s in statements.values() if "s3:PutObject" in s["Action"] for r in s["Resource"]]
+    assert f"{arn}/run-state/*" not in writable
+    assert not any(r.endswith(("claim.json", "rejected.json")) for r in writable)
+    assert f"{arn}/run-state/source_bucket=*/run_date=*/split-report.json" in writable
+    assert f"{arn}/processed/*" in writable
+    assert statements["ListRunPrefixes"] == {
+        "Sid": "ListRunPrefixes",
         "Effect": "Allow",
         "Action": ["s3:ListBucket"],
         "Resource": [arn],
+        "Condition": {
+            "StringLike": {"s3:prefix": ["inventory/*", "inventory-chunks/*", "processed/*", "run-state/*"]}
+        },
     }
-    execution = {
-        s["Sid"]: s
-        for n, s in _statements(stack, "aws:iam/rolePolicy:RolePolicy")
-        if n == "batch-execution-policy"
-    }
-    assert set(execution) == {
-        "EcrToken",
-        "PullJobImage",
-        "WriteJobLogs",
-    }  # pull the image and write logs, nothing else
-    assert execution["PullJobImage"]["Resource"] == [
-        stack.one("aws:ecr/repository:Repository").outputs["arn"]
-    ]
+    execution = {s["Sid"] for s in _role_policy(stack, "batch-execution-policy")["Statement"]}
+    assert execution == {"EcrToken", "PullJobImage", "WriteJobLogs"}  # pull the image and write logs
+
+
+def test_no_role_lists_a_bucket_without_an_s3_prefix_condition(stack):
+    for policy, statement in _statements(stack, "aws:iam/rolePolicy:RolePolicy"):
+        if "s3:ListBucket" in statement["Action"]:
+            assert statement["Condition"]["StringLike"]["s3:prefix"], f"{policy}/{statement['Sid']}"
+
+
+def test_roles_trust_their_service_for_this_account_only(stack):
+    for role in stack.of_type("aws:iam/role:Role"):
+        (statement,) = stack.policy(role, "assumeRolePolicy")["Statement"]
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}, role.name
+        if statement["Principal"]["Service"] == "ecs-tasks.amazonaws.com":
+            assert statement["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:*"}
 
 
 # ---------- trigger ----------
@@ -355,11 +382,13 @@ def test_the_lambda_is_wired_to_this_stacks_queue_and_definitions(stack):
     submit = next(
         s for n, s in _statements(stack, "aws:iam/rolePolicy:RolePolicy") if s["Sid"] == "SubmitRunJobs"
     )
+    # every revision of each definition: a revision registered during `pulumi up` never fails a submit
     assert submit["Resource"] == [
         stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
-        definitions["batch-split"],
-        definitions["batch-process"],
-        definitions["batch-finalize"],
+        *(
+            definitions[f"batch-{kind}"].removesuffix(":1") + ":*"
+            for kind in ("split", "process", "finalize")
+        ),
     ]
 
 

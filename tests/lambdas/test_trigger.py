@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +22,12 @@ from tests.aws_fixtures import DEST, EVENTS, object_created
 from tests.conftest import upload_tree
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def expected_name(kind: str, bucket: str = "demo-source-bucket", generation: int = 1) -> str:
+    """The job name of a run of ``bucket`` on 2026-11-24 (the fixtures' date)."""
+    digest = hashlib.sha256(bucket.encode()).hexdigest()[:8]
+    return f"s3inv-{kind}-{bucket.replace('.', '-')}-{digest}-20261124-g{generation}"
 
 
 def submitted(aws) -> list[dict]:
@@ -49,7 +57,7 @@ def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, 
         expected_chunks,
     )
     jobs = {j["jobName"]: j for j in submitted(aws)}
-    names = [f"s3inv-{kind}-demo-source-bucket-20261124-g1" for kind in ("split", "process", "finalize")]
+    names = [expected_name(kind) for kind in ("split", "process", "finalize")]
     assert set(jobs) == set(names)
     split, process, finalize = (jobs[name] for name in names)
     assert run["jobs"] == {
@@ -121,7 +129,7 @@ def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, mon
     monkeypatch.setattr(aws.batch, "submit_job", crash_on_second_submit)
     with pytest.raises(ConnectionError):
         handle(aws, event)
-    assert [j["jobName"] for j in submitted(aws)] == ["s3inv-split-demo-source-bucket-20261124-g1"]
+    assert [j["jobName"] for j in submitted(aws)] == [expected_name("split", "demo-source-bucket", 1)]
 
     # a retry inside the lease backs off (Lambda retries it again later)...
     with pytest.raises(RunInProgressError, match="retry after its lease"):
@@ -134,13 +142,53 @@ def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, mon
     assert run["status"] == "submitted"
     jobs = submitted(aws)
     assert sorted(j["jobName"] for j in jobs) == [
-        "s3inv-finalize-demo-source-bucket-20261124-g1",
-        "s3inv-process-demo-source-bucket-20261124-g1",
-        "s3inv-split-demo-source-bucket-20261124-g1",
+        expected_name("finalize", "demo-source-bucket", 1),
+        expected_name("process", "demo-source-bucket", 1),
+        expected_name("split", "demo-source-bucket", 1),
     ]
     split = next(j for j in jobs if "split" in j["jobName"])
     assert run["jobs"]["split"] == split["jobId"]
     assert handle(aws, event)["runs"][0]["status"] == "duplicate"
+
+
+def test_buckets_whose_names_differ_only_in_a_dot_each_get_their_own_run(aws, tmp_path):
+    # GIVEN deliveries of my.bucket and my-bucket on the same day (the same Batch-safe spelling)
+    keys = []
+    for bucket in ("my.bucket", "my-bucket"):
+        gen = generate_delivery(
+            tmp_path / bucket, objects=50, files=1, source_bucket=bucket, destination_bucket=DEST
+        )
+        upload_tree(aws.s3, gen.root, DEST)
+        keys.append(gen.delivery.manifest_key)
+    # WHEN both manifests land
+    runs_started = [handle(aws, object_created(DEST, key))["runs"][0] for key in keys]
+    # THEN each run submitted its own jobs, for its own manifest
+    assert [r["status"] for r in runs_started] == ["submitted", "submitted"]
+    assert runs_started[0]["jobs"]["split"] != runs_started[1]["jobs"]["split"]
+    splits = {j["jobName"]: j for j in submitted(aws) if "split" in j["jobName"]}
+    assert set(splits) == {expected_name("split", "my.bucket"), expected_name("split", "my-bucket")}
+    for bucket, key in zip(("my.bucket", "my-bucket"), keys, strict=True):
+        assert splits[expected_name("split", bucket)]["parameters"]["manifest"] == f"s3://{DEST}/{key}"
+
+
+def test_a_job_found_by_name_is_reused_only_if_it_names_this_runs_manifest(aws, delivery):
+    # GIVEN a job in the queue with this run's split name but another manifest (a name clash)
+    other = aws.batch.submit_job(
+        jobName=expected_name("split"),
+        jobQueue=aws.settings.job_queue,
+        jobDefinition=aws.settings.split_job_definition,
+        parameters={"manifest": f"s3://{DEST}/elsewhere/manifest.json"},
+    )["jobId"]
+    # WHEN the delivery's manifest lands
+    [run] = handle(aws, object_created(DEST, delivery.delivery.manifest_key))["runs"]
+    # THEN the run submitted its own splitter, and its processor depends on that one
+    assert run["status"] == "submitted" and run["jobs"]["split"] != other
+    jobs = {j["jobId"]: j for j in submitted(aws)}
+    assert (
+        jobs[run["jobs"]["split"]]["parameters"]["manifest"]
+        == f"s3://{DEST}/{delivery.delivery.manifest_key}"
+    )
+    assert jobs[run["jobs"]["process"]]["dependsOn"] == [{"jobId": run["jobs"]["split"]}]
 
 
 def test_force_starts_a_new_generation(aws, delivery):
@@ -206,8 +254,8 @@ def test_keys_with_spaces_and_non_ascii_and_several_records(aws, tmp_path):
     assert [r["manifest"] for r in result["runs"]] == [f"s3://{DEST}/{k}" for k in keys]
     jobs = submitted(aws)
     assert sorted(j["jobName"] for j in jobs if "split" in j["jobName"]) == [
-        "s3inv-split-source-one-20261124-g1",
-        "s3inv-split-source-two-20261124-g1",
+        expected_name("split", "source-one", 1),
+        expected_name("split", "source-two", 1),
     ]
     single = [j for j in jobs if "process" in j["jobName"]]
     assert all("arrayProperties" not in j or not j["arrayProperties"].get("size") for j in single)
@@ -274,19 +322,28 @@ def test_every_log_line_of_a_run_carries_the_run_id(aws, delivery):
     )
 
 
-def test_job_names_are_valid_for_batch_and_readable():
+def test_job_names_are_valid_for_batch_readable_and_distinct_per_exact_bucket():
     from datetime import UTC, datetime
 
     from pipeline.contract.delivery import Delivery
 
-    long_bucket = "a." + "b" * 61
-    d = Delivery("inventory", long_bucket, "cfg", datetime(2024, 2, 29, tzinfo=UTC))
-    name = job_name("process", d, 12)
-    assert name == f"s3inv-process-a-{'b' * 61}-20240229-g12"
-    assert len(name) <= 128
-    import re
+    def name(bucket: str, kind: str = "process", generation: int = 12) -> str:
+        return job_name(
+            kind, Delivery("inventory", bucket, "cfg", datetime(2024, 2, 29, tzinfo=UTC)), generation
+        )
 
-    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", name)
+    long_bucket = "a." + "b" * 61
+    digest = hashlib.sha256(long_bucket.encode()).hexdigest()[:8]
+    assert name(long_bucket) == f"s3inv-process-a-{'b' * 61}-{digest}-20240229-g12"
+    # the same Batch-safe spelling, different buckets: different names (ListJobs ignores case, too)
+    assert name("my.bucket").lower() != name("my-bucket").lower()
+    assert name("my.bucket").startswith("s3inv-process-my-bucket-")
+    for bucket in (long_bucket, "x" * 63, "my.bucket"):
+        for kind in ("split", "process", "finalize"):
+            assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", name(bucket, kind, 10_000)), (
+                bucket,
+                kind,
+            )
 
 
 def test_uploaded_fixture_is_untouched(delivery):  # guards the fixture the other tests rely on

@@ -1,0 +1,147 @@
+"""The IAM role policies the stack deploys, as plain functions of plain strings (no Pulumi).
+
+The components render them with the stack's ARNs (``Output.all(...).apply``); the end-to-end tests
+render the same functions with the stand-in's ARNs and run the trigger and the jobs under them with
+IAM enforced, so a permission missing here fails a test, as it would fail a run on AWS.
+
+Least privilege, by what each piece of code really does:
+- ``s3:ListBucket`` only for the prefixes the role works under (``s3:prefix``). Without an
+  unconditional ListBucket, S3 answers a missing key with 403, not 404; the code tells the two
+  apart with a listing of exactly that key (``pipeline.contract.s3.is_missing``).
+- The run claim (``claim.json``) and a rejection record are the trigger's alone; the jobs write
+  only their own run-state files (the split report, the part stats) and can never overwrite it.
+- Job definitions are granted as ``job-definition/NAME:*``, so a new revision registered during
+  ``pulumi up`` never fails a submission that still names the previous one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
+
+RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
+"""Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""
+
+
+def document(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(sid: str, actions: list[str], resources: list[Any], **extra: Any) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
+
+
+def trust_policy(service: str, account_id: str, source_arn: str | None = None) -> dict[str, Any]:
+    """Let ``service`` assume the role only on behalf of this account (confused-deputy guard)."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    if source_arn:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+            "Condition": condition,
+        }
+    )
+
+
+def ecs_tasks_trust_policy(partition: str, region: str, account_id: str) -> dict[str, Any]:
+    """The trust of the Batch jobs' roles: ECS tasks of this account and Region only."""
+    return trust_policy("ecs-tasks.amazonaws.com", account_id, f"arn:{partition}:ecs:{region}:{account_id}:*")
+
+
+def job_definition_pattern(job_definition_arn: str) -> str:
+    """``arn:...:job-definition/NAME:3`` -> ``arn:...:job-definition/NAME:*`` (every revision)."""
+    base, sep, revision = job_definition_arn.rpartition(":")
+    if not sep or not revision.isdigit() or ":job-definition/" not in base:
+        msg = f"{job_definition_arn!r} is not a job definition ARN with a revision"
+        raise ValueError(msg)
+    return f"{base}:*"
+
+
+def objects(bucket_arn: str, *patterns: str) -> list[str]:
+    return [f"{bucket_arn}/{pattern}" for pattern in patterns]
+
+
+def list_prefixes(sid: str, bucket_arn: str, *prefixes: str) -> dict[str, Any]:
+    """``s3:ListBucket`` on the bucket, only for listings under ``prefixes``."""
+    return allow(
+        sid,
+        ["s3:ListBucket"],
+        [bucket_arn],
+        Condition={"StringLike": {"s3:prefix": [f"{prefix}/*" for prefix in prefixes]}},
+    )
+
+
+def trigger_policy(
+    *,
+    bucket_arn: str,
+    inventory_prefix: str,
+    queue_arn: str,
+    job_definition_arns: list[str],
+    log_group_arn: str,
+    failed_events_queue_arn: str,
+) -> dict[str, Any]:
+    """The trigger Lambda: read deliveries, claim runs, submit and find their jobs."""
+    return document(
+        allow("WriteLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"]),
+        list_prefixes("ListDeliveries", bucket_arn, inventory_prefix),
+        allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
+        allow(
+            "ClaimRuns",
+            ["s3:GetObject", "s3:PutObject"],
+            objects(bucket_arn, f"{RUN_STATE}/claim.json"),
+        ),
+        allow("RecordRejections", ["s3:PutObject"], objects(bucket_arn, f"{RUN_STATE}/rejected.json")),
+        allow(
+            "SubmitRunJobs",
+            ["batch:SubmitJob"],
+            [queue_arn, *(job_definition_pattern(arn) for arn in job_definition_arns)],
+        ),
+        # ListJobs and DescribeJobs have no resource-level permissions: "*" is the only form.
+        allow("FindSubmittedJobs", ["batch:ListJobs", "batch:DescribeJobs"], ["*"]),
+        # Lambda sends events that failed every attempt to this queue with the function's role.
+        allow("ReportFailedEvents", ["sqs:SendMessage"], [failed_events_queue_arn]),
+    )
+
+
+def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
+    """The Batch jobs (split, process, finalize): read a delivery, write the run's outputs."""
+    return document(
+        list_prefixes(
+            "ListRunPrefixes", bucket_arn, inventory_prefix, CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT
+        ),
+        allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
+        allow(
+            "ChunkFiles",
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            objects(bucket_arn, f"{CHUNKS_ROOT}/*"),
+        ),
+        allow(
+            "ParquetParts",
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            objects(bucket_arn, f"{PROCESSED_ROOT}/*"),
+        ),
+        allow(
+            "RunState",
+            ["s3:GetObject", "s3:PutObject"],
+            objects(bucket_arn, f"{RUN_STATE}/split-report.json", f"{RUN_STATE}/parts/*"),
+        ),
+        allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
+    )
+
+
+def execution_policy(*, repository_arn: str, log_group_arn: str) -> dict[str, Any]:
+    """What Fargate needs to start a job: pull the image, write the job's logs."""
+    return document(
+        # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+        allow("EcrToken", ["ecr:GetAuthorizationToken"], ["*"]),
+        allow(
+            "PullJobImage",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [repository_arn],
+        ),
+        allow("WriteJobLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"]),
+    )
