@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,12 @@ def moto_endpoint() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    endpoint = f"http://{host}:{port}"
+    body = json.dumps({"batch": {"use_docker": False}}).encode()  # jobs run in local processes, not Docker
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/config", data=body), timeout=10
+    ).close()
+    yield endpoint
     server.stop()
 
 

@@ -14,25 +14,25 @@ from typing import Any
 from components.job_definitions import container_properties, retry_strategy
 from pipeline.contract.jobs import JOB_SPECS
 
-QUEUE_NAME = "s3inv-local-queue"
-
-
 @dataclass(frozen=True)
 class LocalBatch:
     queue: str
     job_definitions: dict[str, str]  # spec name -> ARN
 
 
-def create_local_batch(session: Any, image: str = "s3-inventory-pipeline:local") -> LocalBatch:
+def create_local_batch(
+    session: Any, image: str = "s3-inventory-pipeline:local", name_prefix: str = "s3inv-local"
+) -> LocalBatch:
+    """The queue and job definitions; ``name_prefix`` keeps several in one stand-in apart."""
     iam, ec2, batch = session.client("iam"), session.client("ec2"), session.client("batch")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
-    role = iam.create_role(RoleName="s3inv-local-batch", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
+    role = iam.create_role(RoleName=f"{name_prefix}-batch", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
         "Arn"
     ]
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
     environment = batch.create_compute_environment(
-        computeEnvironmentName="s3inv-local-ce",
+        computeEnvironmentName=f"{name_prefix}-ce",
         type="MANAGED",
         state="ENABLED",
         computeResources={
@@ -44,7 +44,7 @@ def create_local_batch(session: Any, image: str = "s3-inventory-pipeline:local")
         serviceRole=role,
     )
     queue = batch.create_job_queue(
-        jobQueueName=QUEUE_NAME,
+        jobQueueName=f"{name_prefix}-queue",
         state="ENABLED",
         priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
@@ -52,7 +52,7 @@ def create_local_batch(session: Any, image: str = "s3-inventory-pipeline:local")
     definitions = {}
     for spec in JOB_SPECS:
         registered = batch.register_job_definition(
-            jobDefinitionName=f"s3inv-local-{spec.name}",
+            jobDefinitionName=f"{name_prefix}-{spec.name}",
             type="container",
             platformCapabilities=["FARGATE"],
             parameters=dict(spec.default_parameters),

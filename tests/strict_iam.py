@@ -1,0 +1,227 @@
+"""Make the stand-in's IAM as strict as AWS for the calls this project makes.
+
+moto authorizes S3 requests against the caller's policies once its "initial no-auth action count"
+is used up, but it is more lenient than AWS in three ways that matter here, and this module closes
+them while it is active (``enforced_iam()``), for moto servers and ``mock_aws`` in this process:
+
+- moto ignores every condition but ``StringEquals`` and never sets ``s3:prefix``: a ListBucket
+  limited to some prefixes would allow every listing. Here conditions are evaluated (String*,
+  Arn*, Bool; an operator we do not know fails closed) with ``s3:prefix`` taken from the request.
+- moto answers a missing key 404 to anyone allowed GetObject. AWS answers 403 unless the caller may
+  list the bucket (an ``s3:ListBucket`` that holds without an ``s3:prefix``). So does this module.
+- moto authorizes Batch requests against resource ``*`` only. Here SubmitJob is authorized against
+  the ARNs of its job queue and job definition, as AWS does; ListJobs and DescribeJobs against ``*``.
+
+A denied request fails with AWS's message, naming the principal, the action and the resource, and
+is recorded in the list that ``enforced_iam()`` yields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import botocore.session
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.exceptions import JsonRESTError
+from moto.iam.access_control import IAMRequestBase, S3IAMRequest
+from moto.iam.models import Policy
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import s3_backends
+
+
+@dataclass(frozen=True)
+class Denial:
+    principal: str
+    action: str
+    resource: str
+    why: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"User: {self.principal} is not authorized to perform: {self.action} on resource: "
+            f'"{self.resource}" because {self.why}'
+        )
+
+
+class _S3AccessDenied(S3ClientError):
+    code = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("AccessDenied", message)
+
+
+class _AccessDenied(JsonRESTError):
+    code = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("AccessDeniedException", message)
+
+
+# ---------- policy evaluation (identity policies of one principal) ----------
+
+
+def _values(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _like(pattern: str, value: str, *, case: bool = True) -> bool:
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
+
+
+_CONDITIONS = {
+    "StringEquals": lambda want, got: want == got,
+    "StringLike": lambda want, got: _like(want, got),
+    "ArnEquals": lambda want, got: want == got,
+    "ArnLike": lambda want, got: _like(want, got),
+    "Bool": lambda want, got: str(want).lower() == str(got).lower(),
+}
+_NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike", "ArnNotLike": "ArnLike"}
+
+
+def _condition_holds(conditions: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, tests in conditions.items():
+        base = _NEGATED.get(operator, operator)
+        if base not in _CONDITIONS:
+            msg = f"strict IAM: condition operator {operator} is not implemented; refusing to guess"
+            raise NotImplementedError(msg)
+        for key, wanted in tests.items():
+            if key not in context:  # a missing key: positive operators fail, negated ones hold
+                if operator in _NEGATED:
+                    continue
+                return False
+            matched = any(_CONDITIONS[base](str(w), context[key]) for w in _values(wanted))
+            if matched == (operator in _NEGATED):
+                return False
+    return True
+
+
+def _statement_applies(
+    statement: dict[str, Any], action: str, resource: str, context: dict[str, str]
+) -> bool:
+    if "NotAction" in statement or "NotResource" in statement:
+        msg = "strict IAM: NotAction/NotResource are not implemented"
+        raise NotImplementedError(msg)
+    if not any(_like(a, action, case=False) for a in _values(statement["Action"])):
+        return False
+    if not any(_like(r, resource) for r in _values(statement.get("Resource", []))):
+        return False
+    return _condition_holds(statement.get("Condition", {}), context)
+
+
+def is_allowed(documents: list[dict[str, Any]], action: str, resource: str, context: dict[str, str]) -> bool:
+    """IAM's rule for one principal's identity policies: an explicit Deny wins, then any Allow."""
+    statements = [s for doc in documents for s in _values(doc["Statement"])]
+    applicable = [s for s in statements if _statement_applies(s, action, resource, context)]
+    if any(s["Effect"] == "Deny" for s in applicable):
+        return False
+    return any(s["Effect"] == "Allow" for s in applicable)
+
+
+# ---------- what a request asks for ----------
+
+
+def _documents(request: IAMRequestBase) -> list[dict[str, Any]]:
+    documents = []
+    for policy in request._access_key.collect_policies():
+        if isinstance(policy, Policy):
+            policy = next(v.document for v in policy.versions if v.is_default)
+        elif isinstance(policy, dict):
+            policy = policy["policy_document"]
+        documents.append(json.loads(policy) if isinstance(policy, str) else policy)
+    return documents
+
+
+def _batch_resources(request: IAMRequestBase) -> list[str]:
+    """SubmitJob is authorized on its queue and its job definition; the rest on ``*``."""
+    if _action(request) != "batch:SubmitJob":
+        return ["*"]
+    body = json.loads(request._body or b"{}")
+    prefix = f"arn:aws:batch:{request._region}:{request.account_id}"
+    queue, definition = body["jobQueue"], body["jobDefinition"]
+    if not queue.startswith("arn:"):
+        queue = f"{prefix}:job-queue/{queue}"
+    if not definition.startswith("arn:"):
+        if ":" not in definition:
+            msg = f"strict IAM: SubmitJob with job definition {definition!r} and no revision is not modelled"
+            raise NotImplementedError(msg)
+        definition = f"{prefix}:job-definition/{definition}"
+    return [queue, definition]
+
+
+def _action(request: IAMRequestBase) -> str:
+    """``s3:GetObject``; moto names Batch actions by their lower-case URL path, AWS by the operation."""
+    service, _, name = request._action.partition(":")
+    if service == "batch":
+        operations = {op.lower(): op for op in _BATCH.operation_names}
+        name = operations.get(name.lower(), name)
+    return f"{service}:{name}"
+
+
+_BATCH = botocore.session.get_session().get_service_model("batch")
+
+
+def _s3_context(request: IAMRequestBase) -> dict[str, str]:
+    query = parse_qs(urlsplit(request._path).query, keep_blank_values=True)
+    return {"s3:prefix": query["prefix"][0]} if "prefix" in query else {}
+
+
+def _missing_key(request: IAMRequestBase, resource: str) -> bool:
+    bucket, _, key = resource.split(":::", 1)[1].partition("/")
+    backend = s3_backends[request.account_id]["aws"]
+    return bool(key) and bucket in backend.buckets and backend.buckets[bucket].keys.get(key) is None
+
+
+# ---------- the patch ----------
+
+
+@contextmanager
+def enforced_iam() -> Iterator[list[Denial]]:
+    """Enforce IAM, strictly, from now on; yields every denial, in order."""
+    denials: list[Denial] = []
+    original = IAMRequestBase.check_action_permitted
+
+    def check(self: IAMRequestBase, resource: str) -> None:
+        if self._action == "sts:GetCallerIdentity":
+            return
+        documents = _documents(self)
+        principal = self._access_key.arn
+        s3 = isinstance(self, S3IAMRequest)
+        action = _action(self)
+        resources = (
+            [resource] if s3 else _batch_resources(self) if action.startswith("batch:") else [resource]
+        )
+        context = _s3_context(self) if s3 else {}
+        for target in resources:
+            why = None
+            if not is_allowed(documents, action, target, context):
+                why = f"no identity-based policy allows the {action} action"
+            elif s3 and action == "s3:GetObject" and _missing_key(self, target):
+                bucket_arn = target.split("/", 1)[0]
+                if not is_allowed(documents, "s3:ListBucket", bucket_arn, {}):
+                    why = (
+                        "the key does not exist and no identity-based policy allows s3:ListBucket on "
+                        f"{bucket_arn} (S3 answers a missing key 403 without it)"
+                    )
+            if why:
+                denial = Denial(principal, action, target, why)
+                denials.append(denial)
+                raise (_S3AccessDenied if s3 else _AccessDenied)(denial.message)
+
+    saved_count = settings.INITIAL_NO_AUTH_ACTION_COUNT
+    IAMRequestBase.check_action_permitted = check  # type: ignore[method-assign]
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+    try:
+        yield denials
+    finally:
+        IAMRequestBase.check_action_permitted = original  # type: ignore[method-assign]
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = saved_count

@@ -1,0 +1,310 @@
+"""The trigger and every job, end to end, under exactly the IAM the stack deploys, enforced.
+
+The role policies are the stack's own functions (``components.role_policies``), rendered for the
+stand-in's account, bucket, queue and job definitions. The trigger runs in this process with the
+trigger role's credentials; each job runs in its own process with the job role's credentials,
+against a moto server on loopback whose IAM is as strict as AWS's (``tests.strict_iam``).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from components.role_policies import execution_policy, job_policy, trigger_policy, trust_policy
+from lambdas.inventory_trigger import handle_event
+from lambdas.settings import Settings
+from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.layout import RunLayout
+from pipeline.local.batch_env import create_local_batch
+from pipeline.local.executor import Executor, JobFailedError, plan
+from pipeline.synthetic import generate_delivery
+from tests.aws_fixtures import object_created
+from tests.conftest import REGION, upload_tree
+from tests.strict_iam import Denial, enforced_iam, is_allowed
+
+pytestmark = pytest.mark.slow
+
+ACCOUNT = "123456789012"  # moto's default account
+PREFIX = "inventory"
+_ids = itertools.count()
+
+# Statements nothing here can exercise, because an AWS service uses them on the role's behalf.
+USED_BY_AWS_ONLY = {
+    ("trigger", "WriteLogs"): "Lambda writes the function's logs",
+    ("trigger", "ReportFailedEvents"): "Lambda sends an event that failed every attempt to the queue",
+    ("execution", "EcrToken"): "ECS authenticates to ECR to pull the job image",
+    ("execution", "PullJobImage"): "ECS pulls the job image",
+    ("execution", "WriteJobLogs"): "the awslogs driver writes the job's logs",
+}
+# The scenario that needs each statement (the default: a delivery whose checksum has not landed yet).
+SCENARIO = {("trigger", "RecordRejections"): "rejected"}
+
+
+@dataclass
+class Account:
+    """The stand-in set up as the stack would be, with a role per piece of code."""
+
+    endpoint: str
+    bucket: str
+    settings: Settings
+    admin: boto3.Session
+    root: Path
+    manifest_key: str
+    denials: list[Denial] = field(default_factory=list)  # of the last run_pipeline
+
+    def session(self, credentials: dict[str, str]) -> boto3.Session:
+        return boto3.Session(**credentials, region_name=REGION)
+
+    def client(self, session: boto3.Session, service: str) -> Any:
+        return session.client(service, endpoint_url=self.endpoint)
+
+    def role(self, name: str, document: dict[str, Any]) -> dict[str, str]:
+        """A role holding exactly ``document``, and credentials from assuming it."""
+        iam, sts = self.client(self.admin, "iam"), self.client(self.admin, "sts")
+        role_name = f"{name}-{next(_ids)}"
+        arn = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(trust_policy("lambda.amazonaws.com", ACCOUNT)),
+        )["Role"]["Arn"]
+        iam.put_role_policy(RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document))
+        creds = sts.assume_role(RoleArn=arn, RoleSessionName=name)["Credentials"]
+        return {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        return render(self.bucket, self.settings)
+
+
+def render(bucket: str, settings: Settings) -> dict[str, dict[str, Any]]:
+    """The stack's role policies, rendered for a stand-in's bucket, queue and job definitions."""
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    return {
+        "trigger": trigger_policy(
+            bucket_arn=bucket_arn,
+            inventory_prefix=PREFIX,
+            queue_arn=settings.job_queue,
+            job_definition_arns=[
+                settings.split_job_definition,
+                settings.process_job_definition,
+                settings.finalize_job_definition,
+            ],
+            log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:trigger",
+            failed_events_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:failed-events",
+        ),
+        "job": job_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX),
+        "execution": execution_policy(
+            repository_arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/jobs",
+            log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:jobs",
+        ),
+    }
+
+
+def statements() -> list[tuple[str, str]]:
+    """(role, Sid) of every statement of every role policy."""
+    definition = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/d:1"
+    settings = Settings(definition, definition, definition, definition)
+    return [(role, s["Sid"]) for role, doc in render("b", settings).items() for s in doc["Statement"]]
+
+
+@pytest.fixture
+def account(server_env: dict[str, str], tmp_path: Path) -> Account:
+    """As an administrator, before enforcement: the destination, a delivery, Batch, an admin user."""
+    endpoint = server_env["AWS_ENDPOINT_URL"]
+    n = next(_ids)
+    bucket = f"iam-dest-{os.getpid()}-{n}"
+    setup = boto3.Session(region_name=REGION)
+    setup.client("s3").create_bucket(Bucket=bucket)
+    generated = generate_delivery(tmp_path / "root", objects=2000, files=2, destination_bucket=bucket)
+    # S3 writes manifest.checksum after manifest.json: the trigger must cope with it not being there yet
+    (generated.root / generated.delivery.checksum_key).unlink()
+    upload_tree(setup.client("s3"), generated.root, bucket)
+    local = create_local_batch(setup, name_prefix=f"iam-{os.getpid()}-{n}")
+    iam = setup.client("iam")
+    iam.create_user(UserName=f"admin-{n}")
+    iam.put_user_policy(
+        UserName=f"admin-{n}",
+        PolicyName="admin",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
+    key = iam.create_access_key(UserName=f"admin-{n}")["AccessKey"]
+    admin = boto3.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
+    )
+    total = sum(f.stat().st_size for f in (generated.root / "inventory").rglob("*.csv.gz"))
+    settings = Settings(
+        job_queue=local.queue,
+        split_job_definition=local.job_definitions["split"],
+        process_job_definition=local.job_definitions["process"],
+        finalize_job_definition=local.job_definitions["finalize"],
+        target_chunk_bytes=total // 2 + 1,  # two chunks: the processor runs as an array
+    )
+    return Account(endpoint, bucket, settings, admin, tmp_path, generated.delivery.manifest_key)
+
+
+def run_pipeline(
+    account: Account, documents: dict[str, dict[str, Any]], scenario: str = "no-checksum-yet"
+) -> dict[str, Any]:
+    """The trigger with its role, then each submitted job with the job role; returns the trigger's run."""
+    trigger = account.session(account.role("trigger", documents["trigger"]))
+    job = account.role("job", documents["job"])
+    if scenario == "rejected":  # a manifest that can never be processed: the trigger records why
+        account.client(account.admin, "s3").put_object(
+            Bucket=account.bucket, Key=account.manifest_key, Body=b'{"not": "a manifest"}'
+        )
+    with enforced_iam() as denials:
+        account.denials = denials
+        result = handle_event(
+            object_created(account.bucket, account.manifest_key),
+            settings=account.settings,
+            s3=account.client(trigger, "s3"),
+            batch=account.client(trigger, "batch"),
+            log=JsonLogger(io.StringIO()),
+        )
+        [run] = result["runs"]
+        if run["status"] != "submitted":
+            return run
+        jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
+        env = {
+            "AWS_ENDPOINT_URL": account.endpoint,
+            "AWS_ACCESS_KEY_ID": job["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": job["aws_secret_access_key"],
+            "AWS_SESSION_TOKEN": job["aws_session_token"],
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+        Executor(env, account.root / "logs", progress=lambda _: None, workers=2).run(jobs)
+    return run
+
+
+def only_the_missing_checksum_was_refused(account: Account) -> bool:
+    """The checksum that has not landed yet answers 403 (the roles list only some prefixes); the
+    trigger's listing of exactly that key tells "missing" from "forbidden". Nothing else is refused."""
+    checksum = account.manifest_key.replace("manifest.json", "manifest.checksum")
+    denials = account.denials
+    return [(d.action, d.resource) for d in denials] == [
+        ("s3:GetObject", f"arn:aws:s3:::{account.bucket}/{checksum}")
+    ]
+
+
+def _object(account: Account, key: str) -> bytes:
+    return account.client(account.admin, "s3").get_object(Bucket=account.bucket, Key=key)["Body"].read()
+
+
+def test_a_delivery_converts_end_to_end_under_the_deployed_iam(account: Account) -> None:
+    run = run_pipeline(account, account.documents())
+
+    assert run["status"] == "submitted" and run["chunks"] == 2
+    assert only_the_missing_checksum_was_refused(account)
+    layout = RunLayout(source_bucket="demo-source-bucket", run_date="2026-11-24")
+    report = json.loads(_object(account, layout.run_report_key))
+    assert (report["status"], report["rows_in"], report["rows_out"]) == ("complete", 2000, 2000)
+    assert json.loads(_object(account, layout.complete_marker_key))["rows"] == 2000
+
+
+def test_a_rejected_manifest_is_recorded_under_the_deployed_iam(account: Account) -> None:
+    run = run_pipeline(account, account.documents(), scenario="rejected")
+
+    assert run["status"] == "rejected"
+    layout = RunLayout(source_bucket="demo-source-bucket", run_date="2026-11-24")
+    rejected = json.loads(_object(account, layout.failure_key))
+    assert rejected["manifest"] == f"s3://{account.bucket}/{account.manifest_key}"
+    assert "required field" in rejected["error"]
+    assert only_the_missing_checksum_was_refused(account)
+
+
+def test_the_stand_in_refuses_what_aws_refuses(account: Account) -> None:
+    """The harness itself: a missing key answers 403 without ListBucket; listings honour s3:prefix."""
+    job = account.session(account.role("job", account.documents()["job"]))
+    s3 = account.client(job, "s3")
+    with enforced_iam() as denials:
+        listed = s3.list_objects_v2(Bucket=account.bucket, Prefix="inventory/", MaxKeys=1)
+        assert listed["KeyCount"] == 1
+        with pytest.raises(s3.exceptions.ClientError, match=r"s3:ListBucket on resource: \"arn:aws:s3:::"):
+            s3.list_objects_v2(Bucket=account.bucket, Prefix="elsewhere/")
+        with pytest.raises(s3.exceptions.ClientError) as missing:
+            s3.get_object(Bucket=account.bucket, Key="inventory/not-there")
+        assert missing.value.response["Error"]["Code"] == "AccessDenied"
+        assert "the key does not exist" in str(missing.value)
+        with pytest.raises(s3.exceptions.ClientError, match="s3:PutObject"):
+            s3.put_object(
+                Bucket=account.bucket,
+                Key="run-state/source_bucket=b/run_date=2026-11-24/claim.json",
+                Body=b"{}",
+            )
+    bucket = f"arn:aws:s3:::{account.bucket}"
+    assert [(d.action, d.resource) for d in denials] == [
+        ("s3:ListBucket", bucket),
+        ("s3:GetObject", f"{bucket}/inventory/not-there"),
+        ("s3:PutObject", f"{bucket}/run-state/source_bucket=b/run_date=2026-11-24/claim.json"),
+    ]
+
+
+@pytest.mark.parametrize(("role", "sid"), [s for s in statements() if s not in USED_BY_AWS_ONLY], ids=str)
+def test_without_any_one_statement_the_run_fails_naming_action_and_resource(
+    account: Account, role: str, sid: str
+) -> None:
+    # GIVEN the deployed documents without one statement
+    documents = account.documents()
+    removed = next(s for s in documents[role]["Statement"] if s["Sid"] == sid)
+    documents[role]["Statement"].remove(removed)
+    # WHEN the delivery lands
+    failure: Exception | None = None
+    try:
+        run_pipeline(account, documents, scenario=SCENARIO.get((role, sid), "no-checksum-yet"))
+    except (JobFailedError, account.client(account.admin, "s3").exceptions.ClientError) as err:
+        failure = err
+    # THEN the run fails, and says which action on which resource was refused
+    denials = account.denials
+    assert failure is not None, f"the run succeeded without {role}/{sid}"
+    assert denials, f"{role}/{sid}: failed without an IAM denial: {failure}"
+    assert any(d.action in removed["Action"] for d in denials), denials
+    named = [d for d in denials if f'perform: {d.action} on resource: "{d.resource}"' in str(failure)]
+    assert named, f"the failure names no refused action and resource: {failure}"
+
+
+def test_the_statements_said_to_be_used_by_aws_only_exist() -> None:
+    # the removal test covers every other statement; a renamed one must be classified again
+    assert set(USED_BY_AWS_ONLY) <= set(statements())
+    assert len(statements()) - len(USED_BY_AWS_ONLY) == 12
+
+
+def test_the_evaluator_applies_iam_rules() -> None:
+    allow_list = {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": "arn:aws:s3:::b",
+        "Condition": {"StringLike": {"s3:prefix": ["run-state/*"]}},
+    }
+    deny_put = {"Effect": "Deny", "Action": "s3:Put*", "Resource": "arn:aws:s3:::b/*"}
+    allow_all = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    docs = [{"Statement": [allow_list]}, {"Statement": [allow_all, deny_put]}]
+    assert is_allowed(
+        [{"Statement": [allow_list]}], "s3:listbucket", "arn:aws:s3:::b", {"s3:prefix": "run-state/x"}
+    )
+    assert not is_allowed(
+        [{"Statement": [allow_list]}], "s3:ListBucket", "arn:aws:s3:::b", {"s3:prefix": "x/"}
+    )
+    assert not is_allowed([{"Statement": [allow_list]}], "s3:ListBucket", "arn:aws:s3:::b", {})  # no prefix
+    assert not is_allowed(docs, "s3:PutObject", "arn:aws:s3:::b/k", {})  # an explicit Deny wins
+    assert is_allowed(docs, "s3:GetObject", "arn:aws:s3:::b/k", {})
+    with pytest.raises(NotImplementedError, match="NumericLessThan"):
+        is_allowed(
+            [{"Statement": [{**allow_all, "Condition": {"NumericLessThan": {"k": "1"}}}]}],
+            "s3:GetObject",
+            "x",
+            {},
+        )
