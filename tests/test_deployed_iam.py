@@ -20,6 +20,7 @@ import boto3
 import pytest
 
 from components.role_policies import execution_policy, job_policy, trigger_policy, trust_policy
+from lambdas import runs
 from lambdas.inventory_trigger import handle_event
 from lambdas.settings import Settings
 from pipeline.contract.jsonlog import JsonLogger
@@ -224,6 +225,43 @@ def test_a_rejected_manifest_is_recorded_under_the_deployed_iam(account: Account
     assert rejected["manifest"] == f"s3://{account.bucket}/{account.manifest_key}"
     assert "required field" in rejected["error"]
     assert only_the_missing_checksum_was_refused(account)
+
+
+def test_a_takeover_after_a_crash_reuses_the_submitted_jobs_under_the_deployed_iam(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an invocation that died between its first and second submission
+    trigger = account.session(account.role("trigger", account.documents()["trigger"]))
+    s3, batch = account.client(trigger, "s3"), account.client(trigger, "batch")
+    event = object_created(account.bucket, account.manifest_key)
+    real_submit, calls = batch.submit_job, []
+
+    def dies_on_the_second(**request: Any) -> Any:
+        calls.append(request["jobName"])
+        if len(calls) == 2:
+            raise ConnectionError("the invocation died")
+        return real_submit(**request)
+
+    def handle() -> dict[str, Any]:
+        result = handle_event(
+            event, settings=account.settings, s3=s3, batch=batch, log=JsonLogger(io.StringIO())
+        )
+        return dict(result["runs"][0])
+
+    with enforced_iam() as denials:
+        monkeypatch.setattr(batch, "submit_job", dies_on_the_second)
+        with pytest.raises(ConnectionError):
+            handle()
+        # WHEN Lambda's retry arrives after the claim's lease expired
+        later = runs.time.time() + account.settings.claim_lease_seconds + 1
+        monkeypatch.setattr(runs.time, "time", lambda: later)
+        run = handle()
+    # THEN it found the splitter by name (ListJobs, DescribeJobs) and submitted only the rest
+    assert run["status"] == "submitted"
+    assert [name.split("-")[1] for name in calls] == ["split", "process", "process", "finalize"]
+    admin = account.client(account.admin, "batch")
+    assert admin.describe_jobs(jobs=[run["jobs"]["split"]])["jobs"][0]["jobName"] == calls[0]
+    assert {d.action for d in denials} == {"s3:GetObject"}  # only the checksum that has not landed
 
 
 def test_the_stand_in_refuses_what_aws_refuses(account: Account) -> None:
