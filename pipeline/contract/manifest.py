@@ -18,7 +18,7 @@ from pipeline.contract.errors import ManifestError, UnsupportedFormatError
 SUPPORTED_FORMATS = ("CSV",)
 KNOWN_FORMATS = ("CSV", "ORC", "Parquet")
 _MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
-_BUCKET_ARN_PREFIX = "arn:aws:s3:::"
+_BUCKET_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:s3:::(?P<name>[^/]+)$")  # aws, aws-cn, aws-us-gov, ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class Manifest:
 
     @property
     def destination_bucket(self) -> str:
-        return self.destination_bucket_arn.removeprefix(_BUCKET_ARN_PREFIX)
+        match = _BUCKET_ARN.match(self.destination_bucket_arn)
+        assert match is not None  # checked when the manifest was parsed
+        return match["name"]
 
     @property
     def total_size(self) -> int:
@@ -102,7 +104,7 @@ def _from_document(doc: dict[str, Any], source: str) -> Manifest:
         )
         raise UnsupportedFormatError(msg)
     destination = _field(doc, "destinationBucket", str, source)
-    if not destination.startswith(_BUCKET_ARN_PREFIX) or destination == _BUCKET_ARN_PREFIX:
+    if not _BUCKET_ARN.match(destination):
         msg = f"{source}: destinationBucket must be a bucket ARN like arn:aws:s3:::NAME, got {destination!r}"
         raise ManifestError(msg)
     created = _field(doc, "creationTimestamp", str, source)

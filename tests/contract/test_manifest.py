@@ -85,6 +85,12 @@ def test_each_missing_top_level_field_is_named(doc, field):
         _parse(doc)
 
 
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_destination_buckets_of_every_partition_are_accepted(doc, partition):
+    doc["destinationBucket"] = f"arn:{partition}:s3:::inventory-dest"
+    assert _parse(doc).destination_bucket == "inventory-dest"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
@@ -93,6 +99,8 @@ def test_each_missing_top_level_field_is_named(doc, field):
         ("creationTimestamp", 1732406400000, "creationTimestamp must be a string, got int"),
         ("creationTimestamp", "2024-11-24", "creationTimestamp must be epoch milliseconds"),
         ("destinationBucket", "example-inventory-dest", "destinationBucket must be a bucket ARN"),
+        ("destinationBucket", "arn:aws:s3:::", "destinationBucket must be a bucket ARN"),
+        ("destinationBucket", "arn:aws:s3:::b/key", "destinationBucket must be a bucket ARN"),
         ("sourceBucket", "", "sourceBucket is empty"),
         ("fileSchema", "Bucket, , Key", "fileSchema has an empty field name"),
         ("fileSchema", "Bucket, Key, Size, Size", "fileSchema names Size more than once"),
