@@ -9,7 +9,7 @@ keys with an escaped non-ASCII byte, which go through ``pipeline.contract.schema
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
@@ -33,7 +33,7 @@ POLARS_TYPES: dict[ColumnType, pl.DataType] = {
     ColumnType.BOOLEAN: pl.Boolean(),
     ColumnType.TIMESTAMP_MS_UTC: pl.Datetime("ms", "UTC"),
 }
-SHORT_ROW = "short row: fewer fields than fileSchema"
+INVALID_ROW = "invalid row: short, or a value S3 never writes"
 _FLAGS = pl.Enum([FALSE, TRUE])  # physical 0 = false, 1 = true
 _NON_ASCII_ESCAPE = r"%[89A-Fa-f][0-9A-Fa-f]"
 _ASCII_ESCAPES = {
@@ -64,20 +64,37 @@ def scan_chunk(path: Path, columns: Sequence[Column]) -> pl.LazyFrame:
 def typed(raw: pl.LazyFrame, columns: Sequence[Column], *, guard_short_rows: bool = True) -> pl.LazyFrame:
     """Raw strings -> the contract's types, in the manifest's field order.
 
-    A row that ends early reads with null in its missing trailing fields, while a present field,
-    even empty, reads as "" (quoted). ``guard_short_rows`` makes a null last field fail the query
-    (a strict cast of the marker ``SHORT_ROW``), which sends the chunk to the exact check in
-    ``diagnose``. An unquoted empty last field also reads as null: when the exact check finds no
-    short row, the caller converts again without the guard.
+    Values S3 never writes fail the query, so that the exact check in ``diagnose`` names the row:
+    an empty key (S3 keys are 1 to 1,024 bytes) and a negative size. A row that ends early reads
+    with null in its missing trailing fields, while a present field, even empty, reads as ""
+    (quoted). ``guard_short_rows`` makes a null last field fail the query too. An unquoted empty last
+    field also reads as null: when the exact check finds no bad row, the caller converts again
+    without that guard.
     """
     exprs = [_typed_column(c) for c in columns]
+    invalid = [_invalid(c) for c in columns]
     if guard_short_rows:
-        last = pl.col(columns[-1].name)
+        invalid.append(pl.col(columns[-1].name).is_null())
+    checks = [check for check in invalid if check is not None]
+    if checks:
         guard = (
-            pl.when(last.is_null()).then(pl.lit(SHORT_ROW)).otherwise(pl.lit(FALSE)).cast(_FLAGS, strict=True)
+            pl.when(pl.any_horizontal(checks).fill_null(False))
+            .then(pl.lit(INVALID_ROW))
+            .otherwise(pl.lit(FALSE))
+            .cast(_FLAGS, strict=True)
         )
         exprs[-1] = pl.when(guard.to_physical() == 0).then(exprs[-1]).alias(columns[-1].name)
     return raw.select(exprs)
+
+
+def _invalid(column: Column) -> pl.Expr | None:
+    """True for a raw value S3 never writes in this column (None: every value is checked by its cast)."""
+    raw = pl.col(column.name)
+    if column.field == KEY_FIELD:
+        return raw == ""
+    if column.type is ColumnType.INT64:
+        return raw.str.starts_with("-") & (raw != "-0")
+    return None
 
 
 def _typed_column(column: Column) -> pl.Expr:
@@ -108,20 +125,37 @@ def _decode_keys(keys: pl.Series) -> pl.Series:
     slow = subset.str.contains(_NON_ASCII_ESCAPE)
     if slow.any():
         at = slow.arg_true()
-        exact = [unquote(k, errors="strict") for k in subset.gather(at).to_list()]
+        try:
+            exact = [unquote(k, errors="strict") for k in subset.gather(at).to_list()]
+        except UnicodeDecodeError as err:  # the exact check (diagnose) finds the row and says which
+            msg = f"a key does not URL-decode to UTF-8 ({err.reason})"
+            raise pl.exceptions.ComputeError(msg) from err
         decoded = decoded.scatter(at, pl.Series(exact, dtype=pl.String))
     return spaced.scatter(where, decoded)
 
 
-def convert_chunk(chunk: Path, part: Path, columns: tuple[Column, ...], *, chunk_uri: str) -> dict[str, Any]:
-    """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats."""
+def convert_chunk(
+    chunk: Path,
+    part: Path,
+    columns: tuple[Column, ...],
+    *,
+    chunk_uri: str,
+    locate: Callable[[int], str] | None = None,
+) -> dict[str, Any]:
+    """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats.
+
+    ``locate`` turns a line of the chunk into where that row was delivered ("s3://.../data/x.csv.gz:
+    line 7"); without it, errors name the chunk's line.
+    """
     try:
         _sink(chunk, part, columns, guard_short_rows=True)
     except pl.exceptions.PolarsError as err:
         part.unlink(missing_ok=True)
-        problem = first_malformed_row(chunk, columns)
-        if problem:
-            msg = f"{chunk_uri}: {problem}"
+        found = first_malformed_row(chunk, columns)
+        if found:
+            line, problem = found
+            where = locate(line) if locate else f"{chunk_uri}: line {line}"
+            msg = f"{where}: {problem}"
             raise MalformedChunkError(msg) from err
         try:  # no malformed row: the guard saw an unquoted empty last field, which is valid
             _sink(chunk, part, columns, guard_short_rows=False)

@@ -11,36 +11,38 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.contract.schema import FALSE, TRUE, Column, ColumnType, decode_key
+from pipeline.contract.schema import FALSE, KEY_FIELD, TRUE, Column, ColumnType, decode_key
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _INT64 = re.compile(r"^[+-]?\d{1,19}$")
 
 
-def first_malformed_row(path: Path, columns: Sequence[Column]) -> str | None:
-    """``"line L: problem"`` for the first malformed row of the chunk at ``path``, or None."""
+def first_malformed_row(path: Path, columns: Sequence[Column]) -> tuple[int, str] | None:
+    """``(line, problem)`` for the first malformed row of the chunk at ``path``, or None."""
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
         for line, row in enumerate(csv.reader(f), start=1):
             if len(row) != len(columns):
-                return f"line {line}: {len(row)} fields, expected {len(columns)}: {_excerpt(row)}"
+                return line, f"{len(row)} fields, expected {len(columns)}: {_excerpt(row)}"
             for column, value in zip(columns, row, strict=True):
                 problem = _field_problem(column, value)
                 if problem:
-                    return f"line {line}: field {column.field} ({column.name}) {problem}: {value[:200]!r}"
+                    return line, f"field {column.field} ({column.name}) {problem}: {value[:200]!r}"
     return None
 
 
 def _field_problem(column: Column, value: str) -> str | None:
     if value == "":
-        return None
+        return "is empty: S3 keys are 1 to 1,024 bytes" if column.field == KEY_FIELD else None
     match column.type:
         case ColumnType.INT64 if not _INT64.match(value):
             return "is not an integer"
+        case ColumnType.INT64 if value.startswith("-") and int(value) < 0:
+            return "is negative"
         case ColumnType.BOOLEAN if value not in (TRUE, FALSE):
             return f"is not {TRUE} or {FALSE}"
         case ColumnType.TIMESTAMP_MS_UTC if not _TIMESTAMP.match(value):
             return "is not a UTC timestamp like 2024-01-31T23:59:59.000Z"
-        case ColumnType.STRING if column.field == "Key":
+        case ColumnType.STRING if column.field == KEY_FIELD:
             try:
                 decode_key(value)
             except UnicodeDecodeError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,21 @@ class PartStats:
     duration_seconds: float
 
 
+def source_locator(bucket: str, sources: list[dict[str, Any]], chunk_uri: str) -> Callable[[int], str]:
+    """Chunk line -> "s3://BUCKET/DATA-FILE: line N (chunk ... line L)", from the split report."""
+
+    def locate(line: int) -> str:
+        first = 1
+        for source in sources:
+            if line < first + source["rows"]:
+                at = source["first_line"] + line - first
+                return f"s3://{bucket}/{source['key']}: line {at} (chunk {chunk_uri} line {line})"
+            first += source["rows"]
+        return f"{chunk_uri}: line {line}"
+
+    return locate
+
+
 def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None) -> PartStats:
     started = time.monotonic()
     report = load_split_report(s3, run)
@@ -47,7 +63,8 @@ def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | N
         chunk_path, part_path = Path(tmp) / "chunk.csv", Path(tmp) / "part.parquet"
         s3.download_file(run.bucket, chunk_key, str(chunk_path), Config=TRANSFER)
         log.info("chunk downloaded", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
-        stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri)
+        locate = source_locator(run.bucket, report["chunks"][index].get("sources", []), chunk_uri)
+        stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri, locate=locate)
         s3.upload_file(str(part_path), run.bucket, part_key, Config=TRANSFER)
         result = PartStats(
             index=index,

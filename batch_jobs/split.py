@@ -43,7 +43,8 @@ INFLATE_AHEAD_BLOCKS = 4
 PROGRESS_SECONDS = 10.0
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_RATIO = 8.0  # uncompressed / compressed, used before any byte has been seen
-_ISIZE_TRUSTED_BELOW = 256 * MiB  # larger files may have inflated past 4 GiB, where ISIZE wraps
+_ISIZE_TRUSTED_BELOW = 256 * MiB
+_BOM = b"\xef\xbb\xbf"  # larger files may have inflated past 4 GiB, where ISIZE wraps
 
 
 class SplitError(ValueError):
@@ -53,11 +54,21 @@ class SplitError(ValueError):
 
 
 @dataclass
+class Source:
+    """Rows of one data file that a chunk holds: ``rows`` rows from line ``first_line`` on."""
+
+    key: str
+    first_line: int
+    rows: int = 0
+
+
+@dataclass
 class ChunkStats:
     index: int
     key: str
     rows: int = 0
     bytes: int = 0
+    sources: list[Source] = field(default_factory=list)
 
 
 @dataclass
@@ -141,11 +152,20 @@ def _stream_file(
     uri = f"s3://{bucket}/{data_file.key}"
     stats = FileStats(key=data_file.key, size=data_file.size, md5=data_file.md5)
     rows_before, last = router.rows, b"\n"
+    router.begin_file(data_file.key)
+    head = b""  # the file's first bytes, until there are enough to tell a byte-order mark
     md5 = hashlib.md5(usedforsecurity=False)
     blocks = _background(_hashed(_read_blocks(s3, bucket, data_file.key, uri), md5), READ_AHEAD_BLOCKS)
     for out, consumed in _background(_inflate(blocks, md5, data_file, uri), INFLATE_AHEAD_BLOCKS):
         estimate.advance(consumed, len(out))
         if out:
+            if len(head) < len(_BOM):
+                head += out[: len(_BOM)]
+                if head.startswith(_BOM):
+                    msg = (
+                        f"{uri}: line 1 starts with a UTF-8 byte-order mark, which S3 Inventory never writes"
+                    )
+                    raise SplitError(msg)
             router.feed(out)
             stats.uncompressed_bytes += len(out)
             last = out[-1:]
@@ -340,7 +360,12 @@ class _ChunkRouter:
         self.stats: list[ChunkStats] = []
         self._writer: StreamingUpload | None = None
         self._end = 0
+        self._file = ""  # the data file being fed, and how many of its rows were routed
+        self._file_rows = 0
         self._start_chunk(0)
+
+    def begin_file(self, key: str) -> None:
+        self._file, self._file_rows = key, 0
 
     def _start_chunk(self, index: int) -> None:
         self._writer = self._open(index)
@@ -353,9 +378,13 @@ class _ChunkRouter:
         self._writer.write(block if (start, end) == (0, len(block)) else block[start:end])
         current = self.stats[-1]
         rows = block.count(b"\n", start, end)
+        if not current.sources or current.sources[-1].key != self._file:
+            current.sources.append(Source(self._file, first_line=self._file_rows + 1))
+        current.sources[-1].rows += rows
         current.bytes += end - start
         current.rows += rows
         self.rows += rows
+        self._file_rows += rows
         self.produced += end - start
 
     def _next_chunk(self) -> None:

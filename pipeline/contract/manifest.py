@@ -144,15 +144,20 @@ def _files(doc: dict[str, Any], source: str) -> tuple[DataFile, ...]:
         msg = f"{source}: files is empty; a delivery lists at least one data file"
         raise ManifestError(msg)
     files = []
+    seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
         where = f"files[{i}]"
         if not isinstance(entry, dict):
             msg = f"{source}: {where} must be an object, got {type(entry).__name__}"
             raise ManifestError(msg)
         key = _nonempty(entry, "key", source, where)
+        if key in seen:
+            msg = f"{source}: {where}.key {key!r} is listed already, as files[{seen[key]}]"
+            raise ManifestError(msg)
+        seen[key] = i
         size = _field(entry, "size", int, source, where)
-        if isinstance(size, bool) or size < 0:
-            msg = f"{source}: {where}.size must be a non-negative integer, got {size!r}"
+        if size <= 0:
+            msg = f"{source}: {where}.size must be positive (a gzip data file is never empty), got {size!r}"
             raise ManifestError(msg)
         md5 = _field(entry, "MD5checksum", str, source, where)
         if not _MD5_HEX.match(md5):

@@ -14,6 +14,7 @@ from typing import Any
 from components.job_definitions import container_properties, retry_strategy
 from pipeline.contract.jobs import JOB_SPECS
 
+
 @dataclass(frozen=True)
 class LocalBatch:
     queue: str
@@ -26,9 +27,9 @@ def create_local_batch(
     """The queue and job definitions; ``name_prefix`` keeps several in one stand-in apart."""
     iam, ec2, batch = session.client("iam"), session.client("ec2"), session.client("batch")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
-    role = iam.create_role(RoleName=f"{name_prefix}-batch", AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-        "Arn"
-    ]
+    role = iam.create_role(RoleName=f"{name_prefix}-batch", AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
     environment = batch.create_compute_environment(

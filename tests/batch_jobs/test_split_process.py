@@ -149,7 +149,7 @@ def test_one_chunk_and_an_empty_inventory(s3, bucket, aws_env, tmp_path):
     gen = _deliver(s3, tmp_path / "a", bucket, objects=0, files=2)
     assert _split(aws_env, gen, bucket, 1).returncode == 0
     assert _report(s3, bucket, gen)["chunks"] == [
-        {"index": 0, "key": RunLayout.of(gen.delivery).chunk_key(0), "rows": 0, "bytes": 0}
+        {"index": 0, "key": RunLayout.of(gen.delivery).chunk_key(0), "rows": 0, "bytes": 0, "sources": []}
     ]
     done = _process(aws_env, gen, bucket, 0)
     assert done.returncode == 0, done.stderr
@@ -233,20 +233,20 @@ def _row(**changes: str) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (",".join(_row(Size="12x")), "line 11: field Size (size) is not an integer: '12x'"),
+        (",".join(_row(Size="12x")), "field Size (size) is not an integer: '12x'"),
+        (",".join(_row(Size="-5")), "field Size (size) is negative: '-5'"),
+        (",".join(_row(Key="")), "field Key (key) is empty: S3 keys are 1 to 1,024 bytes: ''"),
+        (",".join(_row(Key="caf%FF")), "field Key (key) does not URL-decode to UTF-8: 'caf%FF'"),
         (
             ",".join(_row(LastModifiedDate="yesterday")),
-            "line 11: field LastModifiedDate (last_modified_date) is not a UTC timestamp",
+            "field LastModifiedDate (last_modified_date) is not a UTC timestamp",
         ),
-        (
-            ",".join(_row(IsLatest="maybe")),
-            "line 11: field IsLatest (is_latest) is not true or false: 'maybe'",
-        ),
-        (",".join(_row()[:5]), "line 11: 5 fields, expected 21"),
-        (",".join([*_row(), '"extra"']), "line 11: 22 fields, expected 21"),
+        (",".join(_row(IsLatest="maybe")), "field IsLatest (is_latest) is not true or false: 'maybe'"),
+        (",".join(_row()[:5]), "5 fields, expected 21"),
+        (",".join([*_row(), '"extra"']), "22 fields, expected 21"),
     ],
 )
-def test_a_malformed_row_fails_the_child_with_chunk_line_and_value(
+def test_a_malformed_row_fails_the_child_naming_the_data_file_line_and_value(
     s3, bucket, aws_env, tmp_path, line, expected
 ):
     gen = _hand_made_delivery(s3, bucket, tmp_path, [line + "\n", ",".join(_row()) + "\n"])
@@ -254,8 +254,44 @@ def test_a_malformed_row_fails_the_child_with_chunk_line_and_value(
     result = _process(aws_env, gen, bucket, 0)
     layout = RunLayout.of(gen.delivery)
     assert result.returncode == 2, result.stderr
-    assert f"error: s3://{bucket}/{layout.chunk_key(0)}: {expected}" in result.stderr
+    chunk = f"s3://{bucket}/{layout.chunk_key(0)}"
+    where = f"s3://{bucket}/{gen.data_keys[0]}: line 11 (chunk {chunk} line 11)"
+    assert f"error: {where}: {expected}" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)
+
+
+def test_a_bad_row_in_a_later_file_and_chunk_is_named_by_its_own_file_and_line(s3, bucket, aws_env, tmp_path):
+    # GIVEN two data files of 40 rows each, the second with a bad 30th row, split into 2 chunks
+    gen = _deliver(s3, tmp_path, bucket, objects=80, files=2)
+    rows = gzip.decompress(_original(gen, 1)).decode().splitlines(keepends=True)
+    rows[29] = ",".join(_row(Size="-1")) + "\n"
+    _rewrite_file(s3, bucket, gen, 1, gzip.compress("".join(rows).encode()), update_manifest=True)
+    assert _split(aws_env, gen, bucket, 2).returncode == 0
+    [_, second] = _report(s3, bucket, gen)["chunks"]
+    # WHEN the child of the chunk that holds it converts
+    result = _process(aws_env, gen, bucket, 1)
+    # THEN the error names the delivered file's line, not only the chunk's
+    assert result.returncode == 2
+    from_first = sum(src["rows"] for src in second["sources"] if src["key"] == gen.data_keys[0])
+    assert second["sources"][-1] == {"key": gen.data_keys[1], "first_line": 1, "rows": 40}
+    chunk_line = from_first + 30
+    assert (
+        f"error: s3://{bucket}/{gen.data_keys[1]}: line 30 "
+        f"(chunk s3://{bucket}/{RunLayout.of(gen.delivery).chunk_key(1)} line {chunk_line}): field Size"
+    ) in result.stderr
+
+
+def test_a_data_file_that_starts_with_a_byte_order_mark_is_refused(s3, bucket, aws_env, tmp_path):
+    gen = _deliver(s3, tmp_path, bucket, objects=20, files=2)
+    data = b"\xef\xbb\xbf" + gzip.decompress(_original(gen, 1))
+    _rewrite_file(s3, bucket, gen, 1, gzip.compress(data), update_manifest=True)
+    result = _split(aws_env, gen, bucket, 1)
+    assert result.returncode == 2
+    assert (
+        f"error: s3://{bucket}/{gen.data_keys[1]}: line 1 starts with a UTF-8 byte-order mark, "
+        "which S3 Inventory never writes"
+    ) in result.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=RunLayout.of(gen.delivery).state_prefix)
 
 
 def test_unquoted_empty_fields_are_accepted_as_null(s3, bucket, aws_env, tmp_path):

@@ -130,7 +130,8 @@ def test_missing_file_field_names_the_file_entry(doc, field):
     ("field", "value", "expected"),
     [
         ("size", "2147", r"files\[0\]\.size must be an integer, got str"),
-        ("size", -1, r"files\[0\]\.size must be a non-negative integer, got -1"),
+        ("size", -1, r"files\[0\]\.size must be positive \(a gzip data file is never empty\), got -1"),
+        ("size", 0, r"files\[0\]\.size must be positive \(a gzip data file is never empty\), got 0"),
         ("size", True, r"files\[0\]\.size must be an integer, got bool"),
         ("MD5checksum", "abc", r"files\[0\]\.MD5checksum must be 32 hex digits, got 'abc'"),
         ("key", "", r"files\[0\]\.key is empty"),
@@ -139,6 +140,13 @@ def test_missing_file_field_names_the_file_entry(doc, field):
 def test_bad_file_entries(doc, field, value, expected):
     doc["files"][0][field] = value
     with pytest.raises(ManifestError, match=expected):
+        _parse(doc)
+
+
+def test_a_data_file_listed_twice_is_refused(doc):
+    doc["files"].append(dict(doc["files"][0]))
+    last = len(doc["files"]) - 1
+    with pytest.raises(ManifestError, match=rf"files\[{last}\]\.key '.+' is listed already, as files\[0\]"):
         _parse(doc)
 
 
