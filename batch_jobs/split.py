@@ -102,6 +102,9 @@ def split(
         msg = f"--chunks must be at least 1, got {chunks}"
         raise ValueError(msg)
     started = time.monotonic()
+    retired = retire_earlier_run(s3, run, chunks)
+    if retired:
+        log.info("retired an earlier run of this partition", objects=len(retired), first=retired[0])
     files = run.manifest.files
     estimate = _SizeEstimate(files, _isize_hints(s3, run.bucket, files))
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload") as pool:
@@ -138,6 +141,33 @@ def split(
     put_json(s3, run.bucket, run.layout.split_report_key, asdict(report))
     progress.log_now("split done", final=True)
     return report
+
+
+def retire_earlier_run(s3: Any, run: Run, chunks: int) -> list[str]:
+    """Before a rerun writes anything: delete the earlier run's completion marker and report (the
+    partition is being rewritten), and its parts, part stats and chunks beyond this run's ``chunks``,
+    which nothing would overwrite. Returns the deleted keys, the marker first."""
+    layout = run.layout
+    keep = {
+        key
+        for i in range(chunks)
+        for key in (layout.part_key(i), layout.part_stats_key(i), layout.chunk_key(i))
+    }
+    prefixes = (layout.reports_prefix, layout.processed_prefix, layout.part_stats_prefix, layout.chunk_prefix)
+    stale = sorted(
+        (key for prefix in prefixes for key in _listed(s3, run.bucket, prefix) if key not in keep),
+        key=lambda key: key != layout.complete_marker_key,
+    )
+    if stale:  # one request per key: DeleteObjects would report a refused key only in its response
+        s3.delete_object(Bucket=run.bucket, Key=stale[0])
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="retire") as pool:
+            list(pool.map(lambda key: s3.delete_object(Bucket=run.bucket, Key=key), stale[1:]))
+    return stale
+
+
+def _listed(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from (item["Key"] for item in page.get("Contents", []))
 
 
 def _stream_file(

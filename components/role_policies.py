@@ -111,7 +111,13 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
     """The Batch jobs (split, process, finalize): read a delivery, write the run's outputs."""
     return document(
         list_prefixes(
-            "ListRunPrefixes", bucket_arn, inventory_prefix, CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT
+            "ListRunPrefixes",
+            bucket_arn,
+            inventory_prefix,
+            CHUNKS_ROOT,
+            PROCESSED_ROOT,
+            STATE_ROOT,
+            REPORTS_ROOT,
         ),
         allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
         allow(
@@ -130,6 +136,19 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             objects(bucket_arn, f"{RUN_STATE}/split-report.json", f"{RUN_STATE}/parts/*"),
         ),
         allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
+        # A rerun first retires the earlier run: its marker and report, and the parts, part stats
+        # and chunks it wrote beyond the rerun's chunk count (batch_jobs/split.py).
+        allow(
+            "RetireEarlierRuns",
+            ["s3:DeleteObject"],
+            objects(
+                bucket_arn,
+                f"{REPORTS_ROOT}/*",
+                f"{PROCESSED_ROOT}/*",
+                f"{RUN_STATE}/parts/*",
+                f"{CHUNKS_ROOT}/*",
+            ),
+        ),
     )
 
 

@@ -12,7 +12,7 @@ import io
 import itertools
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ import pytest
 from components.role_policies import execution_policy, job_policy, trigger_policy, trust_policy
 from lambdas import runs
 from lambdas.inventory_trigger import handle_event
+from lambdas.runs import start_run
 from lambdas.settings import Settings
+from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.layout import RunLayout
 from pipeline.local.batch_env import create_local_batch
@@ -47,7 +49,10 @@ USED_BY_AWS_ONLY = {
     ("execution", "WriteJobLogs"): "the awslogs driver writes the job's logs",
 }
 # The scenario that needs each statement (the default: a delivery whose checksum has not landed yet).
-SCENARIO = {("trigger", "RecordRejections"): "rejected"}
+SCENARIO = {
+    ("trigger", "RecordRejections"): "rejected",
+    ("job", "RetireEarlierRuns"): "forced-rerun-with-fewer-chunks",
+}
 
 
 @dataclass
@@ -166,16 +171,25 @@ def run_pipeline(
         account.client(account.admin, "s3").put_object(
             Bucket=account.bucket, Key=account.manifest_key, Body=b'{"not": "a manifest"}'
         )
+    if scenario == "forced-rerun-with-fewer-chunks":  # a complete run of 2 chunks, then one of 1
+        run_pipeline(account, account.documents())
     with enforced_iam() as denials:
         account.denials = denials
-        result = handle_event(
-            object_created(account.bucket, account.manifest_key),
-            settings=account.settings,
-            s3=account.client(trigger, "s3"),
-            batch=account.client(trigger, "batch"),
-            log=JsonLogger(io.StringIO()),
+        s3, batch, log = (
+            account.client(trigger, "s3"),
+            account.client(trigger, "batch"),
+            JsonLogger(io.StringIO()),
         )
-        [run] = result["runs"]
+        if scenario == "forced-rerun-with-fewer-chunks":  # what `pipeline trigger --force` does
+            one_chunk = replace(account.settings, target_chunk_bytes=10**12)
+            delivery = parse_delivery_key(account.manifest_key)
+            forced = start_run(
+                account.bucket, delivery, settings=one_chunk, s3=s3, batch=batch, log=log, force=True
+            )
+            run = asdict(forced)
+        else:
+            event = object_created(account.bucket, account.manifest_key)
+            [run] = handle_event(event, settings=account.settings, s3=s3, batch=batch, log=log)["runs"]
         if run["status"] != "submitted":
             return run
         jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
@@ -317,7 +331,7 @@ def test_without_any_one_statement_the_run_fails_naming_action_and_resource(
 def test_the_statements_said_to_be_used_by_aws_only_exist() -> None:
     # the removal test covers every other statement; a renamed one must be classified again
     assert set(USED_BY_AWS_ONLY) <= set(statements())
-    assert len(statements()) - len(USED_BY_AWS_ONLY) == 12
+    assert len(statements()) - len(USED_BY_AWS_ONLY) == 13
 
 
 def test_the_evaluator_applies_iam_rules() -> None:

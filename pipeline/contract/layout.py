@@ -70,8 +70,12 @@ class RunLayout:
     def split_report_key(self) -> str:
         return f"{self.state_prefix}split-report.json"
 
+    @property
+    def part_stats_prefix(self) -> str:
+        return f"{self.state_prefix}parts/"
+
     def part_stats_key(self, index: int) -> str:
-        return f"{self.state_prefix}parts/part-{_number(index)}.json"
+        return f"{self.part_stats_prefix}part-{_number(index)}.json"
 
     @property
     def reports_prefix(self) -> str:

@@ -134,6 +134,38 @@ def test_rerunning_split_and_process_rewrites_identical_objects(s3, bucket, aws_
     assert snapshot() == first
 
 
+def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bucket, aws_env, tmp_path):
+    # GIVEN a complete run of 3 chunks
+    gen = _deliver(s3, tmp_path, bucket, objects=500, files=2)
+    layout = RunLayout.of(gen.delivery)
+
+    def keys(prefix: str) -> list[str]:
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+    def run(chunks: int) -> None:
+        assert _split(aws_env, gen, bucket, chunks).returncode == 0
+        for i in range(chunks):
+            assert _process(aws_env, gen, bucket, i).returncode == 0
+        done = run_job(aws_env, "finalize", *_run_args(gen, bucket), "--chunks", str(chunks))
+        assert done.returncode == 0, done.stderr
+
+    run(3)
+    assert len(keys(layout.processed_prefix)) == 3 and keys(layout.reports_prefix)
+    # WHEN it is rerun with 2 chunks: the split retires the earlier run first
+    assert _split(aws_env, gen, bucket, 2).returncode == 0
+    assert keys(layout.reports_prefix) == []  # no _COMPLETE while the partition is rewritten
+    assert keys(layout.processed_prefix) == [layout.part_key(0), layout.part_key(1)]
+    assert keys(layout.part_stats_prefix) == [layout.part_stats_key(0), layout.part_stats_key(1)]
+    assert keys(layout.chunk_prefix) == [layout.chunk_key(0), layout.chunk_key(1)]
+    # THEN the rerun completes and reconciles, with exactly its own parts
+    for i in range(2):
+        assert _process(aws_env, gen, bucket, i).returncode == 0
+    done = run_job(aws_env, "finalize", *_run_args(gen, bucket), "--chunks", "2")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(s3.get_object(Bucket=bucket, Key=layout.run_report_key)["Body"].read())
+    assert (report["status"], report["chunks"], report["rows_out"]) == ("complete", 2, 500)
+
+
 def test_more_chunks_than_rows_writes_empty_chunks_and_empty_parts(s3, bucket, aws_env, tmp_path):
     gen = _deliver(s3, tmp_path, bucket, objects=5, files=2)
     assert _split(aws_env, gen, bucket, 8).returncode == 0

@@ -332,7 +332,15 @@ def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(sta
         "Action": ["s3:ListBucket"],
         "Resource": [arn],
         "Condition": {
-            "StringLike": {"s3:prefix": ["inventory/*", "inventory-chunks/*", "processed/*", "run-state/*"]}
+            "StringLike": {
+                "s3:prefix": [
+                    "inventory/*",
+                    "inventory-chunks/*",
+                    "processed/*",
+                    "run-state/*",
+                    "run-reports/*",
+                ]
+            }
         },
     }
     execution = {s["Sid"] for s in _role_policy(stack, "batch-execution-policy")["Statement"]}
