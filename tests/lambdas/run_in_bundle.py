@@ -36,6 +36,8 @@ def main(task: str, events_path: str) -> None:
     trigger = importlib.import_module("lambdas.inventory_trigger")
     events = json.loads(Path(events_path).read_text())
     responses = [trigger.handler(event, Context()) for event in events]
+    sdk = importlib.import_module("lambdas.sdk")
+    s3, _ = trigger.clients()
     report = {
         "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site},
         "sys_path": sys.path,
@@ -44,6 +46,7 @@ def main(task: str, events_path: str) -> None:
         "sdk_files": {name: importlib.import_module(name).__file__ for name in SDK_MODULES},
         "versions": {name: sys.modules[name].__version__ for name in ("boto3", "botocore")},
         "importable": {name: importlib.util.find_spec(name) is not None for name in NOT_SHIPPED},
+        "missing_conditional_writes": sdk.missing_conditional_writes(s3),
         "responses": responses,
     }
     print(json.dumps(report))

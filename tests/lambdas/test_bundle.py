@@ -7,6 +7,7 @@ interpreter, against S3 and Batch on a moto server: what runs there is what Lamb
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.metadata
 import json
 import math
@@ -16,6 +17,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+import boto3
+import botocore
+import botocore.session
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -30,6 +34,8 @@ from components.lambda_bundle import (
     locked_pins,
     write_bundle,
 )
+from lambdas import inventory_trigger
+from lambdas.sdk import SdkError, missing_conditional_writes
 from pipeline.contract.layout import RunLayout
 from pipeline.local.batch_env import create_local_batch
 from pipeline.local.stand_in import stand_in
@@ -119,7 +125,7 @@ def test_the_bundle_holds_the_code_the_contract_and_exactly_the_locked_sdk():
     pins = locked_pins(LAMBDA_LOCK)
     code = {name for name in files if name.startswith(("lambdas/", "pipeline/"))}
     assert code == set(code_files())
-    assert {"lambdas/inventory_trigger.py", "pipeline/contract/manifest.py"} <= code
+    assert {"lambdas/inventory_trigger.py", "lambdas/sdk.py", "pipeline/contract/manifest.py"} <= code
     assert {name for name in code if not name.startswith(("lambdas/", "pipeline/contract/"))} == {
         "pipeline/__init__.py"
     }
@@ -167,6 +173,57 @@ def test_the_same_files_make_the_same_zip(tmp_path):
     assert [e.filename for e in entries] == sorted(files)
     assert {(e.date_time, e.external_attr >> 16) for e in entries} == {((1980, 1, 1, 0, 0, 0), 0o100644)}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.zip", "second.zip"]  # no partial files
+
+
+# ---------- the SDK check at cold start ----------
+
+
+def test_the_pinned_sdk_has_both_conditional_writes():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    assert botocore.__version__ == locked_pins(LAMBDA_LOCK)["botocore"]
+    assert missing_conditional_writes(s3) == []
+
+
+@pytest.fixture
+def cold_start(monkeypatch):
+    """A fresh execution environment for the handler: no cached clients, a new default session."""
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    inventory_trigger.clients.cache_clear()
+    yield
+    inventory_trigger.clients.cache_clear()
+
+
+def _old_s3_model(root: Path, dropped: tuple[str, ...]) -> Path:
+    """botocore's S3 model without ``dropped`` PutObject members, where AWS_DATA_PATH finds it first."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    model = copy.deepcopy(loader.load_service_model("s3", "service-2"))
+    members = model["shapes"]["PutObjectRequest"]["members"]
+    for name in dropped:
+        del members[name]
+    folder = root / "s3" / model["metadata"]["apiVersion"]
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(model))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("version", "dropped"),
+    [("1.35.1", ("IfMatch", "IfNoneMatch")), ("1.35.68", ("IfMatch",))],  # before each was added
+)
+def test_the_handler_refuses_an_sdk_without_conditional_writes(
+    tmp_path, monkeypatch, cold_start, version, dropped
+):
+    monkeypatch.setenv("AWS_DATA_PATH", str(_old_s3_model(tmp_path, dropped)))
+    monkeypatch.setattr(botocore, "__version__", version)
+    event = object_created(DEST, "inventory/src/cfg/2026-11-24T01-00Z/manifest.json")
+    with pytest.raises(SdkError) as err:
+        inventory_trigger.handler(event)
+    assert str(err.value) == (
+        f"S3 PutObject lacks {', '.join(dropped)} in botocore {version}; conditional writes need "
+        "botocore >= 1.35.69: the Lambda bundle must ship the SDK pinned in requirements/lambda.lock "
+        "(components/lambda_bundle.py)"
+    )
 
 
 # ---------- the built zip, alone, against S3 and Batch ----------
@@ -247,6 +304,7 @@ def test_the_built_zip_alone_claims_the_run_and_submits_its_jobs(tmp_path, monke
         assert report["sdk_files"]["botocore"] == str(task / "botocore" / "__init__.py")
         pins = locked_pins(LAMBDA_LOCK)
         assert report["versions"] == {"boto3": pins["boto3"], "botocore": pins["botocore"]}
+        assert report["missing_conditional_writes"] == []
         # AND the first event claimed the run (If-None-Match) and submitted its three jobs
         first, second = (r["runs"] for r in report["responses"])
         [run] = first
