@@ -46,6 +46,10 @@ lock: ## Re-resolve requirements/*.lock from pyproject.toml (needs the package r
 	build/lock/dev/bin/pip freeze --exclude-editable | grep -v "^s3-inventory-pipeline" > requirements/dev.lock && echo "setuptools==$$(build/lock/dev/bin/pip show setuptools | sed -n "s/^Version: //p")" >> requirements/dev.lock
 	build/lock/jobs/bin/pip install --quiet .
 	build/lock/jobs/bin/pip freeze | grep -v '^s3-inventory-pipeline' > requirements/jobs.lock
+	@# The Lambda zip's SDK: boto3 and what it needs on python3.13/arm64, at dev.lock's versions
+	build/lock/dev/bin/pip install --quiet --target build/lock/lambda --platform manylinux2014_aarch64 \
+		--implementation cp --python-version 3.13 --only-binary=:all: -c requirements/dev.lock boto3
+	build/lock/dev/bin/pip freeze --path build/lock/lambda > requirements/lambda.lock
 
 clean: ## Remove the virtualenv and build output
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache

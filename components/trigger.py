@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import StackSettings
-from components.lambda_bundle import HANDLER, bundle_files
+from components.lambda_bundle import HANDLER, bundle_archive
 from components.role_policies import trigger_policy, trust_policy
 from pipeline.contract.delivery import MANIFEST_NAME
 
@@ -87,7 +87,7 @@ class InventoryTrigger(pulumi.ComponentResource):
             runtime=RUNTIME,
             architectures=["arm64"],
             handler=HANDLER,
-            code=pulumi.AssetArchive({path: pulumi.FileAsset(str(f)) for path, f in bundle_files().items()}),
+            code=pulumi.FileArchive(str(bundle_archive())),  # handler, contract and the pinned SDK
             role=role.arn,
             timeout=s.trigger_timeout_seconds,
             memory_size=256,

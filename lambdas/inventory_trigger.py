@@ -17,6 +17,7 @@ from urllib.parse import unquote_plus
 import boto3
 
 from lambdas.runs import start_run
+from lambdas.sdk import require_conditional_writes
 from lambdas.settings import Settings
 from pipeline.contract.delivery import MANIFEST_NAME, parse_delivery_key
 from pipeline.contract.errors import DeliveryKeyError
@@ -33,7 +34,10 @@ def settings() -> Settings:
 
 @cache
 def clients() -> tuple[Any, Any]:
-    return boto3.client("s3"), boto3.client("batch")
+    """Created once per cold start; an SDK without conditional writes fails here (lambdas/sdk.py)."""
+    s3 = boto3.client("s3")
+    require_conditional_writes(s3)
+    return s3, boto3.client("batch")
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
