@@ -103,7 +103,13 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
         log.error("run does not reconcile", problems=problems, rows_in=rows_in, rows_out=rows_out)
         msg = f"{run.manifest_uri}: the run does not reconcile: " + "; ".join(problems)
         raise ReconciliationError(msg)
-    marker = {"run_report": run.layout.run_report_key, "rows": rows_out, "completed_at": result.finished_at}
+    marker = {
+        "run_report": run.layout.run_report_key,
+        "rows": rows_out,
+        "completed_at": result.finished_at,
+        # what a reader needs to know the partition is whole: exactly these parts, at these sizes
+        "parts": {run.layout.part_key(p["index"]): p["parquet_bytes"] for p in parts},
+    }
     put_json(s3, run.bucket, run.layout.complete_marker_key, marker)
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
     return result

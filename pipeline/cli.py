@@ -1,23 +1,104 @@
-"""Argument parsing for ``python -m pipeline``; each command lives in its own module."""
+"""Operate s3-inventory-pipeline: convert inventories locally, start and follow runs on AWS.
+
+Exit codes, the same for every command: 0 done (run-local and demo: the output is complete),
+1 failed, 2 bad input or usage, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from lambdas.settings import SettingsError
+from pipeline.arguments import Parser, positive_int
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.errors import ContractError, DeliveryKeyError
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.manifest import parse_manifest
 from pipeline.contract.schema import columns_for
+from pipeline.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    PipelineError,
+    UsageError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    args = _parser().parse_args(argv)
+    try:
+        with _terminate_as_interrupt():
+            code: int = args.handler(args)
+    except (UsageError, ContractError, SettingsError) as err:
+        return _fail(EXIT_BAD_INPUT, err)
+    except PipelineError as err:
+        return _fail(err.exit_code, err)
+    except _Terminated:
+        print("terminated: stopped the stand-in and every job", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("interrupted: stopped the stand-in and every job", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # AWS configuration and refusals, reported in one line; anything else is a bug
+        found = _aws_problem(err)
+        if found is None:
+            raise
+        return _fail(*found)
+    return code
+
+
+def _fail(code: int, err: object) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return code
+
+
+def _aws_problem(err: Exception) -> tuple[int, str] | None:
+    """(exit code, message) for an error of the AWS SDK, or None for anything else."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(err, NoRegionError):
+        return EXIT_BAD_INPUT, "no AWS Region: set AWS_REGION (or a profile's region with AWS_PROFILE)"
+    if isinstance(err, NoCredentialsError):
+        return EXIT_BAD_INPUT, "no AWS credentials: run `aws configure`, `aws sso login`, or set AWS_PROFILE"
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        code = EXIT_BAD_INPUT if error.get("Code") in {"NoSuchBucket", "InvalidBucketName"} else EXIT_FAILED
+        operation = getattr(err, "operation_name", "a request")
+        return code, f"AWS refused {operation}: {error.get('Code')}: {error.get('Message')}"
+    if isinstance(err, BotoCoreError):
+        return EXIT_FAILED, f"AWS: {err}"
+    return None
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so every job process is stopped as for Ctrl-C."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous: Callable[..., object] | int | None = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _parser() -> Parser:
+    parser = Parser(
+        prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     inspect = commands.add_parser(
@@ -37,43 +118,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
     demo.add_argument(
-        "--objects", type=int, default=1_000_000, help="inventory rows to generate (default 1,000,000)"
+        "--objects",
+        type=positive_int,
+        default=1_000_000,
+        help="inventory rows to generate (default 1,000,000)",
     )
-    demo.add_argument("--files", type=int, default=4, help="gzip data files in the delivery (default 4)")
+    demo.add_argument(
+        "--files", type=positive_int, default=4, help="gzip data files in the delivery (default 4)"
+    )
     demo.add_argument(
         "--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)"
     )
-    demo.add_argument("--target-chunk-mib", type=int, default=8, help="compressed MiB per chunk (default 8)")
-    demo.add_argument("--workers", type=int, default=0, help="parallel array children (default: CPU count)")
+    demo.add_argument(
+        "--target-chunk-mib", type=positive_int, default=8, help="compressed MiB per chunk (default 8)"
+    )
+    demo.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     demo.set_defaults(handler=_demo)
 
     local = commands.add_parser("run-local", help="convert a downloaded delivery locally, as the stack would")
     local.add_argument("manifest", type=Path, help="a manifest.json inside a folder laid out like the bucket")
     local.add_argument("--out", type=Path, required=True, help="where processed/ and run-state/ are written")
     local.add_argument("--bucket-root", type=Path, help="the folder that stands for the destination bucket")
-    local.add_argument("--force", action="store_true", help="rerun a delivery that already ran into --out")
+    local.add_argument("--force", action="store_true", help="run again a delivery that is complete in --out")
     local.add_argument(
-        "--target-chunk-mib", type=int, default=32, help="compressed MiB per chunk (default 32)"
+        "--target-chunk-mib", type=positive_int, default=32, help="compressed MiB per chunk (default 32)"
     )
-    local.add_argument("--workers", type=int, default=0, help="parallel array children (default: CPU count)")
+    local.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     local.set_defaults(handler=_run_local)
-
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.handler(args)
-    except (ContractError, SettingsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: stopped the stand-in and every job", file=sys.stderr)
-        return 130
-    except RuntimeError as err:  # a job failed, or the trigger did not start the run
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return code
+    return parser
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    for flag, path in (("MANIFEST", args.manifest), ("--checksum", args.checksum)):
+        if path is not None and not path.is_file():
+            msg = f"{flag} {path} {'is a folder' if path.is_dir() else 'does not exist'}; give a file"
+            raise UsageError(msg)
     checksum = args.checksum.read_bytes() if args.checksum else None
     manifest = parse_manifest(args.manifest.read_bytes(), source=str(args.manifest), checksum=checksum)
     summary: dict[str, object] = {
@@ -93,7 +172,7 @@ def _inspect(args: argparse.Namespace) -> int:
         summary["run_date"] = delivery.run_date
         summary["processed_prefix"] = RunLayout.of(delivery).processed_prefix
     print(json.dumps(summary, indent=2))
-    return 0
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -104,29 +183,29 @@ def _demo(args: argparse.Namespace) -> int:
         objects=args.objects,
         files=args.files,
         target_chunk_mib=args.target_chunk_mib,
-        workers=args.workers,
+        workers=args.workers or 0,
     )
-    return 0
+    return EXIT_OK
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from pipeline.local.run_local import run_local
+    from pipeline.local.run_local import check_out, open_delivery, run_local
     from pipeline.local.summary import render, render_reconciliation, summarize
 
+    check_out(args.out)
+    source = open_delivery(args.manifest, args.bucket_root)
     run = run_local(
-        args.manifest,
+        source,
         args.out,
-        bucket_root=args.bucket_root,
         force=args.force,
         target_chunk_mib=args.target_chunk_mib,
-        workers=args.workers,
+        workers=args.workers or 0,
     )
-    if run.result.status == "duplicate":
+    if run.result is None:
         print(
-            f"{run.result.run_id} already ran into {args.out} (see {args.out / run.layout.claim_key}); "
-            "nothing was run. Use --force to run it again."
+            f"{source.delivery.source_bucket}/{source.delivery.run_date} is complete in {args.out} "
+            f"(see {args.out / run.layout.complete_marker_key}); nothing was run. Use --force to run it again."
         )
-        return 0
     print(render(summarize(run.parts_dir)))
     print(render_reconciliation(run.run_report()))
-    return 0
+    return EXIT_OK

@@ -17,14 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from pipeline.arguments import positive_int
 from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 from pipeline.contract.s3 import is_missing
+from pipeline.errors import UsageError
+
+_RUN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass
@@ -130,15 +135,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=os.environ.get("DESTINATION_BUCKET"),
         help="destination bucket (default: $DESTINATION_BUCKET)",
     )
-    parser.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    parser.add_argument("--limit", type=positive_int, default=20, help="how many runs (default 20)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.bucket:
-        print("error: give --bucket or set DESTINATION_BUCKET (the stack output destinationBucket)")
-        return 2
+        msg = "give --bucket or set DESTINATION_BUCKET (the stack output destinationBucket)"
+        raise UsageError(msg)
+    if args.run and not _RUN.match(args.run):
+        msg = f"RUN {args.run!r} is not SOURCE-BUCKET/YYYY-MM-DD"
+        raise UsageError(msg)
     statuses = run_statuses(
         boto3.client("s3"), boto3.client("batch"), args.bucket, run=args.run, limit=args.limit
     )

@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import boto3
 
 from lambdas.runs import start_run
 from lambdas.settings import Settings
+from pipeline.arguments import positive_int
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.layout import parse_s3_uri
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -36,25 +38,40 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-job-definition", help="default: $SPLIT_JOB_DEFINITION")
     parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
     parser.add_argument("--finalize-job-definition", help="default: $FINALIZE_JOB_DEFINITION")
-    parser.add_argument("--target-chunk-mib", type=int, help="default: $TARGET_CHUNK_MIB or 256")
+    parser.add_argument("--target-chunk-mib", type=positive_int, help="default: $TARGET_CHUNK_MIB or 256")
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    env = dict(os.environ)
-    for flag, name in (
-        ("job_queue", "JOB_QUEUE"),
-        ("split_job_definition", "SPLIT_JOB_DEFINITION"),
-        ("process_job_definition", "PROCESS_JOB_DEFINITION"),
-        ("finalize_job_definition", "FINALIZE_JOB_DEFINITION"),
-    ):
+FLAGS = (
+    ("job_queue", "JOB_QUEUE"),
+    ("split_job_definition", "SPLIT_JOB_DEFINITION"),
+    ("process_job_definition", "PROCESS_JOB_DEFINITION"),
+    ("finalize_job_definition", "FINALIZE_JOB_DEFINITION"),
+)
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings:
+    """The Lambda's settings from the flags, falling back on its environment variables."""
+    env = dict(environ)
+    for flag, name in FLAGS:
         if getattr(args, flag):
             env[name] = getattr(args, flag)
-    settings = Settings.from_env(env)
+        if not env.get(name, "").strip():
+            msg = f"give --{flag.replace('_', '-')} or set {name} (the stack's outputs name it)"
+            raise UsageError(msg)
     if args.target_chunk_mib:
-        settings = replace(settings, target_chunk_bytes=args.target_chunk_mib * 1024 * 1024)
-    bucket, key = parse_s3_uri(args.manifest)
+        env["TARGET_CHUNK_MIB"] = str(args.target_chunk_mib)
+    return Settings.from_env(env)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        bucket, key = parse_s3_uri(args.manifest)
+    except ValueError as err:
+        msg = f"MANIFEST {args.manifest!r} is not an S3 object URI like s3://BUCKET/PREFIX/.../manifest.json"
+        raise UsageError(msg) from err
     delivery = parse_delivery_key(key)
+    settings = settings_from(args, dict(os.environ))
     result = start_run(
         bucket,
         delivery,
@@ -67,4 +84,6 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(asdict(result), indent=2))
     if result.status == "duplicate":
         print(f"{result.run_id} already ran for this delivery; nothing submitted. Use --force to rerun it.")
-    return 0 if result.status in {"submitted", "duplicate"} else 1
+    if result.status == "rejected":
+        return EXIT_BAD_INPUT
+    return EXIT_OK if result.status in {"submitted", "duplicate"} else EXIT_FAILED

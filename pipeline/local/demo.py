@@ -1,4 +1,8 @@
-"""``python -m pipeline demo``: the whole pipeline on a synthetic inventory, on this machine."""
+"""``python -m pipeline demo``: the whole pipeline on a synthetic inventory, on this machine.
+
+The demo owns what it writes in ``--out`` and nothing else: a folder it made carries a marker file,
+and a new demo replaces only the entries it writes. It refuses a folder that holds anything else.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,45 @@ import shutil
 import time
 from pathlib import Path
 
-from pipeline.local.run_local import progress_printer, run_local
+from pipeline.errors import UsageError
+from pipeline.local.publish import STAGING
+from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
 from pipeline.local.stand_in import StandIn
 from pipeline.local.summary import render, render_reconciliation, summarize
 from pipeline.synthetic import generate_delivery
 
 SOURCE_BUCKET = "demo-source-bucket"
 DESTINATION_BUCKET = "demo-inventory-destination"
+MARKER = ".s3-inventory-demo"
+OWNED = (MARKER, "bucket", "processed", "run-state", "run-reports", "logs", "summary.json", STAGING)
+"""Everything a demo writes in its folder."""
+
+
+def prepare(out: Path) -> None:
+    """Make ``out`` the demo's: new or empty, or an earlier demo's (whose entries are removed)."""
+    check_out(out)
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            msg = (
+                f"--out {out} is not empty and was not made by demo; give a new or empty folder "
+                "(demo replaces its folder's contents)"
+            )
+            raise UsageError(msg)
+        for name in OWNED:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("a folder made by `python -m pipeline demo`; the next demo replaces it\n")
 
 
 def demo(
     out: Path, *, objects: int, files: int, target_chunk_mib: int, workers: int = 0
 ) -> dict[str, object]:
     progress = progress_printer()
-    shutil.rmtree(out, ignore_errors=True)  # the demo owns its folder: every demo is a fresh run
+    prepare(out)
     started = time.monotonic()
     progress(f"generating a synthetic inventory of {objects:,} objects in {files} data files")
     generated = generate_delivery(
@@ -36,8 +65,9 @@ def demo(
         aws.client("s3").create_bucket(Bucket=SOURCE_BUCKET)
 
     run = run_local(
-        generated.manifest_path,
+        open_delivery(generated.manifest_path),
         out,
+        force=True,
         target_chunk_mib=target_chunk_mib,
         workers=workers,
         progress=progress,

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.contract.jobs import ARRAY_INDEX_ENV, render_command
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
 
 
-class JobFailedError(RuntimeError):
-    """A job exited non-zero; the message is the job's own error line."""
+class JobFailedError(PipelineError):
+    """A job exited non-zero; the message is the job's own error line. A job's exit code 2 (bad
+    input) is the run's too."""
 
 
 @dataclass(frozen=True)
@@ -158,4 +160,4 @@ class Executor:
             )
             child = f" child {index}" if index is not None else ""
             msg = f"{job.name}{child} failed (exit {code}): {detail} (log: {log_path})"
-            raise JobFailedError(msg)
+            raise JobFailedError(msg, exit_code=EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_FAILED)

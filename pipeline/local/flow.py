@@ -11,17 +11,17 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from lambdas import inventory_trigger
-from lambdas.runs import RunResult, start_run
-from lambdas.settings import Settings
+from lambdas.runs import RunResult
 from pipeline.contract.delivery import Delivery
 from pipeline.contract.jsonlog import JsonLogger
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
 from pipeline.local.batch_env import create_local_batch
 from pipeline.local.executor import Executor, plan
 from pipeline.local.stand_in import StandIn
 
 
-class RunNotStartedError(RuntimeError):
-    """The trigger did not start a run (rejected manifest, or a claim by another delivery)."""
+class RunNotStartedError(PipelineError):
+    """The trigger did not start a run (a rejected manifest is bad input: exit code 2)."""
 
 
 def manifest_event(bucket: str, key: str) -> dict[str, Any]:
@@ -47,10 +47,13 @@ def trigger_and_run(
     work_dir: Path,
     progress: Callable[[str], None],
     target_chunk_mib: int,
-    force: bool = False,
     workers: int = 0,
 ) -> RunResult:
-    """Deliver the manifest event to the real handler, then run exactly the jobs it submitted."""
+    """Deliver the manifest event to the real handler, then run exactly the jobs it submitted.
+
+    The handler listens under the delivery's own prefix (S3 lets the inventory configuration
+    choose any prefix, or none), so every delivery key S3 can produce starts its run.
+    """
     with _environment(aws.env):
         local = create_local_batch(aws.session(), image="local")
     env = {
@@ -60,28 +63,28 @@ def trigger_and_run(
         "PROCESS_JOB_DEFINITION": local.job_definitions["process"],
         "FINALIZE_JOB_DEFINITION": local.job_definitions["finalize"],
         "TARGET_CHUNK_MIB": str(target_chunk_mib),
+        "INVENTORY_PREFIX": f"{delivery.prefix}/" if delivery.prefix else "",
     }
-    log = JsonLogger(_LogFile(work_dir / "logs" / "trigger.log"), component="inventory_trigger")
-    with _environment(env):
-        if force:  # the operator's rerun path (pipeline trigger --force): the handler's logic, forced
-            settings = Settings.from_env(os.environ)
-            s3, batch = aws.client("s3"), aws.client("batch")
-            result = start_run(bucket, delivery, settings=settings, s3=s3, batch=batch, log=log, force=True)
-        else:  # the real handler, cold-started against the stand-in
-            inventory_trigger.settings.cache_clear()
-            inventory_trigger.clients.cache_clear()
-            inventory_trigger.LOG = log
-            response = inventory_trigger.handler(manifest_event(bucket, delivery.manifest_key))
-            result = RunResult(**response["runs"][0])
+    log_path = work_dir / "logs" / "trigger.log"
+    log = JsonLogger(_LogFile(log_path), component="inventory_trigger")
+    with _environment(env):  # the real handler, cold-started against the stand-in
+        inventory_trigger.settings.cache_clear()
+        inventory_trigger.clients.cache_clear()
+        inventory_trigger.LOG = log
+        response = inventory_trigger.handler(manifest_event(bucket, delivery.manifest_key))
+    if not response["runs"]:
+        msg = f"the trigger ignored the event for s3://{bucket}/{delivery.manifest_key} (why: {log_path})"
+        raise RunNotStartedError(msg)
+    result = RunResult(**response["runs"][0])
     progress(
         f"trigger: {result.status} run {result.run_id}"
         + (f", {result.chunks} chunk(s)" if result.chunks else "")
     )
-    if result.status == "duplicate":
-        return result
     if result.status != "submitted":
         msg = f"the trigger did not start a run: {result.status}: {result.reason}"
-        raise RunNotStartedError(msg)
+        raise RunNotStartedError(
+            msg, exit_code=EXIT_BAD_INPUT if result.status == "rejected" else EXIT_FAILED
+        )
     jobs = plan(aws.client("batch"), list(result.jobs.values()))
     Executor(env, work_dir / "logs", progress, workers=workers).run(jobs)
     return result

@@ -1,14 +1,20 @@
 """``python -m pipeline run-local MANIFEST --out DIR``: convert a downloaded inventory locally.
 
 MANIFEST sits in a folder laid out like the destination bucket (ROOT). The delivery is put into
-the stand-in's bucket, the real handler starts its run, the real jobs run, and the destination's
-resulting prefixes (``processed/`` and ``run-state/`` of the run) are copied under DIR.
+the stand-in's bucket, the real handler starts its run, the real jobs run, and the run's outputs
+(``processed/``, ``run-state/`` and ``run-reports/`` of the run) are assembled aside and published
+into DIR, the marker last (``pipeline/local/publish.py``).
+
+Reruns: a run whose ``_COMPLETE`` marker and every part it lists are in DIR is done, and is run
+again only with ``force``. Anything else (an earlier run that failed, was interrupted, or lost a
+part) is run again from the start: every run starts in a fresh stand-in, so nothing an earlier
+run left half-way can block or leak into it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,21 +23,43 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.runs import RunResult
-from pipeline.contract.delivery import parse_delivery_key
+from pipeline.contract.delivery import CHECKSUM_NAME, Delivery, parse_delivery_key
 from pipeline.contract.errors import ContractError
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.manifest import Manifest, parse_manifest
+from pipeline.errors import PipelineError, UsageError
 from pipeline.local.flow import trigger_and_run
+from pipeline.local.publish import completed, discard, publish, staging_dir
 from pipeline.local.stand_in import StandIn, stand_in
 
 DEFAULT_TARGET_CHUNK_MIB = 32
 
 
 @dataclass(frozen=True)
+class LocalDelivery:
+    """A downloaded delivery: its manifest, the folder that stands for the bucket, and its run."""
+
+    manifest: Manifest
+    manifest_path: Path
+    root: Path
+    delivery: Delivery
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout.of(self.delivery)
+
+    def files(self) -> list[Path]:
+        """Manifest, checksum (when it is there) and every data file, at their keys under ``root``."""
+        checksum = self.root / self.delivery.checksum_key
+        paths = [self.manifest_path, *([checksum] if checksum.is_file() else [])]
+        return paths + [self.root / f.key for f in self.manifest.files]
+
+
+@dataclass(frozen=True)
 class LocalRun:
-    result: RunResult
     layout: RunLayout
     out: Path
+    result: RunResult | None  # None: the run was complete in ``out`` already, nothing was run
 
     @property
     def parts_dir(self) -> Path:
@@ -51,73 +79,134 @@ def progress_printer() -> Callable[[str], None]:
     return show
 
 
-def find_bucket_root(manifest_path: Path, manifest: Manifest) -> Path:
+def check_out(out: Path, flag: str = "--out") -> None:
+    """``out`` can hold the run: a folder (or nothing yet) that this user can write."""
+    if out.exists() and not out.is_dir():
+        msg = f"{flag} {out} is a file; give a folder for the output"
+        raise UsageError(msg)
+    existing = next((p for p in [out, *out.parents] if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        msg = f"{flag} {out}: cannot write in {existing}; give a folder you can write to"
+        raise UsageError(msg)
+
+
+def open_delivery(manifest_path: Path, bucket_root: Path | None = None) -> LocalDelivery:
+    """Validate a downloaded delivery before anything runs; errors name the path or the flag."""
+    if not manifest_path.exists():
+        msg = f"MANIFEST {manifest_path} does not exist"
+        raise UsageError(msg)
+    if not manifest_path.is_file():
+        msg = f"MANIFEST {manifest_path} is a folder; give the path of a manifest.json"
+        raise UsageError(msg)
+    checksum_path = manifest_path.with_name(CHECKSUM_NAME)
+    checksum = checksum_path.read_bytes() if checksum_path.is_file() else None
+    manifest = parse_manifest(manifest_path.read_bytes(), source=str(manifest_path), checksum=checksum)
+    path = manifest_path.resolve()
+    if bucket_root is None:
+        root = _find_bucket_root(manifest_path, manifest)
+    else:
+        root = bucket_root.resolve()
+        if not root.is_dir():
+            msg = f"--bucket-root {bucket_root} is not a folder"
+            raise UsageError(msg)
+        if not path.is_relative_to(root):
+            msg = (
+                f"--bucket-root {bucket_root} does not contain MANIFEST {manifest_path}; give the folder that "
+                "stands for the destination bucket, the one that holds PREFIX/SOURCE/CONFIG/TIMESTAMP/manifest.json"
+            )
+            raise UsageError(msg)
+    delivery = parse_delivery_key(path.relative_to(root).as_posix())
+    missing = [f.key for f in manifest.files if not (root / f.key).is_file()]
+    if missing:
+        msg = (
+            f"{manifest_path}: {len(missing)} of its {len(manifest.files)} data files are not under {root}, "
+            f"e.g. {missing[0]}; download every file the manifest lists"
+        )
+        raise ContractError(msg)
+    return LocalDelivery(manifest, path, root, delivery)
+
+
+def _find_bucket_root(manifest_path: Path, manifest: Manifest) -> Path:
     """The folder that holds the manifest's data files at their keys."""
     first = manifest.files[0].key
     for folder in manifest_path.resolve().parents:
         if (folder / first).is_file():
             return folder
-    msg = f"{manifest_path}: no parent folder holds its first data file {first}; pass --bucket-root"
+    msg = (
+        f"{manifest_path}: no parent folder holds its first data file {first}; keep the delivery in its "
+        "bucket layout (ROOT/PREFIX/SOURCE/CONFIG/...) or pass --bucket-root ROOT"
+    )
     raise ContractError(msg)
 
 
 def run_local(
-    manifest_path: Path,
+    source: LocalDelivery,
     out: Path,
     *,
-    bucket_root: Path | None = None,
     force: bool = False,
     target_chunk_mib: int = DEFAULT_TARGET_CHUNK_MIB,
     workers: int = 0,
     progress: Callable[[str], None] | None = None,
     before_trigger: Callable[[StandIn], None] | None = None,
 ) -> LocalRun:
+    """Run the delivery's pipeline and publish its outputs into ``out``; a failure publishes nothing."""
     progress = progress or progress_printer()
-    checksum_path = manifest_path.with_name("manifest.checksum")
-    checksum = checksum_path.read_bytes() if checksum_path.is_file() else None
-    manifest = parse_manifest(manifest_path.read_bytes(), source=str(manifest_path), checksum=checksum)
-    root = (bucket_root or find_bucket_root(manifest_path, manifest)).resolve()
-    key = manifest_path.resolve().relative_to(root).as_posix()
-    delivery = parse_delivery_key(key)
-    layout = RunLayout.of(delivery)
-    bucket = manifest.destination_bucket
+    layout = source.layout
+    if not force and completed(out, layout):
+        return LocalRun(layout, out, None)
+    out.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir(out)
+    try:
+        result = _run(source, out, staged, target_chunk_mib, workers, progress, before_trigger)
+        report = json.loads((staged / layout.run_report_key).read_text())
+        if report["status"] != "complete":
+            msg = f"the run did not reconcile: {'; '.join(report['problems'])}"
+            raise PipelineError(msg)
+        publish(staged, out, layout)
+    except BaseException:
+        discard(staged)
+        raise
+    progress(f"published {layout.processed_prefix} and its run report into {out}")
+    return LocalRun(layout, out, result)
+
+
+def _run(
+    source: LocalDelivery,
+    out: Path,
+    staged: Path,
+    target_chunk_mib: int,
+    workers: int,
+    progress: Callable[[str], None],
+    before_trigger: Callable[[StandIn], None] | None,
+) -> RunResult:
+    bucket, layout = source.manifest.destination_bucket, source.layout
     with stand_in() as aws:
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=bucket)
         if before_trigger:
             before_trigger(aws)
-        for name in (key, delivery.checksum_key, *(f.key for f in manifest.files)):
-            if (root / name).is_file():
-                s3.upload_file(str(root / name), bucket, name)
+        for path in source.files():
+            s3.upload_file(str(path), bucket, path.relative_to(source.root).as_posix())
         progress(
-            f"stand-in at {aws.endpoint}: delivered {len(manifest.files)} data file(s) into s3://{bucket}"
+            f"stand-in at {aws.endpoint}: delivered {len(source.manifest.files)} data file(s) into s3://{bucket}"
         )
-        claim = out / layout.claim_key
-        if claim.is_file():  # the run state of an earlier local run of this delivery
-            s3.upload_file(str(claim), bucket, layout.claim_key)
-        try:
-            result = trigger_and_run(
-                aws,
-                bucket,
-                delivery,
-                work_dir=out,
-                progress=progress,
-                target_chunk_mib=target_chunk_mib,
-                force=force,
-                workers=workers,
-            )
-        finally:
-            _download(s3, bucket, layout.state_prefix, out)
-            _download(s3, bucket, layout.reports_prefix, out)
-        if result.status == "submitted":
-            shutil.rmtree(out / layout.processed_prefix, ignore_errors=True)
-            _download(s3, bucket, layout.processed_prefix, out)
-    return LocalRun(result=result, layout=layout, out=out)
+        result = trigger_and_run(
+            aws,
+            bucket,
+            source.delivery,
+            work_dir=out,
+            progress=progress,
+            target_chunk_mib=target_chunk_mib,
+            workers=workers,
+        )
+        for prefix in (layout.processed_prefix, layout.state_prefix, layout.reports_prefix):
+            _download(s3, bucket, prefix, staged)
+    return result
 
 
-def _download(s3: Any, bucket: str, prefix: str, out: Path) -> None:
+def _download(s3: Any, bucket: str, prefix: str, into: Path) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            target = out / item["Key"]
+            target = into / item["Key"]
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, item["Key"], str(target))

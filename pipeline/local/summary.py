@@ -9,33 +9,40 @@ import polars as pl
 
 
 def summarize(parts_dir: Path, *, top: int = 5) -> dict[str, Any]:
+    """Totals, bytes by storage class and the largest prefixes, for whatever fields the delivery has:
+    an inventory may lack ``Size``, ``StorageClass`` or the version columns (a figure it cannot give
+    is None)."""
     frame = pl.scan_parquet(parts_dir / "*.parquet")
+    names = set(frame.collect_schema().names())
+    size = pl.col("size") if "size" in names else pl.lit(None, pl.Int64)
+    markers = pl.col("is_delete_marker").sum() if "is_delete_marker" in names else pl.lit(None, pl.UInt32)
     totals = frame.select(
-        pl.len().alias("rows"),
-        pl.col("is_delete_marker").sum().alias("delete_markers"),
-        pl.col("size").sum().alias("total_size"),
+        pl.len().alias("rows"), markers.alias("delete_markers"), size.sum().alias("total_size")
     ).collect()
-    by_class = (
-        frame.filter(pl.col("storage_class").is_not_null())
-        .group_by("storage_class")
-        .agg(pl.col("size").sum().alias("bytes"), pl.len().alias("objects"))
-        .sort("bytes", descending=True)
-        .collect()
-    )
+    row = totals.row(0, named=True)
+    by_class: dict[str, int] = {}
+    if {"storage_class", "size"} <= names:
+        classes = (
+            frame.filter(pl.col("storage_class").is_not_null())
+            .group_by("storage_class")
+            .agg(pl.col("size").sum().alias("bytes"))
+            .sort("bytes", descending=True)
+            .collect()
+        )
+        by_class = {r["storage_class"]: r["bytes"] for r in classes.iter_rows(named=True)}
     prefixes = (
-        frame.with_columns(pl.col("key").str.split("/").list.first().alias("prefix"))
+        frame.with_columns(pl.col("key").str.split("/").list.first().alias("prefix"), size.alias("size"))
         .group_by("prefix")
         .agg(pl.col("size").sum().alias("bytes"), pl.len().alias("objects"))
-        .sort("bytes", descending=True)
+        .sort(["bytes", "objects"], descending=True)
         .head(top)
         .collect()
     )
-    row = totals.row(0, named=True)
     return {
         "rows": row["rows"],
         "delete_markers": row["delete_markers"],
-        "total_size": row["total_size"],
-        "size_by_class": {r["storage_class"]: r["bytes"] for r in by_class.iter_rows(named=True)},
+        "total_size": row["total_size"] if "size" in names else None,
+        "size_by_class": by_class,
         "largest_prefixes": [dict(r) for r in prefixes.iter_rows(named=True)],
         "parts": len(list(parts_dir.glob("*.parquet"))),
         "location": str(parts_dir),
@@ -43,19 +50,26 @@ def summarize(parts_dir: Path, *, top: int = 5) -> dict[str, Any]:
 
 
 def render(summary: dict[str, Any]) -> str:
-    lines = [
-        f"objects (rows):   {summary['rows']:,}",
-        f"delete markers:   {summary['delete_markers']:,}",
-        f"total bytes:      {summary['total_size']:,} ({_human(summary['total_size'])})",
-        "bytes by storage class:",
-        *(f"  {name:<22} {size:>20,} ({_human(size)})" for name, size in summary["size_by_class"].items()),
-        "largest top-level prefixes:",
-        *(
-            f"  {p['prefix']:<22} {p['bytes']:>20,} ({_human(p['bytes'])}, {p['objects']:,} objects)"
-            for p in summary["largest_prefixes"]
-        ),
-        f"Parquet parts:    {summary['parts']} in {summary['location']}",
+    lines = [f"objects (rows):   {summary['rows']:,}"]
+    if summary["delete_markers"] is not None:
+        lines.append(f"delete markers:   {summary['delete_markers']:,}")
+    if summary["total_size"] is not None:
+        lines.append(f"total bytes:      {summary['total_size']:,} ({_human(summary['total_size'])})")
+    if summary["size_by_class"]:
+        lines.append("bytes by storage class:")
+        lines += [
+            f"  {name:<22} {size:>20,} ({_human(size)})" for name, size in summary["size_by_class"].items()
+        ]
+    lines.append(
+        "largest top-level prefixes:" if summary["total_size"] is not None else "top-level prefixes:"
+    )
+    lines += [
+        f"  {p['prefix']:<22} {p['bytes'] or 0:>20,} ({_human(p['bytes'])}, {p['objects']:,} objects)"
+        if summary["total_size"] is not None
+        else f"  {p['prefix']:<22} {p['objects']:,} objects"
+        for p in summary["largest_prefixes"]
     ]
+    lines.append(f"Parquet parts:    {summary['parts']} in {summary['location']}")
     return "\n".join(lines)
 
 

@@ -45,6 +45,8 @@ def test_a_complete_run_is_reconciled_and_marked(s3, bucket, aws_env, finished_r
     assert report["problems"] == []
     marker = _json(s3, bucket, layout.complete_marker_key)
     assert marker["rows"] == 2000 and marker["run_report"] == layout.run_report_key
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)["Contents"]
+    assert marker["parts"] == {o["Key"]: o["Size"] for o in listed} and len(listed) == 3
     assert not layout.complete_marker_key.startswith("processed/")
 
 

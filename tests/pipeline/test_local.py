@@ -75,7 +75,7 @@ def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
     )
 
 
-def test_a_second_run_is_refused_without_force(generated, tmp_path, capsys):
+def test_a_complete_run_is_not_run_again_without_force(generated, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["run-local", str(generated.manifest_path), "--out", str(out)]
     assert main(args) == 0
@@ -85,11 +85,12 @@ def test_a_second_run_is_refused_without_force(generated, tmp_path, capsys):
 
     assert main(args) == 0
     said = capsys.readouterr()
-    assert "already ran into" in said.out and "Use --force to run it again." in said.out
-    assert "trigger: duplicate run" in said.err
+    assert f"demo-source-bucket/2026-11-24 is complete in {out}" in said.out
+    assert "nothing was run. Use --force to run it again." in said.out
+    assert "trigger:" not in said.err
 
     assert main([*args, "--force"]) == 0
-    assert "trigger: submitted run demo-source-bucket/2026-11-24/g2" in capsys.readouterr().err
+    assert "trigger: submitted run demo-source-bucket/2026-11-24/g1" in capsys.readouterr().err
     assert part.read_bytes() == first  # a rerun rewrites identical parts
 
 
@@ -109,7 +110,7 @@ def test_a_data_file_with_the_wrong_md5_fails_and_leaves_no_parquet(generated, t
     code = main(["run-local", str(manifest_path), "--out", str(out)])
 
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2  # bad input
     assert re.search(r"s3inv-split-demo-source-bucket-[0-9a-f]{8}-20261124-g1 failed \(exit 2\)", err)
     assert f"{manifest['files'][1]['key']}: MD5 is " in err and f"but the manifest says {'0' * 32}" in err
     assert not (out / "processed").exists()

@@ -1,0 +1,27 @@
+"""Argument parsing shared by every command: misuse is one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from pipeline.errors import EXIT_BAD_INPUT
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, naming the flag as typed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse names the flag in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number of at least 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value

@@ -1,0 +1,79 @@
+"""A local run's outputs in ``--out``: when a run counts as done, and how a new one replaces it.
+
+A run is done only when its ``_COMPLETE`` marker is there and every part the marker lists is there
+at the size it lists. A new run is assembled aside, under ``--out``'s staging folder (the same
+file system, so every move is a rename), and published in an order that never shows a marker
+without its data: the old marker goes first, then the run's partition of ``processed/`` and its
+run state (each replaced whole, so no part of an earlier run with more chunks survives), then the
+run report, and the marker last. An interruption leaves the previous complete run or no marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline.contract.layout import RunLayout
+
+STAGING = ".staging"
+"""Folder under ``--out`` where a run is assembled before it is published."""
+
+
+def completed(out: Path, layout: RunLayout) -> dict[str, Any] | None:
+    """The run's ``_COMPLETE`` marker if the run in ``out`` is whole, else None."""
+    marker_path = out / layout.complete_marker_key
+    try:
+        marker = json.loads(marker_path.read_text())
+    except (OSError, ValueError):
+        return None
+    parts = marker.get("parts") if isinstance(marker, dict) else None
+    if not isinstance(parts, dict):
+        return None
+    for key, size in parts.items():
+        path = out / key
+        if not path.is_file() or path.stat().st_size != size:
+            return None
+    present = {p.relative_to(out).as_posix() for p in (out / layout.processed_prefix).glob("*")}
+    return marker if present == set(parts) else None
+
+
+def staging_dir(out: Path) -> Path:
+    """A fresh folder to assemble one run in; ``publish`` or ``discard`` removes it."""
+    path = out / STAGING / uuid.uuid4().hex
+    path.mkdir(parents=True)
+    return path
+
+
+def publish(staged: Path, out: Path, layout: RunLayout) -> None:
+    """Move the run assembled in ``staged`` into ``out``: data first, the marker last."""
+    (out / layout.complete_marker_key).unlink(missing_ok=True)
+    for prefix in (layout.processed_prefix, layout.state_prefix):
+        _replace_dir(staged / prefix, out / prefix, out)
+    for key in (layout.run_report_key, layout.complete_marker_key):
+        source = staged / key
+        if source.is_file():
+            (out / key).parent.mkdir(parents=True, exist_ok=True)
+            source.replace(out / key)
+    discard(staged)
+
+
+def discard(staged: Path) -> None:
+    shutil.rmtree(staged, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the staging folder, once no run is assembled in it
+        staged.parent.rmdir()
+
+
+def _replace_dir(new: Path, target: Path, out: Path) -> None:
+    """``target`` becomes ``new`` (or disappears if ``new`` does not exist), by renames."""
+    old = out / STAGING / f"old-{uuid.uuid4().hex}"
+    if target.exists():
+        old.parent.mkdir(parents=True, exist_ok=True)
+        target.replace(old)
+    if new.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        new.replace(target)
+    shutil.rmtree(old, ignore_errors=True)
