@@ -34,7 +34,10 @@ from pipeline.errors import (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help, or misuse already reported in one line
+        return int(done.code or 0)
     try:
         with _terminate_as_interrupt():
             code: int = args.handler(args)
@@ -66,7 +69,7 @@ def _aws_problem(err: Exception) -> tuple[int, str] | None:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     if isinstance(err, NoRegionError):
-        return EXIT_BAD_INPUT, "no AWS Region: set AWS_REGION (or a profile's region with AWS_PROFILE)"
+        return EXIT_BAD_INPUT, "no AWS Region: set AWS_DEFAULT_REGION, or AWS_PROFILE to a profile with a region"
     if isinstance(err, NoCredentialsError):
         return EXIT_BAD_INPUT, "no AWS credentials: run `aws configure`, `aws sso login`, or set AWS_PROFILE"
     if isinstance(err, ClientError):

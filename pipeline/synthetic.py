@@ -21,6 +21,7 @@ import json
 import random
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,15 +98,24 @@ def generate_delivery(
     tricky_share: float = 0.05,
     seed: int = 7,
     keep_keys: bool = False,
+    fields: Sequence[str] = KNOWN_FIELDS,
+    prefix: str = "inventory",
 ) -> GeneratedDelivery:
-    """Write a delivery of about ``objects`` rows in ``files`` data files under ``root``."""
+    """Write a delivery of about ``objects`` rows in ``files`` data files under ``root``.
+
+    ``fields`` is the delivery's ``fileSchema`` (a subset of the known fields, in S3's order: an
+    inventory of current versions only has no version columns); ``prefix`` is the inventory
+    configuration's destination prefix, of any depth, or "" for none.
+    """
+    unknown = [f for f in fields if f not in KNOWN_FIELDS]
+    if unknown or not {"Bucket", "Key"} <= set(fields):
+        msg = f"fields must include Bucket and Key and be known fields, got {list(fields)}"
+        raise ValueError(msg)
     rng = random.Random(seed)
-    delivery = Delivery(
-        prefix="inventory", source_bucket=source_bucket, config_id=config_id, timestamp=timestamp
-    )
-    base = f"inventory/{source_bucket}/{config_id}"
+    delivery = Delivery(prefix=prefix, source_bucket=source_bucket, config_id=config_id, timestamp=timestamp)
+    base = "/".join(part for part in (prefix, source_bucket, config_id) if part)
     truth = Truth(keys=[] if keep_keys else None)
-    rows = _Rows(rng, source_bucket, timestamp, versions, tricky_share)
+    rows = _Rows(rng, source_bucket, timestamp, versions, tricky_share, fields)
     entries, data_keys = [], []
     per_file = [objects // files + (1 if i < objects % files else 0) for i in range(files)]
     for count in per_file:
@@ -129,7 +139,7 @@ def generate_delivery(
         "version": "2016-11-30",
         "creationTimestamp": str(int(timestamp.timestamp() * 1000)),
         "fileFormat": "CSV",
-        "fileSchema": ", ".join(KNOWN_FIELDS),
+        "fileSchema": ", ".join(fields),
         "files": entries,
     }
     raw = json.dumps(manifest, indent=2).encode()
@@ -150,9 +160,17 @@ def encode_key(key: str) -> str:
 
 class _Rows:
     def __init__(
-        self, rng: random.Random, bucket: str, when: datetime, versions: bool, tricky: float
+        self,
+        rng: random.Random,
+        bucket: str,
+        when: datetime,
+        versions: bool,
+        tricky: float,
+        fields: Sequence[str] = KNOWN_FIELDS,
     ) -> None:
         self._rng, self._bucket, self._versions, self._tricky = rng, bucket, versions, tricky
+        positions = [KNOWN_FIELDS.index(f) for f in fields]
+        self._pick = None if tuple(fields) == KNOWN_FIELDS else positions
         self._start = when - timedelta(days=3 * 365)
         self._span = int((when - self._start).total_seconds())
         self._owner = hashlib.sha256(bucket.encode()).hexdigest()
@@ -218,4 +236,5 @@ class _Rows:
             self._owner,
             "2027-01-01T00:00:00.000Z" if rng.random() < 0.1 else "",
         )
-        return ",".join(f'"{f}"' for f in fields) + "\n"
+        chosen = fields if self._pick is None else [fields[i] for i in self._pick]
+        return ",".join(f'"{f}"' for f in chosen) + "\n"

@@ -14,8 +14,8 @@ run left half-way can block or leak into it.
 from __future__ import annotations
 
 import json
-import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,14 +80,17 @@ def progress_printer() -> Callable[[str], None]:
 
 
 def check_out(out: Path, flag: str = "--out") -> None:
-    """``out`` can hold the run: a folder (or nothing yet) that this user can write."""
+    """``out`` can hold the run: a folder (made if need be) in which this user can write."""
     if out.exists() and not out.is_dir():
         msg = f"{flag} {out} is a file; give a folder for the output"
         raise UsageError(msg)
-    existing = next((p for p in [out, *out.parents] if p.exists()), None)
-    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-        msg = f"{flag} {out}: cannot write in {existing}; give a folder you can write to"
-        raise UsageError(msg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        msg = f"{flag} {out}: cannot write there ({err.strerror}); give a folder you can write to"
+        raise UsageError(msg) from err
 
 
 def open_delivery(manifest_path: Path, bucket_root: Path | None = None) -> LocalDelivery:
