@@ -69,7 +69,10 @@ def _aws_problem(err: Exception) -> tuple[int, str] | None:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     if isinstance(err, NoRegionError):
-        return EXIT_BAD_INPUT, "no AWS Region: set AWS_DEFAULT_REGION, or AWS_PROFILE to a profile with a region"
+        return (
+            EXIT_BAD_INPUT,
+            "no AWS Region: set AWS_DEFAULT_REGION, or AWS_PROFILE to a profile with a region",
+        )
     if isinstance(err, NoCredentialsError):
         return EXIT_BAD_INPUT, "no AWS credentials: run `aws configure`, `aws sso login`, or set AWS_PROFILE"
     if isinstance(err, ClientError):
