@@ -7,6 +7,7 @@ a message that names the key and what is allowed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -17,6 +18,12 @@ from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
+# Glue (and so Athena) names: lower-case letters, digits and _; Athena rejects upper case and '-'.
+_GLUE_NAME = re.compile(r"[a-z0-9_]{1,255}")
+# S3 Inventory configuration IDs: letters, digits, '.', '-' and '_', at most 64 characters.
+_INVENTORY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Fields that are not config keys of this project: aws:region, and the Pulumi stack's name.
+_NOT_KEYS = ("region", "stack")
 
 
 class ConfigError(ValueError):
@@ -26,6 +33,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class StackSettings:
     region: str
+    stack: str  # pulumi.get_stack(): account-level names derive from it unless config sets them
     create_source_bucket: bool
     existing_source_buckets: tuple[str, ...]
     cross_account_source_buckets: tuple[str, ...]
@@ -33,6 +41,7 @@ class StackSettings:
     source_region: str
     include_object_versions: str
     inventory_prefix: str
+    inventory_config_id: str
     force_destroy: bool
     state_retention_days: int
     subnet_ids: tuple[str, ...]
@@ -54,6 +63,7 @@ class StackSettings:
     private_networking: bool
     private_subnet_count: int
     catalog_database: str
+    catalog_table: str
     athena_scan_limit_gib: int
 
     @property
@@ -65,6 +75,37 @@ class StackSettings:
         match = _ROLE_ARN.match(self.cross_account_role_arn)
         return match.group(1) if match else None
 
+    @property
+    def metric_namespace(self) -> str:
+        """The CloudWatch namespace of this stack's own metrics (metric filters): one per stack, so
+        two stacks in one account never add to each other's counts."""
+        return f"{PROJECT}/{self.stack}"
+
+
+def derived_inventory_config_id(stack: str) -> str:
+    """``s3-inventory-pipeline-<stack>``: an inventory configuration of its own per stack.
+
+    Pulumi stack names (letters, digits, '-', '_', '.') are valid in an inventory ID as they are;
+    a name too long for the ID's 64 characters is cut and made unique with a hash of the stack.
+    """
+    derived = f"{PROJECT}-{stack}"
+    if len(derived) <= 64:
+        return derived
+    return f"{derived[:55]}-{_short_hash(stack)}"
+
+
+def derived_catalog_database(stack: str) -> str:
+    """``s3_inventory_<stack>``, lower-cased, with every character Glue rejects turned into ``_``.
+
+    Two stacks whose names differ only in case, '-', '.' or '_' derive the same name: set
+    catalogDatabase on one of them.
+    """
+    return "s3_inventory_" + re.sub(r"[^a-z0-9_]", "_", stack.lower())
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
 
 def config_key(field_name: str) -> str:
     """``split_memory_mib`` -> ``splitMemoryMib``, the key's name in Pulumi.yaml."""
@@ -72,7 +113,7 @@ def config_key(field_name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-CONFIG_KEYS = tuple(config_key(f.name) for f in fields(StackSettings) if f.name != "region")
+CONFIG_KEYS = tuple(config_key(f.name) for f in fields(StackSettings) if f.name not in _NOT_KEYS)
 
 
 class ConfigReader(Protocol):
@@ -86,7 +127,7 @@ def read_config(config: ConfigReader) -> dict[str, Any]:
     """Each key read as the type its settings field declares (None when unset)."""
     values: dict[str, Any] = {}
     for f in fields(StackSettings):
-        if f.name == "region":
+        if f.name in _NOT_KEYS:
             continue
         key = config_key(f.name)
         kind = str(f.type)
@@ -101,14 +142,22 @@ def read_config(config: ConfigReader) -> dict[str, Any]:
     return values
 
 
-def load_settings(values: Mapping[str, Any], *, region: str | None) -> StackSettings:
-    """Build and validate the settings from the raw config values (None for an unset key)."""
+def load_settings(values: Mapping[str, Any], *, region: str | None, stack: str) -> StackSettings:
+    """Build and validate the settings from the raw config values (None for an unset key).
+
+    ``stack`` is the Pulumi stack's name: an empty ``catalogDatabase`` or ``inventoryConfigId``
+    derives from it, so that two stacks in one account (or on one shared source bucket) never
+    share an account-level name.
+    """
     if not region:
         msg = "config key aws:region is missing: set it with `pulumi config set aws:region us-east-1`"
         raise ConfigError(msg)
-    raw: dict[str, Any] = {"region": region}
+    if not stack:
+        msg = "the Pulumi stack has no name; select one with `pulumi stack select`"
+        raise ConfigError(msg)
+    raw: dict[str, Any] = {"region": region, "stack": stack}
     for f in fields(StackSettings):
-        if f.name == "region":
+        if f.name in _NOT_KEYS:
             continue
         key = config_key(f.name)
         value = values.get(key)
@@ -116,6 +165,8 @@ def load_settings(values: Mapping[str, Any], *, region: str | None) -> StackSett
             msg = f"config key {PROJECT}:{key} is missing; Pulumi.yaml declares its type and default"
             raise ConfigError(msg)
         raw[f.name] = tuple(value) if isinstance(value, list) else value
+    raw["catalog_database"] = raw["catalog_database"] or derived_catalog_database(stack)
+    raw["inventory_config_id"] = raw["inventory_config_id"] or derived_inventory_config_id(stack)
     settings = StackSettings(**raw)
     _validate(settings)
     return settings
@@ -174,6 +225,12 @@ def _validate(s: StackSettings) -> None:
     ):
         if value < 1:
             fail(key, f"must be at least 1 day, got {value}")
+    if not _INVENTORY_ID.fullmatch(s.inventory_config_id):
+        fail(
+            "inventoryConfigId",
+            "must be 1 to 64 letters, digits, '.', '-' or '_' (an S3 Inventory configuration ID), "
+            f"got {s.inventory_config_id!r}",
+        )
     if s.target_chunk_mib < 1:
         fail("targetChunkMib", f"must be positive, got {s.target_chunk_mib}")
     if s.private_networking and (s.subnet_ids or s.security_group_ids):
@@ -182,11 +239,9 @@ def _validate(s: StackSettings) -> None:
         )
     if s.private_subnet_count < 2:
         fail("privateSubnetCount", f"needs at least 2 (two Availability Zones), got {s.private_subnet_count}")
-    if not re.fullmatch(r"[a-z0-9_]{1,255}", s.catalog_database):
-        fail(
-            "catalogDatabase",
-            f"must be lower-case letters, digits and _ (Athena-friendly), got {s.catalog_database!r}",
-        )
+    for key, name in (("catalogDatabase", s.catalog_database), ("catalogTable", s.catalog_table)):
+        if not _GLUE_NAME.fullmatch(name):
+            fail(key, f"must be 1 to 255 lower-case letters, digits and _ (Athena-friendly), got {name!r}")
     if s.athena_scan_limit_gib < 1:
         fail("athenaScanLimitGib", f"must be at least 1, got {s.athena_scan_limit_gib}")
     if s.alert_email and "@" not in s.alert_email:

@@ -14,8 +14,6 @@ from components.policies import deny_insecure_transport, document, objects
 from pipeline.contract.layout import CHUNKS_ROOT, STATE_ROOT
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
 
-INVENTORY_ID = "s3-inventory-pipeline"
-
 
 @dataclass(frozen=True)
 class InventoryStorageArgs:
@@ -67,7 +65,8 @@ class InventoryStorage(pulumi.ComponentResource):
             aws.s3.Inventory(
                 f"{src.logical}-inventory",
                 bucket=src.name,
-                name=INVENTORY_ID,
+                # (bucket, ID) identifies a configuration: a PUT with an ID that exists replaces it
+                name=s.inventory_config_id,
                 enabled=True,
                 included_object_versions=s.include_object_versions,
                 schedule={"frequency": "Daily"},

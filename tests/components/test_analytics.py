@@ -12,12 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_jobs.convert import convert_chunk
-from components.catalog import PROJECTION_DATE_FORMAT, TABLE_NAME
+from components.catalog import PROJECTION_DATE_FORMAT
 from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
 from pipeline.synthetic import generate_delivery
 from tests.components.conftest import deploy, settings
+
+DATABASE, TABLE = settings().catalog_database, settings().catalog_table  # derived / Pulumi.yaml's default
 
 ARROW_TO_GLUE = {
     "string": "string",
@@ -98,10 +100,16 @@ def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
         == {"storage-by-class", "largest-prefixes", "not-modified-for-a-year", "delete-markers"}
     )
     database = stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
+    table = stack.one("aws:glue/catalogTable:CatalogTable")
+    assert (database, table.inputs["name"], table.inputs["databaseName"]) == (
+        "s3_inventory_test",  # derived from the stack's name
+        "inventory",
+        database,
+    )
     for query in queries.values():
-        assert query.inputs["database"] == database == "s3_inventory"
+        assert query.inputs["database"] == database
         assert query.inputs["workgroup"] == workgroup.outputs["name"]
-        assert f'FROM "s3_inventory"."{TABLE_NAME}"' in query.inputs["query"]
+        assert f'FROM "{database}"."inventory"' in query.inputs["query"]
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +123,9 @@ def table_in_duckdb(tmp_path_factory):
     part.parent.mkdir(parents=True)
     convert_chunk(chunk, part, columns_for(KNOWN_FIELDS), chunk_uri="test")
     db = duckdb.connect()
-    db.execute('CREATE SCHEMA "s3_inventory"')
+    db.execute(f'CREATE SCHEMA "{DATABASE}"')
     db.execute(
-        f'CREATE VIEW "s3_inventory"."{TABLE_NAME}" AS SELECT * FROM '
+        f'CREATE VIEW "{DATABASE}"."{TABLE}" AS SELECT * FROM '
         f"read_parquet('{root}/out/processed/*/*/*.parquet', hive_partitioning = true)"
     )
     return db, gen
@@ -126,7 +134,7 @@ def table_in_duckdb(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(NAMED_QUERIES))
 def test_each_named_query_runs_on_the_processors_output(table_in_duckdb, name):
     db, gen = table_in_duckdb
-    sql = NAMED_QUERIES[name][1].format(table=f'"s3_inventory"."{TABLE_NAME}"')
+    sql = NAMED_QUERIES[name][1].format(table=f'"{DATABASE}"."{TABLE}"')
     rows = db.execute(sql, ["2026-11-24"]).fetchall()
     assert rows, name
     assert db.execute(sql, ["1999-01-01"]).fetchall() == []  # the run date parameter filters

@@ -15,7 +15,7 @@ from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import HANDLER, bundle_files
 from pipeline.contract.jobs import JOB_SPECS
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
-from tests.components.conftest import ACCOUNT, Deployed, deploy, settings
+from tests.components.conftest import ACCOUNT, ROOT, Deployed, deploy, settings
 
 BUCKET = "aws:s3/bucket:Bucket"
 BOTOCORE = botocore.session.get_session()
@@ -65,6 +65,7 @@ def test_the_inventory_is_daily_csv_with_every_optional_field(stack):
     source = stack.one(BUCKET, "inventory-source")
     destination = stack.one(BUCKET, "inventory-destination")
     assert inventory.inputs["bucket"] == source.outputs["bucket"]
+    assert inventory.inputs["name"] == "s3-inventory-pipeline-test"  # the stack's own configuration ID
     assert inventory.inputs["schedule"] == {"frequency": "Daily"}
     assert inventory.inputs["enabled"] is True
     assert inventory.inputs["includedObjectVersions"] == "Current"
@@ -101,15 +102,15 @@ def test_the_destination_policy_lets_only_inventory_deliver(stack):
     }
 
 
+def _lifecycle_rules(stack: Deployed) -> dict[str, dict[str, Any]]:
+    lifecycle = stack.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "inventory-destination-lifecycle"
+    )
+    return {r["id"]: r for r in lifecycle.inputs["rules"]}
+
+
 def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
-    stack = deploy(settings(stateRetentionDays=3))
-    rules = {
-        r["id"]: r
-        for r in stack.one(
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            "inventory-destination-lifecycle",
-        ).inputs["rules"]
-    }
+    rules = _lifecycle_rules(deploy(settings(stateRetentionDays=3)))
     assert rules["expire-inventory-chunks"]["filter"] == {"prefix": "inventory-chunks/"}
     assert rules["expire-inventory-chunks"]["expiration"] == {"days": 3}
     assert rules["expire-run-state"]["filter"] == {"prefix": "run-state/"}
@@ -416,7 +417,7 @@ def test_stack_outputs(stack):
     assert outputs["imageUri"] == stack.one("docker:index/image:Image").inputs["imageName"]
     assert outputs["backfillCommand"].startswith(f"JOB_QUEUE={outputs['jobQueueArn']} ")
     assert outputs["backfillCommand"].endswith(
-        f"python -m pipeline trigger s3://{outputs['destinationBucket']}/inventory/SOURCE-BUCKET/s3-inventory-pipeline/YYYY-MM-DDTHH-MMZ/manifest.json"
+        f"python -m pipeline trigger s3://{outputs['destinationBucket']}/inventory/SOURCE-BUCKET/s3-inventory-pipeline-test/YYYY-MM-DDTHH-MMZ/manifest.json"
     )
 
 
@@ -472,9 +473,9 @@ def test_a_missing_key_is_named():
     values = project_defaults()
     del values["targetChunkMib"]
     with pytest.raises(ConfigError, match="config key s3-inventory-pipeline:targetChunkMib is missing"):
-        load_settings(values, region="us-east-1")
+        load_settings(values, region="us-east-1", stack="dev")
     with pytest.raises(ConfigError, match="config key aws:region is missing"):
-        load_settings(project_defaults(), region=None)
+        load_settings(project_defaults(), region=None, stack="dev")
 
 
 def test_pulumi_yaml_declares_exactly_the_settings_with_type_default_and_description():
@@ -525,9 +526,26 @@ def test_the_program_reads_its_config_and_exports_the_outputs():
     assert any(r.type == "aws:lambda/function:Function" for r in MOCKS.resources)
 
 
-def test_the_readme_lists_every_config_key():
-    from components.config import CONFIG_KEYS
-    from tests.components.conftest import ROOT
+def test_the_readmes_config_table_matches_pulumi_yaml():
+    import yaml
 
+    from components.config import CONFIG_KEYS
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     readme = (ROOT / "README.md").read_text()
-    assert [key for key in CONFIG_KEYS if f"| `{key}` |" not in readme] == []
+    section = readme.split("### Config keys", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+
+    def cells(spec: dict[str, Any]) -> list[str]:
+        default = spec["default"]
+        shown = (default or '""') if isinstance(default, str) else json.dumps(default)
+        return [spec["type"], f"`{shown}`", spec["description"]]
+
+    table = {}
+    for row in rows:
+        key, *rest = (cell.strip() for cell in row.strip("|").split(" | "))
+        table[key.strip("`")] = rest
+    assert list(table) == list(declared)  # every key, in Pulumi.yaml's order
+    for key, spec in declared.items():
+        assert table[key] == cells(spec), key
+    assert set(table) == set(CONFIG_KEYS)
