@@ -18,6 +18,10 @@ from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
+# The only retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
 # Glue (and so Athena) names: lower-case letters, digits and _; Athena rejects upper case and '-'.
 _GLUE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 # S3 Inventory configuration IDs: letters, digits, '.', '-' and '_', at most 64 characters.
@@ -219,12 +223,11 @@ def _validate(s: StackSettings) -> None:
         fail("triggerTimeoutSeconds", f"Lambda allows 1 to 900 seconds, got {s.trigger_timeout_seconds}")
     if s.max_vcpus < 1:
         fail("maxVcpus", f"must be positive, got {s.max_vcpus}")
-    for key, value in (
-        ("stateRetentionDays", s.state_retention_days),
-        ("logRetentionDays", s.log_retention_days),
-    ):
-        if value < 1:
-            fail(key, f"must be at least 1 day, got {value}")
+    if s.state_retention_days < 1:
+        fail("stateRetentionDays", f"must be at least 1 day, got {s.state_retention_days}")
+    if s.log_retention_days not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, LOG_RETENTION_DAYS[:-1])) + f" or {LOG_RETENTION_DAYS[-1]}"
+        fail("logRetentionDays", f"CloudWatch Logs keeps logs for {allowed} days, got {s.log_retention_days}")
     if not _INVENTORY_ID.fullmatch(s.inventory_config_id):
         fail(
             "inventoryConfigId",

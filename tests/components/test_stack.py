@@ -458,6 +458,12 @@ def test_every_component_child_has_its_component_as_parent(stack):
             "crossAccountRoleArn: must be an IAM role ARN",
         ),
         ({"triggerTimeoutSeconds": 901}, "triggerTimeoutSeconds: Lambda allows 1 to 900 seconds"),
+        (
+            {"logRetentionDays": 10},
+            "logRetentionDays: CloudWatch Logs keeps logs for 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, "
+            "365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 days, got 10",
+        ),
+        ({"logRetentionDays": 0}, "logRetentionDays: CloudWatch Logs keeps logs for 1, 3, 5"),
     ],
 )
 def test_config_errors_name_the_key(overrides, message):
@@ -549,3 +555,13 @@ def test_the_readmes_config_table_matches_pulumi_yaml():
     for key, spec in declared.items():
         assert table[key] == cells(spec), key
     assert set(table) == set(CONFIG_KEYS)
+
+
+@pytest.mark.parametrize("days", [1, 7, 30, 731, 3653])
+def test_every_log_group_keeps_logs_for_an_allowed_period(days):
+    from components.config import LOG_RETENTION_DAYS
+
+    groups = deploy(settings(logRetentionDays=days)).of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert sorted(g.name for g in groups) == ["batch-jobs", "trigger-logs"]
+    assert {g.inputs["retentionInDays"] for g in groups} == {days}
+    assert days in LOG_RETENTION_DAYS
