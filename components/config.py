@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
 
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
@@ -46,6 +47,7 @@ class StackSettings:
     include_object_versions: str
     inventory_prefix: str
     inventory_config_id: str
+    inventory_retention_days: int
     force_destroy: bool
     state_retention_days: int
     subnet_ids: tuple[str, ...]
@@ -228,6 +230,14 @@ def _validate(s: StackSettings) -> None:
     if s.log_retention_days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(map(str, LOG_RETENTION_DAYS[:-1])) + f" or {LOG_RETENTION_DAYS[-1]}"
         fail("logRetentionDays", f"CloudWatch Logs keeps logs for {allowed} days, got {s.log_retention_days}")
+    if s.inventory_retention_days < 0:
+        fail(
+            "inventoryRetentionDays",
+            f"must be 0 (keep the deliveries) or a number of days, got {s.inventory_retention_days}",
+        )
+    problem = inventory_prefix_problem(s.inventory_prefix)
+    if problem:
+        fail("inventoryPrefix", problem)
     if not _INVENTORY_ID.fullmatch(s.inventory_config_id):
         fail(
             "inventoryConfigId",
@@ -251,3 +261,18 @@ def _validate(s: StackSettings) -> None:
         fail("alertEmail", f"must be an email address or empty, got {s.alert_email!r}")
     if s.security_group_ids and not s.subnet_ids:
         fail("subnetIds", "is empty but securityGroupIds is set; give both, or neither for the default VPC")
+
+
+def inventory_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be the inventory prefix, or None.
+
+    It is where S3 Inventory delivers, the trigger's filter and the scope of the deliveries' expiry,
+    so it must be a prefix of its own: never empty (an expiry rule with an empty prefix would expire
+    the whole bucket) and never one of the prefixes the pipeline writes.
+    """
+    if not prefix or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        return f"must be a non-empty key prefix without a leading or trailing '/' (e.g. inventory), got {prefix!r}"
+    owned = (CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT)
+    if prefix.split("/", 1)[0] in owned:
+        return f"must not start with a prefix the pipeline writes ({', '.join(owned)}), got {prefix!r}"
+    return None

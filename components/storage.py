@@ -105,6 +105,12 @@ class InventoryStorage(pulumi.ComponentResource):
         rules: list[Any] = [
             _expire(f"expire-{CHUNKS_ROOT}", f"{CHUNKS_ROOT}/", s.state_retention_days),
             _expire(f"expire-{STATE_ROOT}", f"{STATE_ROOT}/", s.state_retention_days),
+        ]
+        if s.inventory_retention_days:  # the raw deliveries; the validated prefix is never empty
+            rules.append(
+                _expire("expire-inventory-deliveries", f"{s.inventory_prefix}/", s.inventory_retention_days)
+            )
+        rules += [
             {
                 "id": "abort-incomplete-multipart-uploads",
                 "status": "Enabled",

@@ -121,6 +121,30 @@ def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
     assert not any(r["filter"]["prefix"].startswith(("processed", "run-reports")) for r in rules.values())
 
 
+@pytest.mark.parametrize(("prefix", "days"), [("inventory", 30), ("s3/inventory-reports", 9)])
+def test_the_delivered_inventory_expires_after_inventory_retention_days(prefix, days):
+    rules = _lifecycle_rules(deploy(settings(inventoryPrefix=prefix, inventoryRetentionDays=days)))
+    assert rules["expire-inventory-deliveries"] == {
+        "id": "expire-inventory-deliveries",
+        "status": "Enabled",
+        "filter": {"prefix": f"{prefix}/"},  # the deliveries only: never "" (the whole bucket)
+        "expiration": {"days": days},
+    }
+    expiring = [r for r in rules.values() if "expiration" in r]
+    assert all(r["filter"]["prefix"].endswith("/") and len(r["filter"]["prefix"]) > 1 for r in expiring)
+    assert rules["expire-inventory-chunks"]["filter"] == {"prefix": "inventory-chunks/"}  # not caught by it
+
+
+def test_inventory_retention_days_0_keeps_the_deliveries():
+    rules = _lifecycle_rules(deploy(settings(inventoryRetentionDays=0)))
+    assert "expire-inventory-deliveries" not in rules
+    assert sorted(rules) == [
+        "abort-incomplete-multipart-uploads",
+        "expire-inventory-chunks",
+        "expire-run-state",
+    ]
+
+
 def test_existing_buckets_are_adopted_not_created():
     stack = deploy(
         settings(createSourceBucket=False, existingSourceBuckets=["legacy-data", "logs.example.com"])
@@ -464,6 +488,16 @@ def test_every_component_child_has_its_component_as_parent(stack):
             "365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 days, got 10",
         ),
         ({"logRetentionDays": 0}, "logRetentionDays: CloudWatch Logs keeps logs for 1, 3, 5"),
+        (
+            {"inventoryRetentionDays": -1},
+            "inventoryRetentionDays: must be 0 (keep the deliveries) or a number",
+        ),
+        ({"inventoryPrefix": ""}, "inventoryPrefix: must be a non-empty key prefix"),
+        ({"inventoryPrefix": "inventory/"}, "inventoryPrefix: must be a non-empty key prefix"),
+        (
+            {"inventoryPrefix": "processed/inventory"},
+            "inventoryPrefix: must not start with a prefix the pipeline writes",
+        ),
     ],
 )
 def test_config_errors_name_the_key(overrides, message):
