@@ -47,18 +47,22 @@ class InventoryStorage(pulumi.ComponentResource):
             f"{name}-destination", parent=self, force_destroy=s.force_destroy, policy=False
         )
 
+        # aws, aws-cn or aws-us-gov: the ARNs of buckets this stack does not create are built here
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+
+        def bucket_arn(bucket: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
+
         sources: list[_Source] = []
         if s.create_source_bucket:
             source = secure_bucket(f"{name}-source", parent=self, force_destroy=s.force_destroy)
             sources.append(_Source(f"{name}-source", source.bucket, source.arn, args.account_id, None))
         for bucket in s.existing_source_buckets:
-            sources.append(
-                _Source(f"{name}-{bucket}", bucket, f"arn:aws:s3:::{bucket}", args.account_id, None)
-            )
+            sources.append(_Source(f"{name}-{bucket}", bucket, bucket_arn(bucket), args.account_id, None))
         for bucket in s.cross_account_source_buckets:
             account = s.cross_account_id or ""
             sources.append(
-                _Source(f"{name}-{bucket}", bucket, f"arn:aws:s3:::{bucket}", account, args.source_provider)
+                _Source(f"{name}-{bucket}", bucket, bucket_arn(bucket), account, args.source_provider)
             )
 
         for src in sources:

@@ -15,7 +15,7 @@ from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import HANDLER, bundle_files
 from pipeline.contract.jobs import JOB_SPECS
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
-from tests.components.conftest import ACCOUNT, ROOT, Deployed, deploy, settings
+from tests.components.conftest import ACCOUNT, MOCKS, ROOT, Deployed, deploy, settings
 
 BUCKET = "aws:s3/bucket:Bucket"
 BOTOCORE = botocore.session.get_session()
@@ -184,6 +184,32 @@ def test_a_source_bucket_in_another_account_goes_through_a_second_provider():
         "Statement"
     ][0]
     assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == [ACCOUNT, "210987654321"]
+
+
+def test_arns_the_stack_builds_follow_the_partition():
+    # GIVEN an account in aws-cn: getPartition answers aws-cn, and so do the ARNs AWS returns
+    MOCKS.partition = "aws-cn"
+    try:
+        stack = deploy(
+            settings(
+                region="cn-north-1",
+                existingSourceBuckets=["legacy-data"],
+                crossAccountSourceBuckets=["their-bucket"],
+                crossAccountRoleArn="arn:aws-cn:iam::210987654321:role/inventory-admin",
+            )
+        )
+    finally:
+        MOCKS.partition = "aws"
+    # THEN no input anywhere hard-codes the aws partition
+    offenders = [r.name for r in stack.resources if "arn:aws:" in json.dumps(r.inputs, default=str)]
+    assert offenders == []
+    delivery = stack.policy(stack.one("aws:s3/bucketPolicy:BucketPolicy", "inventory-destination-policy"))[
+        "Statement"
+    ][0]
+    assert delivery["Condition"]["ArnLike"]["aws:SourceArn"][1:] == [
+        "arn:aws-cn:s3:::legacy-data",
+        "arn:aws-cn:s3:::their-bucket",
+    ]
 
 
 # ---------- image ----------
