@@ -87,8 +87,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "dnsSuffix": "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com",
                     "reverseDnsPrefix": PARTITIONS[self.partition],
                 }
-            case "aws:ec2/getVpc:getVpc":
-                return {"id": "vpc-default", "default": True, "cidrBlock": "172.31.0.0/16"}
             case "aws:ec2/getVpcs:getVpcs":
                 return {"id": REGION, "ids": ["vpc-default"] if self.default_vpc else []}
             case "aws:ec2/getSubnets:getSubnets":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import botocore.session
@@ -15,7 +17,7 @@ from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import HANDLER, bundle_files
 from pipeline.contract.jobs import JOB_SPECS
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
-from tests.components.conftest import ACCOUNT, MOCKS, ROOT, Deployed, deploy, settings
+from tests.components.conftest import ACCOUNT, MOCKS, ROOT, Deployed, deploy, project_defaults, settings
 
 BUCKET = "aws:s3/bucket:Bucket"
 BOTOCORE = botocore.session.get_session()
@@ -247,6 +249,58 @@ def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_conten
 
 
 # ---------- batch ----------
+
+
+def test_without_a_default_vpc_the_preview_fails_saying_what_to_set():
+    # an account whose default VPC was deleted: getVpcs finds none (a failing program runs in a
+    # process of its own: its pending registrations would fail the next program run in this one)
+    config = {
+        f"s3-inventory-pipeline:{k}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in project_defaults().items()
+    }
+    config["aws:region"] = "us-east-1"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.components.program_under_mocks",
+            "dev",
+            json.dumps(config),
+            '{"default_vpc": false}',
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert (
+        "config key s3-inventory-pipeline:subnetIds is empty and the account has no default VPC in us-east-1: "
+        "set subnetIds (with securityGroupIds) to subnets of your own, or privateNetworking true"
+    ) in done.stderr
+
+
+def test_a_default_vpc_without_default_subnets_fails_the_same_way():
+    from components.batch import the_default_subnets, the_default_vpc
+
+    assert the_default_vpc(["vpc-1"], "eu-west-1") == "vpc-1"
+    assert the_default_subnets(["subnet-a"], "eu-west-1") == ["subnet-a"]
+    with pytest.raises(
+        ConfigError, match="the default VPC in eu-west-1 has no default subnets: set subnetIds"
+    ):
+        the_default_subnets([], "eu-west-1")
+
+
+def test_with_subnets_of_its_own_or_private_networking_no_default_vpc_is_needed():
+    MOCKS.default_vpc = False
+    try:
+        for own in (settings(subnetIds=["subnet-1"]), settings(privateNetworking=True)):
+            MOCKS.calls.clear()
+            assert deploy(own).of_type("aws:batch/computeEnvironment:ComputeEnvironment")
+            assert "aws:ec2/getVpcs:getVpcs" not in [token for token, _ in MOCKS.calls]
+    finally:
+        MOCKS.default_vpc = True
 
 
 def test_the_compute_environment_falls_back_to_the_default_vpc(stack):
