@@ -365,12 +365,6 @@ def test_job_definitions_run_the_shared_commands_with_configured_resources():
     assert process == [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "16384"}]
 
 
-def test_retry_stops_on_bad_input_and_ends_with_a_catch_all():
-    assert len(RETRY_RULES) <= 5
-    assert RETRY_RULES[-1] == {"action": "EXIT", "onReason": "*"}
-    assert not any(rule.get("onExitCode") == "2" and rule["action"] == "RETRY" for rule in RETRY_RULES)
-
-
 def test_job_definitions_validate_against_the_batch_api_model(stack):
     shape = BOTOCORE.get_service_model("batch").operation_model("RegisterJobDefinition").input_shape
     for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
