@@ -76,9 +76,12 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
     alerts = PipelineAlerts(
         "alerts",
         PipelineAlertsArgs(
+            account_id=account_id,
             queue_arn=batch.queue_arn,
             function_name=trigger.function_name,
+            trigger_log_group_name=trigger.log_group_name,
             failed_events_queue_name=trigger.failed_events_queue_name,
+            metric_namespace=settings.metric_namespace,
             email=settings.alert_email,
         ),
     )

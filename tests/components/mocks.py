@@ -61,6 +61,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:lambda/function:Function":
                 outputs["name"] = physical
                 outputs["arn"] = f"{arn}:lambda:{REGION}:{ACCOUNT}:function:{physical}"
+            case "aws:cloudwatch/eventRule:EventRule":
+                outputs["name"] = physical
+                outputs["arn"] = f"{arn}:events:{REGION}:{ACCOUNT}:rule/{physical}"
+            case "aws:cloudwatch/metricAlarm:MetricAlarm":
+                outputs["name"] = physical
+                outputs["arn"] = f"{arn}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{physical}"
+            case "aws:sns/topic:Topic":
+                outputs["name"] = physical
+                outputs["arn"] = f"{arn}:sns:{REGION}:{ACCOUNT}:{physical}"
             case _:
                 outputs.setdefault("name", physical)
                 outputs.setdefault("arn", f"{arn}:{service}:{REGION}:{ACCOUNT}:{args.name}")

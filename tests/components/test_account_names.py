@@ -89,6 +89,7 @@ def test_two_stacks_on_one_source_bucket_share_no_account_level_name(two_stacks)
         "aws:s3/inventory:Inventory",
         "aws:glue/catalogDatabase:CatalogDatabase",
         "aws:glue/catalogTable:CatalogTable",
+        "metric",
     } <= named_types  # what the check covers, so that it can fail
     inventories = {(n[2], n[3]) for n in dev_names | prod_names if n[0] == "aws:s3/inventory:Inventory"}
     assert {

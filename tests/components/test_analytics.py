@@ -1,4 +1,4 @@
-"""Catalog, Athena, alerts and private networking under Pulumi mocks; the named queries in DuckDB."""
+"""Catalog, Athena and private networking under Pulumi mocks; the named queries in DuckDB."""
 
 from __future__ import annotations
 
@@ -142,41 +142,6 @@ def test_each_named_query_runs_on_the_processors_output(table_in_duckdb, name):
         assert {r[1]: r[3] for r in rows} == dict(gen.truth.size_by_class)
     if name == "delete-markers":
         assert sum(r[2] for r in rows) == gen.truth.delete_markers
-
-
-def test_failed_jobs_trigger_errors_and_failed_events_alert_one_topic():
-    stack = deploy(settings(alertEmail="ops@example.com"))
-    topic = stack.one("aws:sns/topic:Topic")
-    queue = stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
-    rule = stack.one("aws:cloudwatch/eventRule:EventRule")
-    assert json.loads(rule.inputs["eventPattern"]) == {
-        "source": ["aws.batch"],
-        "detail-type": ["Batch Job State Change"],
-        "detail": {"status": ["FAILED"], "jobQueue": [queue]},
-    }
-    target = stack.one("aws:cloudwatch/eventTarget:EventTarget")
-    assert target.inputs["arn"] == topic.outputs["arn"]
-    assert "<reason>" in target.inputs["inputTransformer"]["inputTemplate"]
-    subscription = stack.one("aws:sns/topicSubscription:TopicSubscription")
-    assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ops@example.com")
-    policy = json.loads(stack.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
-    assert {s["Principal"]["Service"] for s in policy["Statement"]} == {
-        "events.amazonaws.com",
-        "cloudwatch.amazonaws.com",
-    }
-    alarms = {a.name: a.inputs for a in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
-    function = stack.one("aws:lambda/function:Function").outputs["name"]
-    failed_queue = stack.one("aws:sqs/queue:Queue").outputs["name"]
-    assert alarms["alerts-trigger-errors"]["dimensions"] == {"FunctionName": function}
-    assert alarms["alerts-trigger-errors"]["metricName"] == "Errors"
-    assert alarms["alerts-failed-trigger-events"]["dimensions"] == {"QueueName": failed_queue}
-    for alarm in alarms.values():
-        assert alarm["alarmActions"] == [topic.outputs["arn"]]
-        assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
-
-
-def test_no_email_subscription_unless_configured(stack):
-    assert stack.of_type("aws:sns/topicSubscription:TopicSubscription") == []
 
 
 def test_private_networking_keeps_the_jobs_off_the_internet():
