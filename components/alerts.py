@@ -122,19 +122,21 @@ class PipelineAlerts(pulumi.ComponentResource):
                     "queue": "$.detail.jobQueue",
                     "bucket": "$.detail.parameters.source_bucket",
                     "date": "$.detail.parameters.run_date",
+                    "manifest": "$.detail.parameters.manifest",
                 },
                 "input_template": '"Run <bucket>/<date> FAILED: Batch job <job> (<id>) in <queue>: <reason>. '
                 "The jobs that depend on it failed with it (no alert of their own). "
-                'Logs: CloudWatch Logs, stream prefix by job name; run state: python -m pipeline status <bucket>/<date>."',
+                "Logs: CloudWatch Logs, stream prefix by job name. Run state: python -m pipeline status "
+                '<bucket>/<date> --bucket DEST. Rerun: python -m pipeline trigger <manifest> --force."',
             },
             opts=child,
         )
-        for pattern, metric in (
-            (MANIFEST_REJECTED_PATTERN, MANIFESTS_REJECTED_METRIC),
-            (RUN_IN_PROGRESS_PATTERN, RUN_IN_PROGRESS_METRIC),
+        for logical, pattern, metric in (
+            ("manifest-rejected", MANIFEST_REJECTED_PATTERN, MANIFESTS_REJECTED_METRIC),
+            ("run-in-progress", RUN_IN_PROGRESS_PATTERN, RUN_IN_PROGRESS_METRIC),
         ):
             aws.cloudwatch.LogMetricFilter(
-                f"{name}-{metric}",
+                f"{name}-{logical}",
                 log_group_name=args.trigger_log_group_name,
                 pattern=pattern,
                 metric_transformation={"name": metric, "namespace": args.metric_namespace, "value": "1"},

@@ -238,7 +238,7 @@ def test_failed_runs_go_to_the_topic_with_the_run_and_the_reason(alerting):
     target = alerting.one("aws:cloudwatch/eventTarget:EventTarget")
     assert target.inputs["arn"] == topic.outputs["arn"]
     transformer = target.inputs["inputTransformer"]
-    for field in ("reason", "job", "bucket", "date"):
+    for field in ("reason", "job", "bucket", "date", "manifest"):
         assert f"<{field}>" in transformer["inputTemplate"]
     assert transformer["inputPaths"]["date"] == "$.detail.parameters.run_date"
     subscription = alerting.one("aws:sns/topicSubscription:TopicSubscription")
