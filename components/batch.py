@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.config import StackSettings
+from components.config import PROJECT, ConfigError, StackSettings
 from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
 from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy
 from pipeline.contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
@@ -72,13 +72,17 @@ class BatchPipeline(pulumi.ComponentResource):
         if args.private_subnet_ids is not None:  # endpoints instead of the internet
             subnets, vpc_id, public_ip = args.private_subnet_ids, args.private_vpc_id, False
         elif not subnets:  # the default VPC's default subnets; tasks get a public IP to reach ECR and S3
-            vpc = aws.ec2.get_vpc_output(default=True)
+            default_vpcs: Any = [{"name": "is-default", "values": ["true"]}]
+            vpc_id = aws.ec2.get_vpcs_output(filters=default_vpcs).ids.apply(
+                lambda ids: the_default_vpc(ids, s.region)
+            )
             filters: Any = [
-                {"name": "vpc-id", "values": [vpc.id]},
+                {"name": "vpc-id", "values": [vpc_id]},
                 {"name": "default-for-az", "values": ["true"]},
             ]
-            subnets = aws.ec2.get_subnets_output(filters=filters).ids
-            vpc_id = vpc.id
+            subnets = aws.ec2.get_subnets_output(filters=filters).ids.apply(
+                lambda ids: the_default_subnets(ids, s.region)
+            )
         else:
             vpc_id = aws.ec2.get_subnet_output(id=s.subnet_ids[0]).vpc_id
         if not security_groups:
@@ -165,6 +169,33 @@ class BatchPipeline(pulumi.ComponentResource):
         self.job_role_arn = job_role.arn
         self.log_group_name = log_group.name
         self.register_outputs({"queue_arn": self.queue_arn, **self.job_definition_arns})
+
+
+_NO_DEFAULT_NETWORK = (
+    "set subnetIds (with securityGroupIds) to subnets of your own, "
+    "or privateNetworking true to create a VPC for the jobs"
+)
+
+
+def the_default_vpc(ids: list[str], region: str) -> str:
+    """The default VPC's ID; an account without one (many have deleted it) fails at preview."""
+    if not ids:
+        msg = (
+            f"config key {PROJECT}:subnetIds is empty and the account has no default VPC in {region}: "
+            f"{_NO_DEFAULT_NETWORK}"
+        )
+        raise ConfigError(msg)
+    return ids[0]
+
+
+def the_default_subnets(ids: list[str], region: str) -> list[str]:
+    if not ids:
+        msg = (
+            f"config key {PROJECT}:subnetIds is empty and the default VPC in {region} has no default "
+            f"subnets: {_NO_DEFAULT_NETWORK}"
+        )
+        raise ConfigError(msg)
+    return ids
 
 
 def _snake(rule: dict[str, str]) -> dict[str, str]:

@@ -14,7 +14,6 @@ from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import PARTITION_KEYS, PROCESSED_ROOT
 from pipeline.contract.schema import GLUE_TYPES, TABLE_FIELDS, columns_for
 
-TABLE_NAME = "inventory"
 PROJECTION_DATE_FORMAT = "yyyy-MM-dd"  # Java date format of run_date=YYYY-MM-DD partitions
 PROJECTION_START = "2020-01-01"
 RESULTS_RETENTION_DAYS = 30
@@ -48,6 +47,7 @@ class AnalyticsCatalogArgs:
     bucket: pulumi.Input[str]
     source_buckets: pulumi.Input[list[str]]
     database_name: str
+    table_name: str
     bytes_scanned_cutoff: int
     force_destroy: bool
 
@@ -76,7 +76,7 @@ class AnalyticsCatalog(pulumi.ComponentResource):
         }
         table = aws.glue.CatalogTable(
             f"{name}-table",
-            name=TABLE_NAME,
+            name=args.table_name,
             database_name=database.name,
             table_type="EXTERNAL_TABLE",
             parameters=parameters,

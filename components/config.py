@@ -7,16 +7,28 @@ a message that names the key and what is allowed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
 
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
+# The only retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+# Glue (and so Athena) names: lower-case letters, digits and _; Athena rejects upper case and '-'.
+_GLUE_NAME = re.compile(r"[a-z0-9_]{1,255}")
+# S3 Inventory configuration IDs: letters, digits, '.', '-' and '_', at most 64 characters.
+_INVENTORY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Fields that are not config keys of this project: aws:region, and the Pulumi stack's name.
+_NOT_KEYS = ("region", "stack")
 
 
 class ConfigError(ValueError):
@@ -26,6 +38,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class StackSettings:
     region: str
+    stack: str  # pulumi.get_stack(): account-level names derive from it unless config sets them
     create_source_bucket: bool
     existing_source_buckets: tuple[str, ...]
     cross_account_source_buckets: tuple[str, ...]
@@ -33,6 +46,8 @@ class StackSettings:
     source_region: str
     include_object_versions: str
     inventory_prefix: str
+    inventory_config_id: str
+    inventory_retention_days: int
     force_destroy: bool
     state_retention_days: int
     subnet_ids: tuple[str, ...]
@@ -54,6 +69,7 @@ class StackSettings:
     private_networking: bool
     private_subnet_count: int
     catalog_database: str
+    catalog_table: str
     athena_scan_limit_gib: int
 
     @property
@@ -65,6 +81,37 @@ class StackSettings:
         match = _ROLE_ARN.match(self.cross_account_role_arn)
         return match.group(1) if match else None
 
+    @property
+    def metric_namespace(self) -> str:
+        """The CloudWatch namespace of this stack's own metrics (metric filters): one per stack, so
+        two stacks in one account never add to each other's counts."""
+        return f"{PROJECT}/{self.stack}"
+
+
+def derived_inventory_config_id(stack: str) -> str:
+    """``s3-inventory-pipeline-<stack>``: an inventory configuration of its own per stack.
+
+    Pulumi stack names (letters, digits, '-', '_', '.') are valid in an inventory ID as they are;
+    a name too long for the ID's 64 characters is cut and made unique with a hash of the stack.
+    """
+    derived = f"{PROJECT}-{stack}"
+    if len(derived) <= 64:
+        return derived
+    return f"{derived[:55]}-{_short_hash(stack)}"
+
+
+def derived_catalog_database(stack: str) -> str:
+    """``s3_inventory_<stack>``, lower-cased, with every character Glue rejects turned into ``_``.
+
+    Two stacks whose names differ only in case, '-', '.' or '_' derive the same name: set
+    catalogDatabase on one of them.
+    """
+    return "s3_inventory_" + re.sub(r"[^a-z0-9_]", "_", stack.lower())
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
 
 def config_key(field_name: str) -> str:
     """``split_memory_mib`` -> ``splitMemoryMib``, the key's name in Pulumi.yaml."""
@@ -72,7 +119,7 @@ def config_key(field_name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-CONFIG_KEYS = tuple(config_key(f.name) for f in fields(StackSettings) if f.name != "region")
+CONFIG_KEYS = tuple(config_key(f.name) for f in fields(StackSettings) if f.name not in _NOT_KEYS)
 
 
 class ConfigReader(Protocol):
@@ -86,7 +133,7 @@ def read_config(config: ConfigReader) -> dict[str, Any]:
     """Each key read as the type its settings field declares (None when unset)."""
     values: dict[str, Any] = {}
     for f in fields(StackSettings):
-        if f.name == "region":
+        if f.name in _NOT_KEYS:
             continue
         key = config_key(f.name)
         kind = str(f.type)
@@ -101,14 +148,22 @@ def read_config(config: ConfigReader) -> dict[str, Any]:
     return values
 
 
-def load_settings(values: Mapping[str, Any], *, region: str | None) -> StackSettings:
-    """Build and validate the settings from the raw config values (None for an unset key)."""
+def load_settings(values: Mapping[str, Any], *, region: str | None, stack: str) -> StackSettings:
+    """Build and validate the settings from the raw config values (None for an unset key).
+
+    ``stack`` is the Pulumi stack's name: an empty ``catalogDatabase`` or ``inventoryConfigId``
+    derives from it, so that two stacks in one account (or on one shared source bucket) never
+    share an account-level name.
+    """
     if not region:
         msg = "config key aws:region is missing: set it with `pulumi config set aws:region us-east-1`"
         raise ConfigError(msg)
-    raw: dict[str, Any] = {"region": region}
+    if not stack:
+        msg = "the Pulumi stack has no name; select one with `pulumi stack select`"
+        raise ConfigError(msg)
+    raw: dict[str, Any] = {"region": region, "stack": stack}
     for f in fields(StackSettings):
-        if f.name == "region":
+        if f.name in _NOT_KEYS:
             continue
         key = config_key(f.name)
         value = values.get(key)
@@ -116,6 +171,8 @@ def load_settings(values: Mapping[str, Any], *, region: str | None) -> StackSett
             msg = f"config key {PROJECT}:{key} is missing; Pulumi.yaml declares its type and default"
             raise ConfigError(msg)
         raw[f.name] = tuple(value) if isinstance(value, list) else value
+    raw["catalog_database"] = raw["catalog_database"] or derived_catalog_database(stack)
+    raw["inventory_config_id"] = raw["inventory_config_id"] or derived_inventory_config_id(stack)
     settings = StackSettings(**raw)
     _validate(settings)
     return settings
@@ -168,12 +225,25 @@ def _validate(s: StackSettings) -> None:
         fail("triggerTimeoutSeconds", f"Lambda allows 1 to 900 seconds, got {s.trigger_timeout_seconds}")
     if s.max_vcpus < 1:
         fail("maxVcpus", f"must be positive, got {s.max_vcpus}")
-    for key, value in (
-        ("stateRetentionDays", s.state_retention_days),
-        ("logRetentionDays", s.log_retention_days),
-    ):
-        if value < 1:
-            fail(key, f"must be at least 1 day, got {value}")
+    if s.state_retention_days < 1:
+        fail("stateRetentionDays", f"must be at least 1 day, got {s.state_retention_days}")
+    if s.log_retention_days not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(map(str, LOG_RETENTION_DAYS[:-1])) + f" or {LOG_RETENTION_DAYS[-1]}"
+        fail("logRetentionDays", f"CloudWatch Logs keeps logs for {allowed} days, got {s.log_retention_days}")
+    if s.inventory_retention_days < 0:
+        fail(
+            "inventoryRetentionDays",
+            f"must be 0 (keep the deliveries) or a number of days, got {s.inventory_retention_days}",
+        )
+    problem = inventory_prefix_problem(s.inventory_prefix)
+    if problem:
+        fail("inventoryPrefix", problem)
+    if not _INVENTORY_ID.fullmatch(s.inventory_config_id):
+        fail(
+            "inventoryConfigId",
+            "must be 1 to 64 letters, digits, '.', '-' or '_' (an S3 Inventory configuration ID), "
+            f"got {s.inventory_config_id!r}",
+        )
     if s.target_chunk_mib < 1:
         fail("targetChunkMib", f"must be positive, got {s.target_chunk_mib}")
     if s.private_networking and (s.subnet_ids or s.security_group_ids):
@@ -182,14 +252,27 @@ def _validate(s: StackSettings) -> None:
         )
     if s.private_subnet_count < 2:
         fail("privateSubnetCount", f"needs at least 2 (two Availability Zones), got {s.private_subnet_count}")
-    if not re.fullmatch(r"[a-z0-9_]{1,255}", s.catalog_database):
-        fail(
-            "catalogDatabase",
-            f"must be lower-case letters, digits and _ (Athena-friendly), got {s.catalog_database!r}",
-        )
+    for key, name in (("catalogDatabase", s.catalog_database), ("catalogTable", s.catalog_table)):
+        if not _GLUE_NAME.fullmatch(name):
+            fail(key, f"must be 1 to 255 lower-case letters, digits and _ (Athena-friendly), got {name!r}")
     if s.athena_scan_limit_gib < 1:
         fail("athenaScanLimitGib", f"must be at least 1, got {s.athena_scan_limit_gib}")
     if s.alert_email and "@" not in s.alert_email:
         fail("alertEmail", f"must be an email address or empty, got {s.alert_email!r}")
     if s.security_group_ids and not s.subnet_ids:
         fail("subnetIds", "is empty but securityGroupIds is set; give both, or neither for the default VPC")
+
+
+def inventory_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be the inventory prefix, or None.
+
+    It is where S3 Inventory delivers, the trigger's filter and the scope of the deliveries' expiry,
+    so it must be a prefix of its own: never empty (an expiry rule with an empty prefix would expire
+    the whole bucket) and never one of the prefixes the pipeline writes.
+    """
+    if not prefix or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        return f"must be a non-empty key prefix without a leading or trailing '/' (e.g. inventory), got {prefix!r}"
+    owned = (CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT)
+    if prefix.split("/", 1)[0] in owned:
+        return f"must not start with a prefix the pipeline writes ({', '.join(owned)}), got {prefix!r}"
+    return None

@@ -11,14 +11,23 @@ from typing import Any
 
 from pipeline.contract.jobs import JobSpec
 
-# Rules are tried in order (at most 5); an attempt that matches none is retried, hence the
-# catch-all EXIT at the end. Exit code 2 is the jobs' "bad input" code: never retried.
+# Batch's retry rules (evaluateOnExit), as its documentation states them: tried in order, at most
+# 5; a rule applies when all its patterns match (onStatusReason: the attempt's status reason,
+# onReason: the container's reason, onExitCode: its exit code; exact, or a prefix ending in '*');
+# an attempt that matches no rule is RETRIED.
+# - A Fargate task that could not start fails with status reason "Task failed to start", and the
+#   container's reason says why ("CannotPullContainerError: ...", "ResourceInitializationError:
+#   ..."). Nothing ran, so a retry is safe; the two reason rules also catch such a failure if its
+#   status reason is worded otherwise. Start failures have no exit code.
+# - A job that ran exits 1 on an unexpected error (retried) and 2 on bad input (never retried);
+#   any other exit code (137: out of memory, 143: stopped) ends the job.
+# tests/components/test_retry_rules.py evaluates these rules on Batch's documented failures.
 RETRY_RULES: tuple[dict[str, str], ...] = (
-    {"action": "RETRY", "onStatusReason": "ResourceInitializationError*"},  # ENI, secrets, image pull setup
-    {"action": "RETRY", "onStatusReason": "CannotPullContainerError*"},
-    {"action": "RETRY", "onStatusReason": "Host EC2*"},  # the task's host went away
-    {"action": "RETRY", "onExitCode": "1"},  # unexpected error (network, throttling past the SDK's retries)
-    {"action": "EXIT", "onReason": "*"},  # everything else: bad input (exit 2), out of memory, ...
+    {"action": "RETRY", "onStatusReason": "Task failed to start"},
+    {"action": "RETRY", "onReason": "CannotPullContainerError*"},
+    {"action": "RETRY", "onReason": "ResourceInitializationError*"},
+    {"action": "RETRY", "onExitCode": "1"},
+    {"action": "EXIT", "onExitCode": "*"},  # 2 (bad input), 137 (out of memory), any other code
 )
 
 

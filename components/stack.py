@@ -11,7 +11,7 @@ from components.catalog import AnalyticsCatalog, AnalyticsCatalogArgs
 from components.config import StackSettings
 from components.image import JobImage, JobImageArgs
 from components.network import PrivateNetwork, PrivateNetworkArgs
-from components.storage import INVENTORY_ID, InventoryStorage, InventoryStorageArgs
+from components.storage import InventoryStorage, InventoryStorageArgs
 from components.trigger import InventoryTrigger, InventoryTriggerArgs
 
 
@@ -71,6 +71,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             bucket=storage.destination_bucket,
             source_buckets=storage.source_buckets,
             database_name=settings.catalog_database,
+            table_name=settings.catalog_table,
             bytes_scanned_cutoff=settings.athena_scan_limit_gib * 1024**3,
             force_destroy=settings.force_destroy,
         ),
@@ -78,9 +79,12 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
     alerts = PipelineAlerts(
         "alerts",
         PipelineAlertsArgs(
+            account_id=account_id,
             queue_arn=batch.queue_arn,
             function_name=trigger.function_name,
+            trigger_log_group_name=trigger.log_group_name,
             failed_events_queue_name=trigger.failed_events_queue_name,
+            metric_namespace=settings.metric_namespace,
             email=settings.alert_email,
         ),
     )
@@ -93,7 +97,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         batch.job_definition_arns["finalize"],
         storage.destination_bucket,
         settings.inventory_prefix,
-        INVENTORY_ID,
+        settings.inventory_config_id,
     )
     return {
         "destinationBucket": storage.destination_bucket,

@@ -14,8 +14,6 @@ from components.policies import deny_insecure_transport, document, objects
 from pipeline.contract.layout import CHUNKS_ROOT, STATE_ROOT
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
 
-INVENTORY_ID = "s3-inventory-pipeline"
-
 
 @dataclass(frozen=True)
 class InventoryStorageArgs:
@@ -49,25 +47,30 @@ class InventoryStorage(pulumi.ComponentResource):
             f"{name}-destination", parent=self, force_destroy=s.force_destroy, policy=False
         )
 
+        # aws, aws-cn or aws-us-gov: the ARNs of buckets this stack does not create are built here
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+
+        def bucket_arn(bucket: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat("arn:", partition, ":s3:::", bucket)
+
         sources: list[_Source] = []
         if s.create_source_bucket:
             source = secure_bucket(f"{name}-source", parent=self, force_destroy=s.force_destroy)
             sources.append(_Source(f"{name}-source", source.bucket, source.arn, args.account_id, None))
         for bucket in s.existing_source_buckets:
-            sources.append(
-                _Source(f"{name}-{bucket}", bucket, f"arn:aws:s3:::{bucket}", args.account_id, None)
-            )
+            sources.append(_Source(f"{name}-{bucket}", bucket, bucket_arn(bucket), args.account_id, None))
         for bucket in s.cross_account_source_buckets:
             account = s.cross_account_id or ""
             sources.append(
-                _Source(f"{name}-{bucket}", bucket, f"arn:aws:s3:::{bucket}", account, args.source_provider)
+                _Source(f"{name}-{bucket}", bucket, bucket_arn(bucket), account, args.source_provider)
             )
 
         for src in sources:
             aws.s3.Inventory(
                 f"{src.logical}-inventory",
                 bucket=src.name,
-                name=INVENTORY_ID,
+                # (bucket, ID) identifies a configuration: a PUT with an ID that exists replaces it
+                name=s.inventory_config_id,
                 enabled=True,
                 included_object_versions=s.include_object_versions,
                 schedule={"frequency": "Daily"},
@@ -106,6 +109,12 @@ class InventoryStorage(pulumi.ComponentResource):
         rules: list[Any] = [
             _expire(f"expire-{CHUNKS_ROOT}", f"{CHUNKS_ROOT}/", s.state_retention_days),
             _expire(f"expire-{STATE_ROOT}", f"{STATE_ROOT}/", s.state_retention_days),
+        ]
+        if s.inventory_retention_days:  # the raw deliveries; the validated prefix is never empty
+            rules.append(
+                _expire("expire-inventory-deliveries", f"{s.inventory_prefix}/", s.inventory_retention_days)
+            )
+        rules += [
             {
                 "id": "abort-incomplete-multipart-uploads",
                 "status": "Enabled",

@@ -34,6 +34,7 @@ class InventoryTrigger(pulumi.ComponentResource):
     function_arn: pulumi.Output[str]
     failed_events_queue_arn: pulumi.Output[str]
     failed_events_queue_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: InventoryTriggerArgs, opts: pulumi.ResourceOptions | None = None
@@ -139,4 +140,5 @@ class InventoryTrigger(pulumi.ComponentResource):
         self.function_arn = function.arn
         self.failed_events_queue_arn = failed.arn
         self.failed_events_queue_name = failed.name
+        self.log_group_name = log_group.name  # the alerts' metric filters read the handler's log lines
         self.register_outputs({"function_name": self.function_name, "failed_events_queue_arn": failed.arn})

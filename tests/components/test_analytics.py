@@ -1,4 +1,4 @@
-"""Catalog, Athena, alerts and private networking under Pulumi mocks; the named queries in DuckDB."""
+"""Catalog, Athena and private networking under Pulumi mocks; the named queries in DuckDB."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from batch_jobs.convert import convert_chunk
-from components.catalog import PROJECTION_DATE_FORMAT, TABLE_NAME
+from components.catalog import PROJECTION_DATE_FORMAT
 from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
 from pipeline.synthetic import generate_delivery
 from tests.components.conftest import deploy, settings
+
+DATABASE, TABLE = settings().catalog_database, settings().catalog_table  # derived / Pulumi.yaml's default
 
 ARROW_TO_GLUE = {
     "string": "string",
@@ -98,10 +100,16 @@ def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
         == {"storage-by-class", "largest-prefixes", "not-modified-for-a-year", "delete-markers"}
     )
     database = stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
+    table = stack.one("aws:glue/catalogTable:CatalogTable")
+    assert (database, table.inputs["name"], table.inputs["databaseName"]) == (
+        "s3_inventory_test",  # derived from the stack's name
+        "inventory",
+        database,
+    )
     for query in queries.values():
-        assert query.inputs["database"] == database == "s3_inventory"
+        assert query.inputs["database"] == database
         assert query.inputs["workgroup"] == workgroup.outputs["name"]
-        assert f'FROM "s3_inventory"."{TABLE_NAME}"' in query.inputs["query"]
+        assert f'FROM "{database}"."inventory"' in query.inputs["query"]
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +123,9 @@ def table_in_duckdb(tmp_path_factory):
     part.parent.mkdir(parents=True)
     convert_chunk(chunk, part, columns_for(KNOWN_FIELDS), chunk_uri="test")
     db = duckdb.connect()
-    db.execute('CREATE SCHEMA "s3_inventory"')
+    db.execute(f'CREATE SCHEMA "{DATABASE}"')
     db.execute(
-        f'CREATE VIEW "s3_inventory"."{TABLE_NAME}" AS SELECT * FROM '
+        f'CREATE VIEW "{DATABASE}"."{TABLE}" AS SELECT * FROM '
         f"read_parquet('{root}/out/processed/*/*/*.parquet', hive_partitioning = true)"
     )
     return db, gen
@@ -126,7 +134,7 @@ def table_in_duckdb(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(NAMED_QUERIES))
 def test_each_named_query_runs_on_the_processors_output(table_in_duckdb, name):
     db, gen = table_in_duckdb
-    sql = NAMED_QUERIES[name][1].format(table=f'"s3_inventory"."{TABLE_NAME}"')
+    sql = NAMED_QUERIES[name][1].format(table=f'"{DATABASE}"."{TABLE}"')
     rows = db.execute(sql, ["2026-11-24"]).fetchall()
     assert rows, name
     assert db.execute(sql, ["1999-01-01"]).fetchall() == []  # the run date parameter filters
@@ -134,41 +142,6 @@ def test_each_named_query_runs_on_the_processors_output(table_in_duckdb, name):
         assert {r[1]: r[3] for r in rows} == dict(gen.truth.size_by_class)
     if name == "delete-markers":
         assert sum(r[2] for r in rows) == gen.truth.delete_markers
-
-
-def test_failed_jobs_trigger_errors_and_failed_events_alert_one_topic():
-    stack = deploy(settings(alertEmail="ops@example.com"))
-    topic = stack.one("aws:sns/topic:Topic")
-    queue = stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
-    rule = stack.one("aws:cloudwatch/eventRule:EventRule")
-    assert json.loads(rule.inputs["eventPattern"]) == {
-        "source": ["aws.batch"],
-        "detail-type": ["Batch Job State Change"],
-        "detail": {"status": ["FAILED"], "jobQueue": [queue]},
-    }
-    target = stack.one("aws:cloudwatch/eventTarget:EventTarget")
-    assert target.inputs["arn"] == topic.outputs["arn"]
-    assert "<reason>" in target.inputs["inputTransformer"]["inputTemplate"]
-    subscription = stack.one("aws:sns/topicSubscription:TopicSubscription")
-    assert (subscription.inputs["protocol"], subscription.inputs["endpoint"]) == ("email", "ops@example.com")
-    policy = json.loads(stack.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
-    assert {s["Principal"]["Service"] for s in policy["Statement"]} == {
-        "events.amazonaws.com",
-        "cloudwatch.amazonaws.com",
-    }
-    alarms = {a.name: a.inputs for a in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
-    function = stack.one("aws:lambda/function:Function").outputs["name"]
-    failed_queue = stack.one("aws:sqs/queue:Queue").outputs["name"]
-    assert alarms["alerts-trigger-errors"]["dimensions"] == {"FunctionName": function}
-    assert alarms["alerts-trigger-errors"]["metricName"] == "Errors"
-    assert alarms["alerts-failed-trigger-events"]["dimensions"] == {"QueueName": failed_queue}
-    for alarm in alarms.values():
-        assert alarm["alarmActions"] == [topic.outputs["arn"]]
-        assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
-
-
-def test_no_email_subscription_unless_configured(stack):
-    assert stack.of_type("aws:sns/topicSubscription:TopicSubscription") == []
 
 
 def test_private_networking_keeps_the_jobs_off_the_internet():

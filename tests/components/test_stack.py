@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from typing import Any
 
@@ -17,7 +19,16 @@ from components.lambda_bundle import ARCHIVE, HANDLER, bundle_files
 from components.role_policies import execution_policy, job_policy, trigger_policy
 from pipeline.contract.jobs import JOB_SPECS
 from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
-from tests.components.conftest import ACCOUNT, REGION, Deployed, deploy, settings
+from tests.components.conftest import (
+    ACCOUNT,
+    MOCKS,
+    REGION,
+    ROOT,
+    Deployed,
+    deploy,
+    project_defaults,
+    settings,
+)
 
 BUCKET = "aws:s3/bucket:Bucket"
 BOTOCORE = botocore.session.get_session()
@@ -70,6 +81,7 @@ def test_the_inventory_is_daily_csv_with_every_optional_field(stack):
     source = stack.one(BUCKET, "inventory-source")
     destination = stack.one(BUCKET, "inventory-destination")
     assert inventory.inputs["bucket"] == source.outputs["bucket"]
+    assert inventory.inputs["name"] == "s3-inventory-pipeline-test"  # the stack's own configuration ID
     assert inventory.inputs["schedule"] == {"frequency": "Daily"}
     assert inventory.inputs["enabled"] is True
     assert inventory.inputs["includedObjectVersions"] == "Current"
@@ -106,15 +118,15 @@ def test_the_destination_policy_lets_only_inventory_deliver(stack):
     }
 
 
+def _lifecycle_rules(stack: Deployed) -> dict[str, dict[str, Any]]:
+    lifecycle = stack.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "inventory-destination-lifecycle"
+    )
+    return {r["id"]: r for r in lifecycle.inputs["rules"]}
+
+
 def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
-    stack = deploy(settings(stateRetentionDays=3))
-    rules = {
-        r["id"]: r
-        for r in stack.one(
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            "inventory-destination-lifecycle",
-        ).inputs["rules"]
-    }
+    rules = _lifecycle_rules(deploy(settings(stateRetentionDays=3)))
     assert rules["expire-inventory-chunks"]["filter"] == {"prefix": "inventory-chunks/"}
     assert rules["expire-inventory-chunks"]["expiration"] == {"days": 3}
     assert rules["expire-run-state"]["filter"] == {"prefix": "run-state/"}
@@ -123,6 +135,30 @@ def test_the_lifecycle_expires_chunks_and_state_and_aborts_uploads():
         "daysAfterInitiation": 1
     }
     assert not any(r["filter"]["prefix"].startswith(("processed", "run-reports")) for r in rules.values())
+
+
+@pytest.mark.parametrize(("prefix", "days"), [("inventory", 30), ("s3/inventory-reports", 9)])
+def test_the_delivered_inventory_expires_after_inventory_retention_days(prefix, days):
+    rules = _lifecycle_rules(deploy(settings(inventoryPrefix=prefix, inventoryRetentionDays=days)))
+    assert rules["expire-inventory-deliveries"] == {
+        "id": "expire-inventory-deliveries",
+        "status": "Enabled",
+        "filter": {"prefix": f"{prefix}/"},  # the deliveries only: never "" (the whole bucket)
+        "expiration": {"days": days},
+    }
+    expiring = [r for r in rules.values() if "expiration" in r]
+    assert all(r["filter"]["prefix"].endswith("/") and len(r["filter"]["prefix"]) > 1 for r in expiring)
+    assert rules["expire-inventory-chunks"]["filter"] == {"prefix": "inventory-chunks/"}  # not caught by it
+
+
+def test_inventory_retention_days_0_keeps_the_deliveries():
+    rules = _lifecycle_rules(deploy(settings(inventoryRetentionDays=0)))
+    assert "expire-inventory-deliveries" not in rules
+    assert sorted(rules) == [
+        "abort-incomplete-multipart-uploads",
+        "expire-inventory-chunks",
+        "expire-run-state",
+    ]
 
 
 def test_existing_buckets_are_adopted_not_created():
@@ -166,6 +202,32 @@ def test_a_source_bucket_in_another_account_goes_through_a_second_provider():
     assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == [ACCOUNT, "210987654321"]
 
 
+def test_arns_the_stack_builds_follow_the_partition():
+    # GIVEN an account in aws-cn: getPartition answers aws-cn, and so do the ARNs AWS returns
+    MOCKS.partition = "aws-cn"
+    try:
+        stack = deploy(
+            settings(
+                region="cn-north-1",
+                existingSourceBuckets=["legacy-data"],
+                crossAccountSourceBuckets=["their-bucket"],
+                crossAccountRoleArn="arn:aws-cn:iam::210987654321:role/inventory-admin",
+            )
+        )
+    finally:
+        MOCKS.partition = "aws"
+    # THEN no input anywhere hard-codes the aws partition
+    offenders = [r.name for r in stack.resources if "arn:aws:" in json.dumps(r.inputs, default=str)]
+    assert offenders == []
+    delivery = stack.policy(stack.one("aws:s3/bucketPolicy:BucketPolicy", "inventory-destination-policy"))[
+        "Statement"
+    ][0]
+    assert delivery["Condition"]["ArnLike"]["aws:SourceArn"][1:] == [
+        "arn:aws-cn:s3:::legacy-data",
+        "arn:aws-cn:s3:::their-bucket",
+    ]
+
+
 # ---------- image ----------
 
 
@@ -201,6 +263,58 @@ def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_conten
 
 
 # ---------- batch ----------
+
+
+def test_without_a_default_vpc_the_preview_fails_saying_what_to_set():
+    # an account whose default VPC was deleted: getVpcs finds none (a failing program runs in a
+    # process of its own: its pending registrations would fail the next program run in this one)
+    config = {
+        f"s3-inventory-pipeline:{k}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in project_defaults().items()
+    }
+    config["aws:region"] = "us-east-1"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.components.program_under_mocks",
+            "dev",
+            json.dumps(config),
+            '{"default_vpc": false}',
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert (
+        "config key s3-inventory-pipeline:subnetIds is empty and the account has no default VPC in us-east-1: "
+        "set subnetIds (with securityGroupIds) to subnets of your own, or privateNetworking true"
+    ) in done.stderr
+
+
+def test_a_default_vpc_without_default_subnets_fails_the_same_way():
+    from components.batch import the_default_subnets, the_default_vpc
+
+    assert the_default_vpc(["vpc-1"], "eu-west-1") == "vpc-1"
+    assert the_default_subnets(["subnet-a"], "eu-west-1") == ["subnet-a"]
+    with pytest.raises(
+        ConfigError, match="the default VPC in eu-west-1 has no default subnets: set subnetIds"
+    ):
+        the_default_subnets([], "eu-west-1")
+
+
+def test_with_subnets_of_its_own_or_private_networking_no_default_vpc_is_needed():
+    MOCKS.default_vpc = False
+    try:
+        for own in (settings(subnetIds=["subnet-1"]), settings(privateNetworking=True)):
+            MOCKS.calls.clear()
+            assert deploy(own).of_type("aws:batch/computeEnvironment:ComputeEnvironment")
+            assert "aws:ec2/getVpcs:getVpcs" not in [token for token, _ in MOCKS.calls]
+    finally:
+        MOCKS.default_vpc = True
 
 
 def test_the_compute_environment_falls_back_to_the_default_vpc(stack):
@@ -263,12 +377,6 @@ def test_job_definitions_run_the_shared_commands_with_configured_resources():
     process = json.loads(definitions["batch-process"].inputs["containerProperties"])["resourceRequirements"]
     assert split == [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}]
     assert process == [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "16384"}]
-
-
-def test_retry_stops_on_bad_input_and_ends_with_a_catch_all():
-    assert len(RETRY_RULES) <= 5
-    assert RETRY_RULES[-1] == {"action": "EXIT", "onReason": "*"}
-    assert not any(rule.get("onExitCode") == "2" and rule["action"] == "RETRY" for rule in RETRY_RULES)
 
 
 def test_job_definitions_validate_against_the_batch_api_model(stack):
@@ -456,7 +564,7 @@ def test_stack_outputs(stack):
     assert outputs["imageUri"] == stack.one("docker:index/image:Image").inputs["imageName"]
     assert outputs["backfillCommand"].startswith(f"JOB_QUEUE={outputs['jobQueueArn']} ")
     assert outputs["backfillCommand"].endswith(
-        f"python -m pipeline trigger s3://{outputs['destinationBucket']}/inventory/SOURCE-BUCKET/s3-inventory-pipeline/YYYY-MM-DDTHH-MMZ/manifest.json"
+        f"python -m pipeline trigger s3://{outputs['destinationBucket']}/inventory/SOURCE-BUCKET/s3-inventory-pipeline-test/YYYY-MM-DDTHH-MMZ/manifest.json"
     )
 
 
@@ -497,6 +605,22 @@ def test_every_component_child_has_its_component_as_parent(stack):
             "crossAccountRoleArn: must be an IAM role ARN",
         ),
         ({"triggerTimeoutSeconds": 901}, "triggerTimeoutSeconds: Lambda allows 1 to 900 seconds"),
+        (
+            {"logRetentionDays": 10},
+            "logRetentionDays: CloudWatch Logs keeps logs for 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, "
+            "365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 days, got 10",
+        ),
+        ({"logRetentionDays": 0}, "logRetentionDays: CloudWatch Logs keeps logs for 1, 3, 5"),
+        (
+            {"inventoryRetentionDays": -1},
+            "inventoryRetentionDays: must be 0 (keep the deliveries) or a number",
+        ),
+        ({"inventoryPrefix": ""}, "inventoryPrefix: must be a non-empty key prefix"),
+        ({"inventoryPrefix": "inventory/"}, "inventoryPrefix: must be a non-empty key prefix"),
+        (
+            {"inventoryPrefix": "processed/inventory"},
+            "inventoryPrefix: must not start with a prefix the pipeline writes",
+        ),
     ],
 )
 def test_config_errors_name_the_key(overrides, message):
@@ -512,9 +636,9 @@ def test_a_missing_key_is_named():
     values = project_defaults()
     del values["targetChunkMib"]
     with pytest.raises(ConfigError, match="config key s3-inventory-pipeline:targetChunkMib is missing"):
-        load_settings(values, region="us-east-1")
+        load_settings(values, region="us-east-1", stack="dev")
     with pytest.raises(ConfigError, match="config key aws:region is missing"):
-        load_settings(project_defaults(), region=None)
+        load_settings(project_defaults(), region=None, stack="dev")
 
 
 def test_pulumi_yaml_declares_exactly_the_settings_with_type_default_and_description():
@@ -565,9 +689,36 @@ def test_the_program_reads_its_config_and_exports_the_outputs():
     assert any(r.type == "aws:lambda/function:Function" for r in MOCKS.resources)
 
 
-def test_the_readme_lists_every_config_key():
-    from components.config import CONFIG_KEYS
-    from tests.components.conftest import ROOT
+def test_the_readmes_config_table_matches_pulumi_yaml():
+    import yaml
 
+    from components.config import CONFIG_KEYS
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     readme = (ROOT / "README.md").read_text()
-    assert [key for key in CONFIG_KEYS if f"| `{key}` |" not in readme] == []
+    section = readme.split("### Config keys", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+
+    def cells(spec: dict[str, Any]) -> list[str]:
+        default = spec["default"]
+        shown = (default or '""') if isinstance(default, str) else json.dumps(default)
+        return [spec["type"], f"`{shown}`", spec["description"]]
+
+    table = {}
+    for row in rows:
+        key, *rest = (cell.strip() for cell in row.strip("|").split(" | "))
+        table[key.strip("`")] = rest
+    assert list(table) == list(declared)  # every key, in Pulumi.yaml's order
+    for key, spec in declared.items():
+        assert table[key] == cells(spec), key
+    assert set(table) == set(CONFIG_KEYS)
+
+
+@pytest.mark.parametrize("days", [1, 7, 30, 731, 3653])
+def test_every_log_group_keeps_logs_for_an_allowed_period(days):
+    from components.config import LOG_RETENTION_DAYS
+
+    groups = deploy(settings(logRetentionDays=days)).of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert sorted(g.name for g in groups) == ["batch-jobs", "trigger-logs"]
+    assert {g.inputs["retentionInDays"] for g in groups} == {days}
+    assert days in LOG_RETENTION_DAYS

@@ -67,7 +67,7 @@ def test_cli_trigger_reports_a_missing_setting(monkeypatch, capsys):
         monkeypatch.delenv(name, raising=False)
     code = cli(["trigger", "s3://dest/inventory/src/cfg/2024-11-24T01-00Z/manifest.json"])
     assert code == 2
-    assert "environment variable JOB_QUEUE is required" in capsys.readouterr().err
+    assert "error: give --job-queue or set JOB_QUEUE" in capsys.readouterr().err
 
 
 def test_cli_trigger_runs_and_refuses_a_second_run_without_force(aws, delivery, monkeypatch, capsys):
