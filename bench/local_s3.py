@@ -64,3 +64,28 @@ class LocalS3:
 
     def abort_multipart_upload(self, Bucket: str, Key: str, UploadId: str) -> None:
         self._uploads.pop(UploadId).unlink(missing_ok=True)
+
+    def delete_object(self, Bucket: str, Key: str) -> None:
+        self._path(Bucket, Key).unlink(missing_ok=True)
+
+    def get_paginator(self, operation: str) -> _ListPaginator:
+        if operation != "list_objects_v2":
+            msg = f"LocalS3 paginates list_objects_v2 only, not {operation}"
+            raise NotImplementedError(msg)
+        return _ListPaginator(self)
+
+
+class _ListPaginator:
+    """``list_objects_v2`` over what was written (outputs), one page."""
+
+    def __init__(self, s3: LocalS3) -> None:
+        self._s3 = s3
+
+    def paginate(self, Bucket: str, Prefix: str = "") -> list[dict[str, Any]]:
+        base = self._s3.write_root / Bucket
+        found = (
+            sorted((p.relative_to(base).as_posix(), p.stat().st_size) for p in base.rglob("*") if p.is_file())
+            if base.is_dir()
+            else []
+        )
+        return [{"Contents": [{"Key": k, "Size": n} for k, n in found if k.startswith(Prefix)]}]

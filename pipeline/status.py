@@ -147,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
     if args.run and not _RUN.match(args.run):
         msg = f"RUN {args.run!r} is not SOURCE-BUCKET/YYYY-MM-DD"
         raise UsageError(msg)
+    session = boto3.Session()  # this command's AWS configuration, read now
     statuses = run_statuses(
-        boto3.client("s3"), boto3.client("batch"), args.bucket, run=args.run, limit=args.limit
+        session.client("s3"), session.client("batch"), args.bucket, run=args.run, limit=args.limit
     )
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2))

@@ -72,12 +72,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(msg) from err
     delivery = parse_delivery_key(key)
     settings = settings_from(args, dict(os.environ))
+    session = boto3.Session()  # this command's AWS configuration, read now
     result = start_run(
         bucket,
         delivery,
         settings=settings,
-        s3=boto3.client("s3"),
-        batch=boto3.client("batch"),
+        s3=session.client("s3"),
+        batch=session.client("batch"),
         log=JsonLogger(component="pipeline trigger"),
         force=args.force,
     )

@@ -95,7 +95,18 @@ def test_the_same_event_five_times_in_sequence_submits_once(aws, delivery):
     assert len(submitted(aws)) == 3
 
 
-def test_the_same_event_five_times_concurrently_submits_once(aws, delivery):
+def test_the_same_event_five_times_concurrently_submits_once(aws, delivery, monkeypatch):
+    # S3 applies each PUT atomically, conditional ones included; moto's handler is not thread-safe
+    # (a concurrent overwrite can close the buffer another PUT is reading), so serialize it, as S3 does.
+    from moto.s3.responses import S3Response
+
+    lock, put = threading.Lock(), S3Response.put_object
+
+    def atomic_put(self):
+        with lock:
+            return put(self)
+
+    monkeypatch.setattr(S3Response, "put_object", atomic_put)
     event = object_created(DEST, delivery.delivery.manifest_key)
     barrier = threading.Barrier(5)
 
