@@ -92,13 +92,7 @@ class Executor:
         """Terminate every job process still running (failure elsewhere, or Ctrl-C)."""
         with self._lock:
             running = list(self._processes)
-        for process in running:
-            process.terminate()
-        for process in running:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(*running)
 
     def _run_job(self, job: PlannedJob) -> None:
         started = time.monotonic()
@@ -147,7 +141,9 @@ class Executor:
                 self._processes.add(process)
             try:
                 code = process.wait()
-            finally:
+            finally:  # interrupted while waiting (Ctrl-C, SIGTERM): the process is stopped, not left
+                if process.poll() is None:
+                    _stop(process)
                 with self._lock:
                     self._processes.discard(process)
         if code != 0:
@@ -161,3 +157,15 @@ class Executor:
             child = f" child {index}" if index is not None else ""
             msg = f"{job.name}{child} failed (exit {code}): {detail} (log: {log_path})"
             raise JobFailedError(msg, exit_code=EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_FAILED)
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s for a process that does not exit."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

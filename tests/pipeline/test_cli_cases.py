@@ -428,7 +428,8 @@ def test_demo_replaces_only_what_it_made(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_job_process_at_once(tmp_path):
+@pytest.mark.parametrize("phase", ["s3inv-split-", "children,"], ids=["during-split", "during-array"])
+def test_sigterm_stops_every_job_process_at_once(tmp_path, phase):
     out = tmp_path / "demo"
     demo = subprocess.Popen(
         [
@@ -448,17 +449,20 @@ def test_sigterm_stops_every_job_process_at_once(tmp_path):
         text=True,
     )
     assert demo.stderr is not None
-    for line in demo.stderr:
-        if "children," in line:
+    for line in demo.stderr:  # the progress line that says the phase started
+        if phase in line and ("children," in line or ": running" in line):
             break
-    time.sleep(0.5)
+    time.sleep(0.3)
     children = subprocess.run(["pgrep", "-P", str(demo.pid)], capture_output=True, text=True).stdout.split()
     assert children
     demo.send_signal(signal.SIGTERM)
-    assert demo.wait(timeout=60) == 143
+    assert demo.wait(timeout=30) == 143
     assert "terminated: stopped the stand-in and every job" in demo.stderr.read()
     for pid in children:
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().split()[2] == "Z", f"job process {pid} still running"
+    split_logs = list((out / "logs").glob("s3inv-split-*.log"))
+    if phase == "s3inv-split-":  # stopped, not waited for
+        assert split_logs and all('"split done"' not in log.read_text() for log in split_logs)
     assert not (out / "processed").exists()
     assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
