@@ -1,7 +1,8 @@
 """``python -m batch_jobs split|process|finalize``: the commands the job definitions run.
 
 Exit codes: 0 done; 2 a permanent input error (bad manifest, data file or row: retrying will not
-help, and the job definitions' retry strategy does not retry it); 1 anything else (may be retried).
+help, and the job definitions' retry strategy does not retry it); 3 the run does not reconcile
+(finalize: not retried either); 1 anything else (may be retried).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from batch_jobs.finalize import ReconciliationError, finalize
 from batch_jobs.run import load_run
 from batch_jobs.s3io import MiB, s3_client
 from pipeline.contract.errors import ContractError
@@ -18,6 +20,7 @@ from pipeline.contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
 from pipeline.contract.jsonlog import JsonLogger
 
 EXIT_INPUT_ERROR = 2
+EXIT_DOES_NOT_RECONCILE = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,9 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             process(s3, run, _chunk_index(args.index), log=log)
         else:
-            from batch_jobs.finalize import finalize
-
             finalize(s3, run, args.chunks, log=log)
+    except ReconciliationError as err:  # the parts do not add up: say so with the numbers, no retry
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DOES_NOT_RECONCILE
     except (ContractError, ValueError) as err:  # the input is wrong: a permanent failure
         log.error("job failed: bad input", error=str(err), error_type=type(err).__name__)
         print(f"error: {err}", file=sys.stderr)

@@ -90,8 +90,8 @@ def typed(raw: pl.LazyFrame, columns: Sequence[Column], *, guard_short_rows: boo
 def _invalid(column: Column) -> pl.Expr | None:
     """True for a raw value S3 never writes in this column (None: every value is checked by its cast)."""
     raw = pl.col(column.name)
-    if column.field == KEY_FIELD:
-        return raw == ""
+    if column.field == KEY_FIELD:  # quoted "" or an unquoted empty field (null)
+        return raw.is_null() | (raw == "")
     if column.type is ColumnType.INT64:
         return raw.str.starts_with("-") & (raw != "-0")
     return None

@@ -18,9 +18,20 @@ _INT64 = re.compile(r"^[+-]?\d{1,19}$")
 
 
 def first_malformed_row(path: Path, columns: Sequence[Column]) -> tuple[int, str] | None:
-    """``(line, problem)`` for the first malformed row of the chunk at ``path``, or None."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
+    """``(line, problem)`` for the first malformed row of the chunk at ``path``, or None.
+
+    A row is a line (keys are URL-encoded, so no field holds a newline), numbered as the splitter
+    counts them, so the line maps back to the delivered data file."""
+    with path.open("rb") as f:
+        for line, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return (
+                    line,
+                    f"is not UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1}): {raw[:200]!r}",
+                )
+            row = next(csv.reader([text.rstrip("\r\n")]), [])
             if len(row) != len(columns):
                 return line, f"{len(row)} fields, expected {len(columns)}: {_excerpt(row)}"
             for column, value in zip(columns, row, strict=True):

@@ -21,8 +21,9 @@ from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.s3 import is_missing
 
 
-class ReconciliationError(ValueError):
-    """The run's parts do not add up to its input; the message gives the numbers."""
+class ReconciliationError(RuntimeError):
+    """The run's parts do not add up to its input; the message gives the numbers. Not bad input:
+    a bug, or another run writing the same partition; a retry would find the same."""
 
 
 @dataclass

@@ -52,7 +52,7 @@ def test_a_complete_run_is_reconciled_and_marked(s3, bucket, aws_env, finished_r
 
 def _fails_with(s3, bucket, env, gen, *expected: str) -> None:
     result = _finalize(env, gen, bucket)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 3, result.stderr  # does not reconcile: not bad input, not retried
     for text in expected:
         assert text in result.stderr, result.stderr
     layout = RunLayout.of(gen.delivery)

@@ -268,6 +268,10 @@ def _row(**changes: str) -> list[str]:
         (",".join(_row(Size="12x")), "field Size (size) is not an integer: '12x'"),
         (",".join(_row(Size="-5")), "field Size (size) is negative: '-5'"),
         (",".join(_row(Key="")), "field Key (key) is empty: S3 keys are 1 to 1,024 bytes: ''"),
+        (
+            ",".join([_row()[0], "", *_row()[2:]]),
+            "field Key (key) is empty: S3 keys are 1 to 1,024 bytes: ''",
+        ),
         (",".join(_row(Key="caf%FF")), "field Key (key) does not URL-decode to UTF-8: 'caf%FF'"),
         (
             ",".join(_row(LastModifiedDate="yesterday")),
@@ -290,6 +294,18 @@ def test_a_malformed_row_fails_the_child_naming_the_data_file_line_and_value(
     where = f"s3://{bucket}/{gen.data_keys[0]}: line 11 (chunk {chunk} line 11)"
     assert f"error: {where}: {expected}" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)
+
+
+def test_a_row_that_is_not_utf8_is_named_by_its_data_file_and_line(s3, bucket, aws_env, tmp_path):
+    gen = _deliver(s3, tmp_path, bucket, objects=10, files=1)
+    bad = ",".join(_row(StorageClass="STANDARD\udcff")).encode("utf-8", "surrogateescape") + b"\n"
+    data = gzip.decompress(_original(gen, 0)) + bad
+    _rewrite_file(s3, bucket, gen, 0, gzip.compress(data), update_manifest=True)
+    assert _split(aws_env, gen, bucket, 1).returncode == 0
+    result = _process(aws_env, gen, bucket, 0)
+    assert result.returncode == 2, result.stderr
+    assert f"error: s3://{bucket}/{gen.data_keys[0]}: line 11 " in result.stderr
+    assert "is not UTF-8 (byte 0xff at column" in result.stderr
 
 
 def test_a_bad_row_in_a_later_file_and_chunk_is_named_by_its_own_file_and_line(s3, bucket, aws_env, tmp_path):

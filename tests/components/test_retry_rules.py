@@ -136,7 +136,7 @@ DOCUMENTED_FAILURES = [
     ),
     pytest.param(attempt(EXITED, exit_code=137), "EXIT", id="killed (137)"),
     pytest.param(attempt(EXITED, exit_code=143), "EXIT", id="stopped (143)"),
-    pytest.param(attempt(EXITED, exit_code=3), "EXIT", id="any other exit code"),
+    pytest.param(attempt(EXITED, exit_code=3), "EXIT", id="exit 3: the run does not reconcile"),
 ]
 
 
