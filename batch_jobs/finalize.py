@@ -105,6 +105,7 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
         msg = f"{run.manifest_uri}: the run does not reconcile: " + "; ".join(problems)
         raise ReconciliationError(msg)
     marker = {
+        "manifest": run.manifest_uri,
         "run_report": run.layout.run_report_key,
         "rows": rows_out,
         "completed_at": result.finished_at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
 from pipeline.errors import EXIT_BAD_INPUT
@@ -25,3 +26,11 @@ def positive_int(text: str) -> int:
         msg = f"must be a whole number of at least 1, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def path(text: str) -> Path:
+    """An argparse type: a path, never "" (which would silently mean the current folder)."""
+    if not text.strip():
+        msg = "must not be empty"
+        raise argparse.ArgumentTypeError(msg)
+    return Path(text)

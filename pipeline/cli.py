@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from lambdas.settings import SettingsError
-from pipeline.arguments import Parser, positive_int
+from pipeline.arguments import Parser, path, positive_int
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.errors import ContractError, DeliveryKeyError
 from pipeline.contract.layout import RunLayout
@@ -110,8 +110,8 @@ def _parser() -> Parser:
     inspect = commands.add_parser(
         "inspect", help="validate a local manifest.json and show its run, columns and keys"
     )
-    inspect.add_argument("manifest", type=Path, help="path to a manifest.json on local disk")
-    inspect.add_argument("--checksum", type=Path, help="manifest.checksum to verify it against")
+    inspect.add_argument("manifest", type=path, help="path to a manifest.json on local disk")
+    inspect.add_argument("--checksum", type=path, help="manifest.checksum to verify it against")
     inspect.set_defaults(handler=_inspect)
 
     from pipeline import trigger  # imported here: only the commands that need boto3 load it
@@ -133,7 +133,7 @@ def _parser() -> Parser:
         "--files", type=positive_int, default=4, help="gzip data files in the delivery (default 4)"
     )
     demo.add_argument(
-        "--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)"
+        "--out", type=path, default=Path("demo-output"), help="output folder (default demo-output)"
     )
     demo.add_argument(
         "--target-chunk-mib", type=positive_int, default=8, help="compressed MiB per chunk (default 8)"
@@ -142,9 +142,9 @@ def _parser() -> Parser:
     demo.set_defaults(handler=_demo)
 
     local = commands.add_parser("run-local", help="convert a downloaded delivery locally, as the stack would")
-    local.add_argument("manifest", type=Path, help="a manifest.json inside a folder laid out like the bucket")
-    local.add_argument("--out", type=Path, required=True, help="where processed/ and run-state/ are written")
-    local.add_argument("--bucket-root", type=Path, help="the folder that stands for the destination bucket")
+    local.add_argument("manifest", type=path, help="a manifest.json inside a folder laid out like the bucket")
+    local.add_argument("--out", type=path, required=True, help="where processed/ and run-state/ are written")
+    local.add_argument("--bucket-root", type=path, help="the folder that stands for the destination bucket")
     local.add_argument("--force", action="store_true", help="run again a delivery that is complete in --out")
     local.add_argument(
         "--target-chunk-mib", type=positive_int, default=32, help="compressed MiB per chunk (default 32)"
@@ -155,9 +155,9 @@ def _parser() -> Parser:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    for flag, path in (("MANIFEST", args.manifest), ("--checksum", args.checksum)):
-        if path is not None and not path.is_file():
-            msg = f"{flag} {path} {'is a folder' if path.is_dir() else 'does not exist'}; give a file"
+    for flag, given in (("MANIFEST", args.manifest), ("--checksum", args.checksum)):
+        if given is not None and not given.is_file():
+            msg = f"{flag} {given} {'is a folder' if given.is_dir() else 'does not exist'}; give a file"
             raise UsageError(msg)
     checksum = args.checksum.read_bytes() if args.checksum else None
     manifest = parse_manifest(args.manifest.read_bytes(), source=str(args.manifest), checksum=checksum)
@@ -198,8 +198,8 @@ def _run_local(args: argparse.Namespace) -> int:
     from pipeline.local.run_local import check_out, open_delivery, run_local
     from pipeline.local.summary import render, render_reconciliation, summarize
 
-    check_out(args.out)
     source = open_delivery(args.manifest, args.bucket_root)
+    check_out(args.out)
     run = run_local(
         source,
         args.out,

@@ -108,7 +108,7 @@ def _from_document(doc: dict[str, Any], source: str) -> Manifest:
         msg = f"{source}: destinationBucket must be a bucket ARN like arn:aws:s3:::NAME, got {destination!r}"
         raise ManifestError(msg)
     created = _field(doc, "creationTimestamp", str, source)
-    if not created.isdigit():
+    if not created.isdigit() or not _representable(int(created)):
         msg = f"{source}: creationTimestamp must be epoch milliseconds as a string, got {created!r}"
         raise ManifestError(msg)
     return Manifest(
@@ -120,6 +120,14 @@ def _from_document(doc: dict[str, Any], source: str) -> Manifest:
         file_schema=_file_schema(_field(doc, "fileSchema", str, source), source),
         files=_files(doc, source),
     )
+
+
+def _representable(epoch_ms: int) -> bool:
+    try:
+        datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return False
+    return True
 
 
 def _file_schema(text: str, source: str) -> tuple[str, ...]:

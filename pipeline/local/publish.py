@@ -23,14 +23,19 @@ STAGING = ".staging"
 """Folder under ``--out`` where a run is assembled before it is published."""
 
 
-def completed(out: Path, layout: RunLayout) -> dict[str, Any] | None:
-    """The run's ``_COMPLETE`` marker if the run in ``out`` is whole, else None."""
+def completed(out: Path, layout: RunLayout, manifest_uri: str) -> dict[str, Any] | None:
+    """The run's ``_COMPLETE`` marker if the run of ``manifest_uri`` in ``out`` is whole, else None.
+
+    Another delivery of the same bucket and day (another inventory configuration) writes the same
+    partition: its marker does not count for this one."""
     marker_path = out / layout.complete_marker_key
     try:
         marker = json.loads(marker_path.read_text())
     except (OSError, ValueError):
         return None
-    parts = marker.get("parts") if isinstance(marker, dict) else None
+    if not isinstance(marker, dict) or marker.get("manifest") != manifest_uri:
+        return None
+    parts = marker.get("parts")
     if not isinstance(parts, dict):
         return None
     for key, size in parts.items():
@@ -42,7 +47,9 @@ def completed(out: Path, layout: RunLayout) -> dict[str, Any] | None:
 
 
 def staging_dir(out: Path) -> Path:
-    """A fresh folder to assemble one run in; ``publish`` or ``discard`` removes it."""
+    """A fresh folder to assemble one run in; ``publish`` or ``discard`` removes it. What an
+    interrupted run left in the staging folder is removed first (one run at a time per ``out``)."""
+    shutil.rmtree(out / STAGING, ignore_errors=True)
     path = out / STAGING / uuid.uuid4().hex
     path.mkdir(parents=True)
     return path

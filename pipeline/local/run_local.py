@@ -14,6 +14,7 @@ run left half-way can block or leak into it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -47,6 +48,11 @@ class LocalDelivery:
     @property
     def layout(self) -> RunLayout:
         return RunLayout.of(self.delivery)
+
+    @property
+    def manifest_uri(self) -> str:
+        """Where the run finds the manifest: its key in the destination bucket."""
+        return f"s3://{self.manifest.destination_bucket}/{self.delivery.manifest_key}"
 
     def files(self) -> list[Path]:
         """Manifest, checksum (when it is there) and every data file, at their keys under ``root``."""
@@ -104,11 +110,11 @@ def open_delivery(manifest_path: Path, bucket_root: Path | None = None) -> Local
     checksum_path = manifest_path.with_name(CHECKSUM_NAME)
     checksum = checksum_path.read_bytes() if checksum_path.is_file() else None
     manifest = parse_manifest(manifest_path.read_bytes(), source=str(manifest_path), checksum=checksum)
-    path = manifest_path.resolve()
+    path = _absolute(manifest_path)  # not resolved: a symlinked manifest keeps its place in the layout
     if bucket_root is None:
-        root = _find_bucket_root(manifest_path, manifest)
+        root = _find_bucket_root(path, manifest)
     else:
-        root = bucket_root.resolve()
+        root = _absolute(bucket_root)
         if not root.is_dir():
             msg = f"--bucket-root {bucket_root} is not a folder"
             raise UsageError(msg)
@@ -129,10 +135,15 @@ def open_delivery(manifest_path: Path, bucket_root: Path | None = None) -> Local
     return LocalDelivery(manifest, path, root, delivery)
 
 
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute and normalised (``..`` removed), symlinks kept."""
+    return Path(os.path.abspath(path))  # noqa: PTH100 - resolve() would follow the symlinks
+
+
 def _find_bucket_root(manifest_path: Path, manifest: Manifest) -> Path:
     """The folder that holds the manifest's data files at their keys."""
     first = manifest.files[0].key
-    for folder in manifest_path.resolve().parents:
+    for folder in manifest_path.parents:
         if (folder / first).is_file():
             return folder
     msg = (
@@ -155,7 +166,7 @@ def run_local(
     """Run the delivery's pipeline and publish its outputs into ``out``; a failure publishes nothing."""
     progress = progress or progress_printer()
     layout = source.layout
-    if not force and completed(out, layout):
+    if not force and completed(out, layout, source.manifest_uri):
         return LocalRun(layout, out, None)
     out.mkdir(parents=True, exist_ok=True)
     staged = staging_dir(out)

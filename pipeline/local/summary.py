@@ -12,7 +12,8 @@ def summarize(parts_dir: Path, *, top: int = 5) -> dict[str, Any]:
     """Totals, bytes by storage class and the largest prefixes, for whatever fields the delivery has:
     an inventory may lack ``Size``, ``StorageClass`` or the version columns (a figure it cannot give
     is None)."""
-    frame = pl.scan_parquet(parts_dir / "*.parquet")
+    paths = sorted(parts_dir.glob("*.parquet"))  # listed here: the folder's name may hold glob characters
+    frame = pl.scan_parquet(paths, glob=False)
     names = set(frame.collect_schema().names())
     size = pl.col("size") if "size" in names else pl.lit(None, pl.Int64)
     markers = pl.col("is_delete_marker").sum() if "is_delete_marker" in names else pl.lit(None, pl.UInt32)
@@ -44,7 +45,7 @@ def summarize(parts_dir: Path, *, top: int = 5) -> dict[str, Any]:
         "total_size": row["total_size"] if "size" in names else None,
         "size_by_class": by_class,
         "largest_prefixes": [dict(r) for r in prefixes.iter_rows(named=True)],
-        "parts": len(list(parts_dir.glob("*.parquet"))),
+        "parts": len(paths),
         "location": str(parts_dir),
     }
 

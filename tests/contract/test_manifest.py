@@ -98,6 +98,7 @@ def test_destination_buckets_of_every_partition_are_accepted(doc, partition):
         ("files", {"key": "x"}, "files must be a list, got dict"),
         ("creationTimestamp", 1732406400000, "creationTimestamp must be a string, got int"),
         ("creationTimestamp", "2024-11-24", "creationTimestamp must be epoch milliseconds"),
+        ("creationTimestamp", "99999999999999999", "creationTimestamp must be epoch milliseconds"),
         ("destinationBucket", "example-inventory-dest", "destinationBucket must be a bucket ARN"),
         ("destinationBucket", "arn:aws:s3:::", "destinationBucket must be a bucket ARN"),
         ("destinationBucket", "arn:aws:s3:::b/key", "destinationBucket must be a bucket ARN"),

@@ -155,6 +155,12 @@ MISUSE = [
     (["status", "--bucket", "b", "not-a-run"], r"RUN 'not-a-run' is not SOURCE-BUCKET/YYYY-MM-DD"),
     (["status", "--bucket", "b", "--limit", "0"], r"argument --limit: must be a whole number"),
     (["no-such-command"], r"argument COMMAND: invalid choice: 'no-such-command'"),
+    (["run-local", "", "--out", "{tmp}/out"], r"argument manifest: must not be empty"),
+    (["run-local", "{manifest}", "--out", ""], r"argument --out: must not be empty"),
+    (
+        ["run-local", "{tmp}/missing.json", "--out", "{tmp}/new/deep"],
+        r"MANIFEST .*missing\.json does not exist",
+    ),
 ]
 
 
@@ -185,7 +191,7 @@ def test_misuse_is_one_line_exit_2_and_starts_nothing(
     assert len(lines) == 1 and lines[0].startswith("error: "), said.err
     assert re.search(expected, lines[0]), lines[0]
     assert "Traceback" not in said.err
-    assert not (tmp_path / "out" / "processed").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "new").exists()  # nothing was made
 
 
 @pytest.mark.parametrize(
@@ -466,3 +472,53 @@ def test_sigterm_stops_every_job_process_at_once(tmp_path, phase):
         assert split_logs and all('"split done"' not in log.read_text() for log in split_logs)
     assert not (out / "processed").exists()
     assert not (out / ".staging").exists() or not any((out / ".staging").iterdir())
+
+
+@pytest.mark.slow
+def test_another_delivery_of_the_same_bucket_and_day_is_not_taken_for_done(tmp_path, capsys):
+    # GIVEN two inventory configurations of one bucket, delivered the same day, into one --out
+    first = deliver(tmp_path, "a", config_id="config-a", objects=300)
+    second = deliver(tmp_path, "b", config_id="config-b", objects=700)
+    out = tmp_path / "out"
+    assert run(capsys, "run-local", str(first.manifest_path), "--out", str(out)).code == 0
+    # WHEN the second is run
+    said = run(capsys, "run-local", str(second.manifest_path), "--out", str(out))
+    # THEN it runs (its partition replaces the first's), rather than saying "complete"
+    assert said.code == 0, said.err
+    assert "trigger: submitted" in said.err and "objects (rows):   700" in said.out
+    marker = json.loads((out / RunLayout.of(second.delivery).complete_marker_key).read_text())
+    assert marker["manifest"].endswith(second.delivery.manifest_key)
+
+
+@pytest.mark.slow
+def test_glob_characters_and_symlinks_in_paths_are_taken_literally(tmp_path, capsys):
+    gen = deliver(tmp_path, objects=500)
+    (tmp_path / "outA" / "processed").mkdir(parents=True)  # would match the glob "out?"
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "bucket").symlink_to(gen.root)  # a delivery reached through a symlink (DVC, git-annex)
+    manifest = linked / "bucket" / gen.delivery.manifest_key
+    for out in ("out[1]", "out?"):
+        said = run(
+            capsys,
+            "run-local",
+            str(manifest),
+            "--out",
+            str(tmp_path / out),
+            "--bucket-root",
+            str(linked / "bucket"),
+        )
+        assert said.code == 0, said.err
+        assert "objects (rows):   500" in said.out
+    assert run(capsys, "run-local", str(manifest), "--out", str(tmp_path / "out3")).code == 0
+
+
+@pytest.mark.slow
+def test_what_an_interrupted_publication_left_aside_is_removed_by_the_next_run(tmp_path, capsys):
+    gen = deliver(tmp_path)
+    out = tmp_path / "out"
+    leftover = out / ".staging" / "0123abcd" / "processed"
+    leftover.mkdir(parents=True)
+    (leftover / "part-000000.parquet").write_bytes(b"half a run")
+    assert run(capsys, "run-local", str(gen.manifest_path), "--out", str(out)).code == 0
+    assert not (out / ".staging").exists()
