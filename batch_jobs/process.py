@@ -14,10 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from batch_jobs.convert import convert_chunk
 from batch_jobs.run import JobInputError, Run, load_split_report
 from batch_jobs.s3io import TRANSFER, put_json
 from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.s3 import is_missing
 from pipeline.contract.schema import columns_for
 
 
@@ -32,6 +35,20 @@ class PartStats:
     min_last_modified_date: str | None
     max_last_modified_date: str | None
     duration_seconds: float
+
+
+class RunSupersededError(RuntimeError):
+    """A rerun of the partition started while this child ran: writing its part would mix runs."""
+
+
+def _split_report_etag(s3: Any, run: Run) -> str | None:
+    try:
+        etag: str = s3.head_object(Bucket=run.bucket, Key=run.layout.split_report_key)["ETag"]
+    except ClientError as err:
+        if is_missing(err, s3=s3, bucket=run.bucket, key=run.layout.split_report_key):
+            return None
+        raise
+    return etag
 
 
 def source_locator(bucket: str, sources: list[dict[str, Any]], chunk_uri: str) -> Callable[[int], str]:
@@ -51,6 +68,7 @@ def source_locator(bucket: str, sources: list[dict[str, Any]], chunk_uri: str) -
 
 def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None) -> PartStats:
     started = time.monotonic()
+    split_etag = _split_report_etag(s3, run)
     report = load_split_report(s3, run)
     chunk_count = int(report["chunk_count"])
     if not 0 <= index < chunk_count:
@@ -65,6 +83,12 @@ def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | N
         log.info("chunk downloaded", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
         locate = source_locator(run.bucket, report["chunks"][index].get("sources", []), chunk_uri)
         stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri, locate=locate)
+        if _split_report_etag(s3, run) != split_etag:
+            msg = (
+                f"{run.manifest_uri}: a rerun replaced this run's split while chunk {index} was converted; "
+                "its part is not written"
+            )
+            raise RunSupersededError(msg)
         s3.upload_file(str(part_path), run.bucket, part_key, Config=TRANSFER)
         result = PartStats(
             index=index,

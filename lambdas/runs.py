@@ -40,6 +40,9 @@ from pipeline.contract.manifest import Manifest, parse_manifest
 from pipeline.contract.s3 import is_missing
 
 SUBMITTED, CLAIMED = "submitted", "claimed"
+FINISHED = {"SUCCEEDED", "FAILED"}
+JOB_KINDS = ("split", "process", "finalize")
+"""Batch job states after which a job writes nothing more."""
 
 
 class RunInProgressError(RuntimeError):
@@ -91,7 +94,7 @@ def start_run(
         s3.put_object(Bucket=bucket, Key=layout.failure_key, Body=json.dumps(document, indent=2).encode())
         return RunResult(run_id=_run_id(delivery, None), status="rejected", manifest=uri, reason=str(err))
 
-    claim, etag = _claim(s3, bucket, layout, uri, delivery, settings, log, force=force, now=now)
+    claim, etag = _claim(s3, batch, bucket, layout, uri, delivery, settings, log, force=force, now=now)
     log = log.bind(run_id=claim.run_id)
     if claim.state == SUBMITTED:
         if claim.manifest != uri:
@@ -103,9 +106,14 @@ def start_run(
         return RunResult(claim.run_id, "duplicate", uri, claim.jobs, claim.chunks)
 
     chunks = chunk_count(manifest.total_size, settings.target_chunk_bytes)
-    jobs = _submit(batch, settings, delivery, uri, chunks, claim.generation, log)
-    claim = _Claim(**{**asdict(claim), "state": SUBMITTED, "chunks": chunks, "jobs": jobs})
-    s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(claim), IfMatch=etag)
+    try:
+        jobs = _submit(batch, settings, delivery, uri, chunks, claim.generation, log)
+        submitted = _Claim(**{**asdict(claim), "state": SUBMITTED, "chunks": chunks, "jobs": jobs})
+        s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(submitted), IfMatch=etag)
+    except Exception:
+        _release(s3, bucket, layout, claim, etag, now, log)
+        raise
+    claim = submitted
     log.info("run submitted", chunks=chunks, jobs=jobs, compressed_bytes=manifest.total_size)
     return RunResult(claim.run_id, "submitted", uri, jobs, chunks)
 
@@ -125,8 +133,42 @@ def _read_manifest(s3: Any, bucket: str, delivery: Delivery, uri: str) -> Manife
     return manifest
 
 
+def _release(
+    s3: Any,
+    bucket: str,
+    layout: RunLayout,
+    claim: _Claim,
+    etag: str,
+    now: Callable[[], float],
+    log: JsonLogger,
+) -> None:
+    """After a failure past the claim, end its lease now, so that a retry (Lambda's, or the next
+    ``pipeline trigger``) takes it over at once and reuses the jobs already submitted."""
+    released = _Claim(**{**asdict(claim), "lease_expires_at": now()})
+    try:
+        s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(released), IfMatch=etag)
+    except ClientError as err:  # the failure itself is what matters; the lease then runs out on its own
+        log.warning("could not release the claim", error=str(err))
+    else:
+        log.info("claim released after a failure")
+
+
+def _active_jobs(batch: Any, jobs: dict[str, str]) -> list[str]:
+    """``kind STATUS (id)`` of a run's jobs that have not finished (jobs Batch no longer keeps have)."""
+    if not jobs:
+        return []
+    found = {j["jobId"]: j for j in batch.describe_jobs(jobs=list(jobs.values()))["jobs"]}
+    in_order = sorted(jobs.items(), key=lambda item: JOB_KINDS.index(item[0]) if item[0] in JOB_KINDS else 99)
+    return [
+        f"{kind} {found[job_id]['status']} ({job_id})"
+        for kind, job_id in in_order
+        if job_id in found and found[job_id]["status"] not in FINISHED
+    ]
+
+
 def _claim(
     s3: Any,
+    batch: Any,
     bucket: str,
     layout: RunLayout,
     uri: str,
@@ -160,6 +202,16 @@ def _claim(
     current = s3.get_object(Bucket=bucket, Key=layout.claim_key)
     existing = _Claim(**json.loads(current["Body"].read()))
     if force:
+        if existing.state != SUBMITTED and existing.lease_expires_at > now():
+            msg = f"run {existing.run_id} is being started by another invocation; retry after its lease"
+            raise RunInProgressError(msg)
+        if active := _active_jobs(batch, existing.jobs):
+            msg = (
+                f"run {existing.run_id} still has jobs that have not finished: {', '.join(active)}; a rerun "
+                "now would mix two runs' parts. Wait for them, or stop them with `aws batch terminate-job "
+                "--job-id ID --reason rerun`, then rerun"
+            )
+            raise RunInProgressError(msg)
         claim = fresh(existing.generation + 1)
         reason = "forced rerun"
     elif existing.state == SUBMITTED:
@@ -171,7 +223,10 @@ def _claim(
         claim = fresh(existing.generation)
         reason = "took over an expired claim of another delivery"
     elif existing.lease_expires_at > now():
-        msg = f"run {existing.run_id} is being started by another invocation; retry after its lease"
+        msg = (
+            f"run {existing.run_id} is being started by another invocation; retry after its lease "
+            f"(until {_iso(existing.lease_expires_at)})"
+        )
         raise RunInProgressError(msg)
     else:
         claim = fresh(existing.generation)

@@ -29,7 +29,7 @@ from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 from pipeline.contract.s3 import is_missing
 from pipeline.errors import UsageError
 
-_RUN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\d{4}-\d{2}-\d{2}$")
+_RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]/\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass

@@ -10,16 +10,17 @@ import argparse
 import json
 import os
 from dataclasses import asdict
+from typing import Any
 
 import boto3
 
-from lambdas.runs import start_run
+from lambdas.runs import RunInProgressError, start_run
 from lambdas.settings import Settings
 from pipeline.arguments import positive_int
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.layout import parse_s3_uri
-from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PipelineError, UsageError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,18 +74,39 @@ def run(args: argparse.Namespace) -> int:
     delivery = parse_delivery_key(key)
     settings = settings_from(args, dict(os.environ))
     session = boto3.Session()  # this command's AWS configuration, read now
-    result = start_run(
-        bucket,
-        delivery,
-        settings=settings,
-        s3=session.client("s3"),
-        batch=session.client("batch"),
-        log=JsonLogger(component="pipeline trigger"),
-        force=args.force,
-    )
+    batch = session.client("batch")
+    try:
+        result = start_run(
+            bucket,
+            delivery,
+            settings=settings,
+            s3=session.client("s3"),
+            batch=batch,
+            log=JsonLogger(component="pipeline trigger"),
+            force=args.force,
+        )
+    except RunInProgressError as err:
+        raise PipelineError(str(err)) from err
     print(json.dumps(asdict(result), indent=2))
     if result.status == "duplicate":
+        failed = _failed_jobs(batch, result.jobs)
+        if failed:
+            print(
+                f"{result.run_id} ran for this delivery and failed ({'; '.join(failed)}). Rerun it with --force."
+            )
+            return EXIT_FAILED
         print(f"{result.run_id} already ran for this delivery; nothing submitted. Use --force to rerun it.")
     if result.status == "rejected":
         return EXIT_BAD_INPUT
     return EXIT_OK if result.status in {"submitted", "duplicate"} else EXIT_FAILED
+
+
+def _failed_jobs(batch: Any, jobs: dict[str, str]) -> list[str]:
+    if not jobs:
+        return []
+    found = batch.describe_jobs(jobs=list(jobs.values()))["jobs"]
+    return [
+        f"{job['jobName']} FAILED: {job.get('statusReason', '')}"
+        for job in found
+        if job["status"] == "FAILED"
+    ]

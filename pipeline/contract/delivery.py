@@ -18,7 +18,8 @@ CHECKSUM_NAME = "manifest.checksum"
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H-%MZ"
 _DELIVERY_KEY = re.compile(
     r"^(?:(?P<prefix>.+)/)?"
-    r"(?P<source_bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/"
+    # today's names (3-63 of a-z 0-9 . -), and us-east-1's legacy ones (up to 255, upper case and _)
+    r"(?P<source_bucket>[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9])/"
     r"(?P<config_id>[^/]+)/"
     r"(?P<timestamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z)/"
     r"manifest\.json$"

@@ -166,6 +166,34 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
     assert (report["status"], report["chunks"], report["rows_out"]) == ("complete", 2, 500)
 
 
+def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws_env, tmp_path, monkeypatch):
+    # GIVEN a split run, and a child converting chunk 0
+    import io
+
+    from batch_jobs import process as process_module
+    from batch_jobs.run import load_run
+    from pipeline.contract.jsonlog import JsonLogger
+
+    gen = _deliver(s3, tmp_path, bucket, objects=300, files=2)
+    assert _split(aws_env, gen, bucket, 2).returncode == 0
+    layout = RunLayout.of(gen.delivery)
+    convert = process_module.convert_chunk
+
+    def rerun_splits_meanwhile(*args, **kwargs):
+        stats = convert(*args, **kwargs)
+        assert _split(aws_env, gen, bucket, 1).returncode == 0  # a forced rerun's splitter
+        return stats
+
+    monkeypatch.setattr(process_module, "convert_chunk", rerun_splits_meanwhile)
+    run = load_run(
+        s3, f"s3://{bucket}/{gen.delivery.manifest_key}", gen.delivery.source_bucket, gen.delivery.run_date
+    )
+    # WHEN it finishes, THEN it refuses to write the earlier run's part into the new run
+    with pytest.raises(process_module.RunSupersededError, match="a rerun replaced this run's split"):
+        process_module.process(s3, run, 0, log=JsonLogger(io.StringIO()), workdir=tmp_path)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)
+
+
 def test_more_chunks_than_rows_writes_empty_chunks_and_empty_parts(s3, bucket, aws_env, tmp_path):
     gen = _deliver(s3, tmp_path, bucket, objects=5, files=2)
     assert _split(aws_env, gen, bucket, 8).returncode == 0

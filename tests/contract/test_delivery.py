@@ -31,7 +31,6 @@ def test_prefix_may_be_empty_or_nested():
         "inventory/my-bucket/daily-all/data/0a1b.csv.gz",
         "inventory/my-bucket/daily-all/hive/dt=2024-11-24-01-00/symlink.txt",
         "inventory/my-bucket/daily-all/2024-11-24/manifest.json",
-        "inventory/My_Bucket/daily-all/2024-11-24T01-00Z/manifest.json",
         "daily-all/2024-11-24T01-00Z/manifest.json",
         "",
     ],
@@ -41,6 +40,12 @@ def test_other_keys_are_rejected_with_the_expected_shape(key):
         parse_delivery_key(key)
     assert repr(key) in str(err.value)
     assert "PREFIX/SOURCE-BUCKET/CONFIG-ID/YYYY-MM-DDTHH-MMZ/manifest.json" in str(err.value)
+
+
+def test_a_legacy_bucket_name_with_upper_case_and_underscores_is_a_delivery():
+    # us-east-1 buckets created before March 2018 may have such names; they are inventoried too
+    delivery = parse_delivery_key("inventory/My_Legacy_Bucket/daily-all/2024-11-24T01-00Z/manifest.json")
+    assert (delivery.source_bucket, delivery.prefix) == ("My_Legacy_Bucket", "inventory")
 
 
 def test_impossible_date_is_rejected():

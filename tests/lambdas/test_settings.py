@@ -85,3 +85,34 @@ def test_cli_trigger_runs_and_refuses_a_second_run_without_force(aws, delivery, 
     assert cli(["trigger", uri, "--force"]) == 0
     forced = json.loads(io.StringIO(capsys.readouterr().out).getvalue())
     assert forced["run_id"].endswith("/g2") and forced["jobs"] != first["jobs"]
+
+
+def test_cli_trigger_says_a_failed_run_needs_force_and_exits_1(aws, delivery, monkeypatch, capsys):
+    for name, value in (
+        ("JOB_QUEUE", aws.settings.job_queue),
+        ("SPLIT_JOB_DEFINITION", aws.settings.split_job_definition),
+        ("PROCESS_JOB_DEFINITION", aws.settings.process_job_definition),
+        ("FINALIZE_JOB_DEFINITION", aws.settings.finalize_job_definition),
+    ):
+        monkeypatch.setenv(name, value)
+    uri = f"s3://demo-inventory-destination/{delivery.delivery.manifest_key}"
+    assert cli(["trigger", uri]) == 0
+    first = json.loads(capsys.readouterr().out)
+    # the splitter failed (moto marks every job SUCCEEDED: tell describe_jobs otherwise)
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+
+    def split_failed(self, operation, params):
+        response = real(self, operation, params)
+        if operation == "DescribeJobs":
+            for job in response["jobs"]:
+                if job["jobId"] == first["jobs"]["split"]:
+                    job.update(status="FAILED", statusReason="Essential container in task exited")
+        return response
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", split_failed)
+    assert cli(["trigger", uri]) == 1
+    out = capsys.readouterr().out
+    assert "ran for this delivery and failed (s3inv-split-" in out
+    assert "FAILED: Essential container in task exited). Rerun it with --force." in out

@@ -126,7 +126,8 @@ def test_the_same_event_five_times_concurrently_submits_once(aws, delivery, monk
     assert len(submitted(aws)) == 3
 
 
-def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, monkeypatch):
+@pytest.mark.parametrize("death", ["error", "killed"])
+def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, monkeypatch, death):
     event = object_created(DEST, delivery.delivery.manifest_key)
     real_submit = aws.batch.submit_job
     calls = {"n": 0}
@@ -138,17 +139,20 @@ def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, mon
         return real_submit(**request)
 
     monkeypatch.setattr(aws.batch, "submit_job", crash_on_second_submit)
+    if death == "killed":  # a timeout or a kill: the invocation never gets to release its claim
+        monkeypatch.setattr(runs, "_release", lambda *args: None)
     with pytest.raises(ConnectionError):
         handle(aws, event)
     assert [j["jobName"] for j in submitted(aws)] == [expected_name("split", "demo-source-bucket", 1)]
 
-    # a retry inside the lease backs off (Lambda retries it again later)...
-    with pytest.raises(RunInProgressError, match="retry after its lease"):
-        handle(aws, event)
-
-    # ...and once the lease has expired, a retry completes the run, reusing the submitted splitter
-    clock = runs.time.time() + aws.settings.claim_lease_seconds + 1
-    monkeypatch.setattr(runs.time, "time", lambda: clock)
+    if death == "killed":
+        # a retry inside the lease backs off (Lambda retries it again later)...
+        with pytest.raises(RunInProgressError, match="retry after its lease"):
+            handle(aws, event)
+        # ...until the lease has expired
+        clock = runs.time.time() + aws.settings.claim_lease_seconds + 1
+        monkeypatch.setattr(runs.time, "time", lambda: clock)
+    # an error released the claim at once: the next retry completes the run, reusing the splitter
     [run] = handle(aws, event)["runs"]
     assert run["status"] == "submitted"
     jobs = submitted(aws)
@@ -160,6 +164,44 @@ def test_a_crash_after_the_claim_is_completed_by_a_retry_once(aws, delivery, mon
     split = next(j for j in jobs if "split" in j["jobName"])
     assert run["jobs"]["split"] == split["jobId"]
     assert handle(aws, event)["runs"][0]["status"] == "duplicate"
+
+
+def test_a_forced_rerun_is_refused_while_the_earlier_run_has_active_jobs(aws, delivery):
+    # GIVEN a submitted run whose splitter is still running
+    [first] = handle(aws, object_created(DEST, delivery.delivery.manifest_key))["runs"]
+    real_describe = aws.batch.describe_jobs
+
+    def still_running(**request):
+        described = real_describe(**request)
+        for job in described["jobs"]:
+            job["status"] = "RUNNING" if job["jobId"] == first["jobs"]["split"] else "PENDING"
+        return described
+
+    aws.batch.describe_jobs = still_running
+    log = JsonLogger(io.StringIO())
+    # WHEN it is forced to rerun, THEN that is refused, naming the active jobs and what to do
+    with pytest.raises(RunInProgressError, match=r"still has jobs that have not finished: split RUNNING"):
+        start_run(
+            DEST, delivery.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log, force=True
+        )
+    assert "aws batch terminate-job" in str(_refusal(aws, delivery, log))
+    assert len(submitted(aws)) == 3  # nothing new submitted
+    # and once its jobs have finished, the forced rerun starts generation 2
+    aws.batch.describe_jobs = real_describe
+    rerun = start_run(
+        DEST, delivery.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log, force=True
+    )
+    assert (rerun.status, rerun.run_id) == ("submitted", "demo-source-bucket/2026-11-24/g2")
+
+
+def _refusal(aws, delivery, log) -> Exception:
+    try:
+        start_run(
+            DEST, delivery.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log, force=True
+        )
+    except RunInProgressError as err:
+        return err
+    raise AssertionError("the forced rerun was not refused")
 
 
 def test_buckets_whose_names_differ_only_in_a_dot_each_get_their_own_run(aws, tmp_path):
