@@ -78,7 +78,8 @@ def run_statuses(
         claim = _json(s3, bucket, layout.claim_key)
         rejected = _json(s3, bucket, layout.failure_key)
         report = _json(s3, bucket, layout.run_report_key)
-        complete = _json(s3, bucket, layout.complete_marker_key) is not None
+        marker = _json(s3, bucket, layout.complete_marker_key)
+        complete = marker is not None and not _claimed_since(claim, marker)
         jobs: dict[str, dict[str, Any]] = {}
         if claim and claim.get("jobs"):
             found = {j["jobId"]: j for j in batch.describe_jobs(jobs=list(claim["jobs"].values()))["jobs"]}
@@ -96,6 +97,13 @@ def run_statuses(
             )
         )
     return statuses
+
+
+def _claimed_since(claim: dict[str, Any] | None, marker: Any) -> bool:
+    """A forced rerun claimed the run after its marker was written: the marker is the earlier run's
+    until the rerun's splitter deletes it."""
+    completed_at = marker.get("completed_at") if isinstance(marker, dict) else None
+    return bool(claim and completed_at and str(claim.get("claimed_at", "")) > str(completed_at))
 
 
 def _recent_runs(s3: Any, bucket: str) -> list[str]:

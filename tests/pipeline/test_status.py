@@ -102,3 +102,26 @@ def test_the_marker_wins_and_a_failed_job_is_named():
     assert derive_state({"state": "submitted"}, None, True, {})[0] == "complete"
     state, detail = derive_state({"state": "submitted"}, None, False, {"split": _job("FAILED", "exit 2")})
     assert (state, detail) == ("failed", "split job n failed: exit 2")
+
+
+def test_a_forced_rerun_is_not_shown_complete_by_the_earlier_runs_marker(aws, tmp_path, capsys, monkeypatch):
+    from lambdas import runs
+
+    gen = generate_delivery(tmp_path / "d", objects=100, files=1, destination_bucket=DEST)
+    upload_tree(aws.s3, gen.root, DEST)
+    log = JsonLogger(io.StringIO())
+    start_run(DEST, gen.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log)
+    layout = RunLayout.of(gen.delivery)
+    claimed = json.loads(aws.s3.get_object(Bucket=DEST, Key=layout.claim_key)["Body"].read())
+    marker = {"completed_at": claimed["claimed_at"], "rows": 100}  # finalize, right after the claim
+    aws.s3.put_object(Bucket=DEST, Key=layout.complete_marker_key, Body=json.dumps(marker).encode())
+    run = f"{gen.delivery.source_bucket}/{gen.delivery.run_date}"
+    assert main(["status", run, "--bucket", DEST, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "complete"
+    # a forced rerun claims generation 2 after the marker was written: no longer complete
+    later = runs.time.time() + 3600
+    monkeypatch.setattr(runs.time, "time", lambda: later)
+    start_run(DEST, gen.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log, force=True)
+    main(["status", run, "--bucket", DEST, "--json"])
+    [status] = json.loads(capsys.readouterr().out)
+    assert status["state"] != "complete" and status["generation"] == 2
