@@ -194,13 +194,17 @@ def test_a_good_delivery_logs_nothing_either_filter_counts(aws, delivery):
 
 
 def test_the_in_progress_filter_counts_the_line_a_retried_duplicate_logs(aws, delivery, monkeypatch):
-    # GIVEN an invocation that claimed the run and died before submitting (its lease is live)
+    # GIVEN an invocation that claimed the run and was killed before submitting (its lease is live:
+    # a killed invocation never releases its claim)
+    from lambdas import runs
+
     event = object_created(DEST, delivery.delivery.manifest_key)
 
     def died(**_):
         raise ConnectionError("the invocation died before submitting")
 
     monkeypatch.setattr(aws.batch, "submit_job", died)
+    monkeypatch.setattr(runs, "_release", lambda *args: None)
     handler_lines(aws, event, expect=ConnectionError)
     monkeypatch.undo()
     # WHEN the duplicate event arrives inside the lease, it raises so that Lambda retries it
