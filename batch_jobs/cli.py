@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 from batch_jobs.finalize import ReconciliationError, finalize
 from batch_jobs.run import load_run
-from batch_jobs.s3io import MiB, s3_client
+from batch_jobs.s3io import MiB
+from batch_jobs.storage import storage_for
 from pipeline.contract.errors import ContractError
 from pipeline.contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
 from pipeline.contract.jsonlog import JsonLogger
@@ -27,18 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     log = JsonLogger(job=args.command, source_bucket=args.source_bucket, run_date=args.run_date)
     try:
-        s3 = s3_client()
-        run = load_run(s3, args.manifest, args.source_bucket, args.run_date)
+        store = storage_for(args.manifest)
+        run = load_run(store, args.manifest, args.source_bucket, args.run_date)
         if args.command == "split":
             from batch_jobs.split import split
 
-            split(s3, run, args.chunks, log=log, part_size=args.part_size_mib * MiB)
+            split(store, run, args.chunks, log=log, part_size=args.part_size_mib * MiB)
         elif args.command == "process":
             from batch_jobs.process import process
 
-            process(s3, run, _chunk_index(args.index), log=log)
+            process(store, run, _chunk_index(args.index), log=log)
         else:
-            finalize(s3, run, args.chunks, log=log)
+            finalize(store, run, args.chunks, log=log)
     except ReconciliationError as err:  # the parts do not add up: say so with the numbers, no retry
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DOES_NOT_RECONCILE

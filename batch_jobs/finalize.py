@@ -11,14 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from botocore.exceptions import ClientError
 
 from batch_jobs.run import Run, load_split_report
-from batch_jobs.s3io import get_json, put_json
+from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
 from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.s3 import is_missing
 
 
 class ReconciliationError(RuntimeError):
@@ -43,23 +39,21 @@ class RunReport:
     problems: list[str] = field(default_factory=list)
 
 
-def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
-    report = load_split_report(s3, run)
+def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
+    report = load_split_report(store, run)
     if int(report["chunk_count"]) != chunks:
         msg = f"the split wrote {report['chunk_count']} chunks but the job was given --chunks {chunks}"
         raise ReconciliationError(msg)
     problems: list[str] = []
     parts = []
-    objects = _part_objects(s3, run)  # one listing, not a request per part
+    objects = dict(store.list(run.layout.processed_prefix))  # one listing, not a request per part
     for chunk in report["chunks"]:
         index, expected = chunk["index"], chunk["rows"]
         stats_key = run.layout.part_stats_key(index)
         size = objects.pop(run.layout.part_key(index), None)
         try:
-            stats = get_json(s3, run.bucket, stats_key)
-        except ClientError as err:
-            if not is_missing(err, s3=s3, bucket=run.bucket, key=stats_key):
-                raise
+            stats = read_json(store, stats_key)
+        except MissingObjectError:
             problems.append(f"part {index}: missing (no stats at {stats_key})")
             continue
         if size is None:
@@ -99,7 +93,7 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         problems=problems,
     )
-    put_json(s3, run.bucket, run.layout.run_report_key, asdict(result))
+    write_json(store, run.layout.run_report_key, asdict(result))
     if problems:
         log.error("run does not reconcile", problems=problems, rows_in=rows_in, rows_out=rows_out)
         msg = f"{run.manifest_uri}: the run does not reconcile: " + "; ".join(problems)
@@ -112,16 +106,6 @@ def finalize(s3: Any, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
         # what a reader needs to know the partition is whole: exactly these parts, at these sizes
         "parts": {run.layout.part_key(p["index"]): p["parquet_bytes"] for p in parts},
     }
-    put_json(s3, run.bucket, run.layout.complete_marker_key, marker)
+    write_json(store, run.layout.complete_marker_key, marker)
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
     return result
-
-
-def _part_objects(s3: Any, run: Run) -> dict[str, int]:
-    """Every object under the run's partition of ``processed/``, with its size."""
-    found: dict[str, int] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=run.bucket, Prefix=run.layout.processed_prefix
-    ):
-        found |= {item["Key"]: item["Size"] for item in page.get("Contents", [])}
-    return found

@@ -14,13 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batch_jobs.convert import convert_chunk
 from batch_jobs.run import JobInputError, Run, load_split_report
-from batch_jobs.s3io import TRANSFER, put_json
+from batch_jobs.storage import Storage, write_json
 from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.s3 import is_missing
 from pipeline.contract.schema import columns_for
 
 
@@ -41,68 +38,58 @@ class RunSupersededError(RuntimeError):
     """A rerun of the partition started while this child ran: writing its part would mix runs."""
 
 
-def _split_report_etag(s3: Any, run: Run) -> str | None:
-    try:
-        etag: str = s3.head_object(Bucket=run.bucket, Key=run.layout.split_report_key)["ETag"]
-    except ClientError as err:
-        if is_missing(err, s3=s3, bucket=run.bucket, key=run.layout.split_report_key):
-            return None
-        raise
-    return etag
-
-
-def source_locator(bucket: str, sources: list[dict[str, Any]], chunk_uri: str) -> Callable[[int], str]:
-    """Chunk line -> "s3://BUCKET/DATA-FILE: line N (chunk ... line L)", from the split report."""
+def source_locator(
+    uri: Callable[[str], str], sources: list[dict[str, Any]], chunk_uri: str
+) -> Callable[[int], str]:
+    """Chunk line -> "DATA-FILE-URI: line N (chunk ... line L)", from the split report."""
 
     def locate(line: int) -> str:
         first = 1
         for source in sources:
             if line < first + source["rows"]:
                 at = source["first_line"] + line - first
-                return f"s3://{bucket}/{source['key']}: line {at} (chunk {chunk_uri} line {line})"
+                return f"{uri(source['key'])}: line {at} (chunk {chunk_uri} line {line})"
             first += source["rows"]
         return f"{chunk_uri}: line {line}"
 
     return locate
 
 
-def process(s3: Any, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None) -> PartStats:
+def process(
+    store: Storage, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None
+) -> PartStats:
     started = time.monotonic()
-    split_etag = _split_report_etag(s3, run)
-    report = load_split_report(s3, run)
+    split_version = store.version(run.layout.split_report_key)
+    report = load_split_report(store, run)
     chunk_count = int(report["chunk_count"])
     if not 0 <= index < chunk_count:
         msg = f"chunk index {index} is outside 0..{chunk_count - 1} for {run.manifest_uri}"
         raise JobInputError(msg)
     columns = columns_for(report["file_schema"])
     chunk_key, part_key = run.layout.chunk_key(index), run.layout.part_key(index)
-    chunk_uri = f"s3://{run.bucket}/{chunk_key}"
-    with tempfile.TemporaryDirectory(prefix="chunk-", dir=workdir) as tmp:
+    chunk_uri = store.uri(chunk_key)
+    with tempfile.TemporaryDirectory(prefix="chunk-", dir=workdir or store.scratch()) as tmp:
         chunk_path, part_path = Path(tmp) / "chunk.csv", Path(tmp) / "part.parquet"
-        s3.download_file(run.bucket, chunk_key, str(chunk_path), Config=TRANSFER)
-        log.info("chunk downloaded", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
-        locate = source_locator(run.bucket, report["chunks"][index].get("sources", []), chunk_uri)
+        store.fetch(chunk_key, chunk_path)
+        log.info("chunk fetched", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
+        locate = source_locator(store.uri, report["chunks"][index].get("sources", []), chunk_uri)
         stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri, locate=locate)
-        if _split_report_etag(s3, run) != split_etag:
+        if store.version(run.layout.split_report_key) != split_version:
             msg = (
                 f"{run.manifest_uri}: a rerun replaced this run's split while chunk {index} was converted; "
                 "its part is not written"
             )
             raise RunSupersededError(msg)
-        s3.upload_file(str(part_path), run.bucket, part_key, Config=TRANSFER)
+        parquet_bytes = part_path.stat().st_size
+        store.store(part_path, part_key)
         result = PartStats(
             index=index,
             chunk=chunk_key,
             part=part_key,
-            parquet_bytes=part_path.stat().st_size,
+            parquet_bytes=parquet_bytes,
             duration_seconds=round(time.monotonic() - started, 3),
             **stats,
         )
-    put_json(s3, run.bucket, run.layout.part_stats_key(index), asdict(result))
-    log.info(
-        "part written",
-        part=f"s3://{run.bucket}/{part_key}",
-        rows=result.rows,
-        seconds=result.duration_seconds,
-    )
+    write_json(store, run.layout.part_stats_key(index), asdict(result))
+    log.info("part written", part=store.uri(part_key), rows=result.rows, seconds=result.duration_seconds)
     return result

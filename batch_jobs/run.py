@@ -5,13 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from batch_jobs.s3io import get_json
+from batch_jobs.storage import MissingObjectError, Storage, read_json
 from pipeline.contract.delivery import Delivery, parse_delivery_key
 from pipeline.contract.layout import RunLayout, parse_s3_uri
 from pipeline.contract.manifest import Manifest, parse_manifest
-from pipeline.contract.s3 import is_missing
 
 
 class JobInputError(ValueError):
@@ -31,7 +28,7 @@ class Run:
         return f"s3://{self.bucket}/{self.manifest_key}"
 
 
-def load_run(s3: Any, manifest_uri: str, source_bucket: str, run_date: str) -> Run:
+def load_run(store: Storage, manifest_uri: str, source_bucket: str, run_date: str) -> Run:
     bucket, key = parse_s3_uri(manifest_uri)
     delivery = parse_delivery_key(key)
     if (delivery.source_bucket, delivery.run_date) != (source_bucket, run_date):
@@ -41,12 +38,10 @@ def load_run(s3: Any, manifest_uri: str, source_bucket: str, run_date: str) -> R
         )
         raise JobInputError(msg)
     try:
-        raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as err:
-        if is_missing(err, s3=s3, bucket=bucket, key=key):
-            msg = f"{manifest_uri} does not exist"
-            raise JobInputError(msg) from err
-        raise
+        raw = store.read(key)
+    except MissingObjectError as err:
+        msg = f"{manifest_uri} does not exist"
+        raise JobInputError(msg) from err
     manifest = parse_manifest(raw, source=manifest_uri)
     if manifest.source_bucket != delivery.source_bucket:
         msg = f"{manifest_uri}: sourceBucket {manifest.source_bucket!r} does not match its key"
@@ -54,18 +49,16 @@ def load_run(s3: Any, manifest_uri: str, source_bucket: str, run_date: str) -> R
     return Run(bucket, key, delivery, RunLayout.of(delivery), manifest)
 
 
-def load_split_report(s3: Any, run: Run) -> dict[str, Any]:
+def load_split_report(store: Storage, run: Run) -> dict[str, Any]:
     """The splitter's report for this run; it exists only if the split succeeded."""
     try:
-        report: dict[str, Any] = get_json(s3, run.bucket, run.layout.split_report_key)
-    except ClientError as err:
-        if is_missing(err, s3=s3, bucket=run.bucket, key=run.layout.split_report_key):
-            msg = (
-                f"s3://{run.bucket}/{run.layout.split_report_key} is missing: the splitter has not "
-                f"completed for {run.manifest_uri}"
-            )
-            raise JobInputError(msg) from err
-        raise
+        report: dict[str, Any] = read_json(store, run.layout.split_report_key)
+    except MissingObjectError as err:
+        msg = (
+            f"{store.uri(run.layout.split_report_key)} is missing: the splitter has not "
+            f"completed for {run.manifest_uri}"
+        )
+        raise JobInputError(msg) from err
     if report.get("manifest") != run.manifest_uri:
         msg = (
             f"the split report for this run was written for {report.get('manifest')}, not {run.manifest_uri}"

@@ -1,4 +1,4 @@
-"""S3 I/O at the edges of the jobs: clients, JSON objects, and a bounded streaming uploader.
+"""S3 I/O for the S3 storage backend: the client, and a bounded streaming uploader.
 
 Clients use the standard AWS configuration (region, credentials, ``AWS_ENDPOINT_URL``), so the
 same code runs against AWS and against an S3 endpoint on loopback.
@@ -6,7 +6,6 @@ same code runs against AWS and against an S3 endpoint on loopback.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,15 +25,6 @@ copies the whole object for every ranged GET, which made 8 MiB ranges 6x slower 
 
 def s3_client() -> Any:
     return boto3.client("s3", config=_CLIENT_CONFIG)
-
-
-def get_json(s3: Any, bucket: str, key: str) -> Any:
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def put_json(s3: Any, bucket: str, key: str, document: Any) -> None:
-    body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
 class StreamingUpload:

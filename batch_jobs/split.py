@@ -22,13 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batch_jobs.run import Run
-from batch_jobs.s3io import MiB, StreamingUpload, put_json
+from batch_jobs.s3io import MiB
+from batch_jobs.storage import MissingObjectError, ObjectWriter, Storage, write_json
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.manifest import DataFile
-from pipeline.contract.s3 import is_missing
 
 try:
     from isal import isal_zlib as zlib_impl
@@ -96,29 +94,28 @@ class SplitReport:
 
 
 def split(
-    s3: Any, run: Run, chunks: int, *, log: JsonLogger, part_size: int = DEFAULT_PART_SIZE
+    store: Storage, run: Run, chunks: int, *, log: JsonLogger, part_size: int = DEFAULT_PART_SIZE
 ) -> SplitReport:
     if chunks < 1:
         msg = f"--chunks must be at least 1, got {chunks}"
         raise ValueError(msg)
     started = time.monotonic()
-    retired = retire_earlier_run(s3, run, chunks)
+    retired = retire_earlier_run(store, run, chunks)
     if retired:
         log.info("retired an earlier run of this partition", objects=len(retired), first=retired[0])
     files = run.manifest.files
-    estimate = _SizeEstimate(files, _isize_hints(s3, run.bucket, files))
+    estimate = _SizeEstimate(files, _isize_hints(store, files))
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload") as pool:
 
-        def open_chunk(index: int) -> StreamingUpload:
-            key = run.layout.chunk_key(index)
-            return StreamingUpload(s3, pool, run.bucket, key, part_size=part_size, max_in_flight=3)
+        def open_chunk(index: int) -> ObjectWriter:
+            return store.writer(run.layout.chunk_key(index), pool, part_size)
 
         router = _ChunkRouter(chunks, open_chunk, estimate.total)
         progress = _Progress(log, estimate, router)
         try:
             for i, data_file in enumerate(files):
                 estimate.start_file(i)
-                stats = _stream_file(s3, run.bucket, data_file, router, estimate, progress)
+                stats = _stream_file(store, data_file, router, estimate, progress)
                 estimate.finish_file(stats.uncompressed_bytes)
                 progress.files.append(stats)
             chunk_stats = router.finish()
@@ -138,12 +135,12 @@ def split(
         chunks=chunk_stats,
         files=progress.files,
     )
-    put_json(s3, run.bucket, run.layout.split_report_key, asdict(report))
+    write_json(store, run.layout.split_report_key, asdict(report))
     progress.log_now("split done", final=True)
     return report
 
 
-def retire_earlier_run(s3: Any, run: Run, chunks: int) -> list[str]:
+def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
     """Before a rerun writes anything: delete the earlier run's completion marker and report (the
     partition is being rewritten), and its parts, part stats and chunks beyond this run's ``chunks``,
     which nothing would overwrite. Returns the deleted keys, the marker first."""
@@ -155,37 +152,31 @@ def retire_earlier_run(s3: Any, run: Run, chunks: int) -> list[str]:
     }
     prefixes = (layout.reports_prefix, layout.processed_prefix, layout.part_stats_prefix, layout.chunk_prefix)
     stale = sorted(
-        (key for prefix in prefixes for key in _listed(s3, run.bucket, prefix) if key not in keep),
+        (key for prefix in prefixes for key, _ in store.list(prefix) if key not in keep),
         key=lambda key: key != layout.complete_marker_key,
     )
     if stale:  # one request per key: DeleteObjects would report a refused key only in its response
-        s3.delete_object(Bucket=run.bucket, Key=stale[0])
+        store.delete(stale[0])
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="retire") as pool:
-            list(pool.map(lambda key: s3.delete_object(Bucket=run.bucket, Key=key), stale[1:]))
+            list(pool.map(store.delete, stale[1:]))
     return stale
 
 
-def _listed(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        yield from (item["Key"] for item in page.get("Contents", []))
-
-
 def _stream_file(
-    s3: Any,
-    bucket: str,
+    store: Storage,
     data_file: DataFile,
     router: _ChunkRouter,
     estimate: _SizeEstimate,
     progress: _Progress,
 ) -> FileStats:
     """Route one data file's rows; reading, hashing and inflating run a stage ahead, in threads."""
-    uri = f"s3://{bucket}/{data_file.key}"
+    uri = store.uri(data_file.key)
     stats = FileStats(key=data_file.key, size=data_file.size, md5=data_file.md5)
     rows_before, last = router.rows, b"\n"
     router.begin_file(data_file.key)
     head = b""  # the file's first bytes, until there are enough to tell a byte-order mark
     md5 = hashlib.md5(usedforsecurity=False)
-    blocks = _background(_hashed(_read_blocks(s3, bucket, data_file.key, uri), md5), READ_AHEAD_BLOCKS)
+    blocks = _background(_hashed(_read_blocks(store, data_file.key, uri), md5), READ_AHEAD_BLOCKS)
     for out, consumed in _background(_inflate(blocks, md5, data_file, uri), INFLATE_AHEAD_BLOCKS):
         estimate.advance(consumed, len(out))
         if out:
@@ -263,14 +254,12 @@ def _verify(uri: str, data_file: DataFile, consumed: int, md5: str, corrupt: str
         raise SplitError(msg)
 
 
-def _read_blocks(s3: Any, bucket: str, key: str, uri: str) -> Iterator[bytes]:
+def _read_blocks(store: Storage, key: str, uri: str) -> Iterator[bytes]:
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    except ClientError as err:
-        if is_missing(err, s3=s3, bucket=bucket, key=key):
-            msg = f"{uri}: data file listed in the manifest does not exist"
-            raise SplitError(msg) from err
-        raise
+        body = store.open(key)
+    except MissingObjectError as err:
+        msg = f"{uri}: data file listed in the manifest does not exist"
+        raise SplitError(msg) from err
     try:
         while block := body.read(READ_BLOCK):
             yield block
@@ -315,18 +304,16 @@ def _background(items: Iterator[Any], ahead: int) -> Iterator[Any]:
                 thread.join(0.05)
 
 
-def _isize_hints(s3: Any, bucket: str, files: tuple[DataFile, ...]) -> list[int | None]:
+def _isize_hints(store: Storage, files: tuple[DataFile, ...]) -> list[int | None]:
     """Each file's uncompressed size from its gzip trailer, where that can be trusted."""
 
     def hint(data_file: DataFile) -> int | None:
         if not 18 <= data_file.size < _ISIZE_TRUSTED_BELOW:
             return None
         try:
-            tail = s3.get_object(Bucket=bucket, Key=data_file.key, Range="bytes=-4")["Body"].read()
-        except ClientError as err:
-            if is_missing(err, s3=s3, bucket=bucket, key=data_file.key):
-                return None  # the stream reports the missing file with its own message
-            raise
+            tail = store.tail(data_file.key, 4)
+        except MissingObjectError:
+            return None  # the stream reports the missing file with its own message
         size = int.from_bytes(tail, "little") if len(tail) == 4 else 0
         return size if size >= data_file.size else None
 
@@ -381,14 +368,12 @@ class _SizeEstimate:
 class _ChunkRouter:
     """Cuts a stream of row bytes into ``n`` chunks after newlines, balanced by bytes."""
 
-    def __init__(
-        self, n: int, open_chunk: Callable[[int], StreamingUpload], expected_total: Callable[[], int]
-    ):
+    def __init__(self, n: int, open_chunk: Callable[[int], ObjectWriter], expected_total: Callable[[], int]):
         self._n, self._open, self._expected_total = n, open_chunk, expected_total
         self.produced = 0
         self.rows = 0
         self.stats: list[ChunkStats] = []
-        self._writer: StreamingUpload | None = None
+        self._writer: ObjectWriter | None = None
         self._end = 0
         self._file = ""  # the data file being fed, and how many of its rows were routed
         self._file_rows = 0

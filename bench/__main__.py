@@ -223,7 +223,7 @@ def render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows) -> 
         f"- data: {args.rows:,} rows in {args.files} gzip files, {compressed / MB:.0f} MB compressed, "
         f"{uncompressed / MB:.0f} MB of CSV; chunk 0 of {args.chunks}: {chunk_bytes / MB:.0f} MB",
         f"- runs: {args.runs} per task, medians; each task in its own process (interpreter start and imports included)",
-        "- split and process make the same S3 calls as on AWS, served from local files (bench/local_s3.py); what",
+        "- split and process run the jobs' own code on the local storage backend (batch_jobs/storage.py); what",
         "  split writes goes to tmpfs, as on AWS it goes to the network; run-local goes through the moto stand-in",
         "  over loopback HTTP, as `make demo` does",
         "",

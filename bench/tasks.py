@@ -14,14 +14,14 @@ COLUMNS = columns_for(KNOWN_FIELDS)
 def split(root: str, bucket: str, manifest_key: str, chunks: str, write_root: str) -> None:
     from batch_jobs.run import load_run
     from batch_jobs.split import split as run_split
-    from bench.local_s3 import LocalS3
+    from batch_jobs.storage import LocalStorage
     from pipeline.contract.delivery import parse_delivery_key
     from pipeline.contract.jsonlog import JsonLogger
 
-    s3 = LocalS3(Path(root), write_root=Path(write_root))
+    store = LocalStorage(bucket, out=Path(write_root) / bucket, inputs=Path(root) / bucket)
     d = parse_delivery_key(manifest_key)
-    run = load_run(s3, f"s3://{bucket}/{manifest_key}", d.source_bucket, d.run_date)
-    run_split(s3, run, int(chunks), log=JsonLogger(io.StringIO()))
+    run = load_run(store, f"s3://{bucket}/{manifest_key}", d.source_bucket, d.run_date)
+    run_split(store, run, int(chunks), log=JsonLogger(io.StringIO()))
 
 
 def process(chunk: str, out: str) -> None:

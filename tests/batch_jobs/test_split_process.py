@@ -185,12 +185,15 @@ def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws
         return stats
 
     monkeypatch.setattr(process_module, "convert_chunk", rerun_splits_meanwhile)
+    from batch_jobs.storage import S3Storage
+
+    store = S3Storage(bucket, s3)
     run = load_run(
-        s3, f"s3://{bucket}/{gen.delivery.manifest_key}", gen.delivery.source_bucket, gen.delivery.run_date
+        store, f"s3://{bucket}/{gen.delivery.manifest_key}", gen.delivery.source_bucket, gen.delivery.run_date
     )
     # WHEN it finishes, THEN it refuses to write the earlier run's part into the new run
     with pytest.raises(process_module.RunSupersededError, match="a rerun replaced this run's split"):
-        process_module.process(s3, run, 0, log=JsonLogger(io.StringIO()), workdir=tmp_path)
+        process_module.process(store, run, 0, log=JsonLogger(io.StringIO()), workdir=tmp_path)
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)
 
 

@@ -1,0 +1,112 @@
+"""One contract, two backends: S3 (a moto server on loopback) and a local folder behave alike."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from batch_jobs.storage import (
+    LOCAL_INPUTS_ENV,
+    LOCAL_OUT_ENV,
+    LocalStorage,
+    MissingObjectError,
+    S3Storage,
+    Storage,
+    storage_for,
+)
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(params=["s3", "local"])
+def store(request, tmp_path) -> Storage:
+    if request.param == "s3":
+        s3 = request.getfixturevalue("s3")
+        return S3Storage(request.getfixturevalue("bucket"), s3)
+    inputs = tmp_path / "delivery"
+    return LocalStorage("dest", out=tmp_path / "out", inputs=inputs)
+
+
+def test_write_read_open_tail(store: Storage) -> None:
+    store.write("run-state/a.json", b'{"x": 1}')
+    assert store.read("run-state/a.json") == b'{"x": 1}'
+    with store.open("run-state/a.json") as stream:
+        assert stream.read() == b'{"x": 1}'
+    assert store.tail("run-state/a.json", 3) == b" 1}"
+    assert store.tail("run-state/a.json", 100) == b'{"x": 1}'
+
+
+def test_a_missing_key_is_missing_for_every_read(store: Storage, tmp_path: Path) -> None:
+    for read in (
+        store.read,
+        store.open,
+        lambda k: store.tail(k, 4),
+        lambda k: store.fetch(k, tmp_path / "x"),
+    ):
+        with pytest.raises(MissingObjectError, match="nothing/here does not exist"):
+            read("nothing/here")
+    assert store.version("nothing/here") is None
+
+
+def test_a_streamed_object_appears_whole_on_close_and_not_at_all_on_abort(store: Storage) -> None:
+    block = os.urandom(MiB)
+    with ThreadPoolExecutor(2) as pool:
+        writer = store.writer("inventory-chunks/c.csv", pool, 5 * MiB)
+        for _ in range(6):
+            writer.write(block)
+        assert list(store.list("inventory-chunks/")) == []  # nothing visible before close
+        writer.close()
+        aborted = store.writer("inventory-chunks/d.csv", pool, 5 * MiB)
+        for _ in range(6):
+            aborted.write(block)
+        aborted.abort()
+    assert store.read("inventory-chunks/c.csv") == block * 6
+    assert list(store.list("inventory-chunks/")) == [("inventory-chunks/c.csv", 6 * MiB)]
+
+
+def test_fetch_store_list_delete_and_version(store: Storage, tmp_path: Path) -> None:
+    local = tmp_path / "part.parquet"
+    local.write_bytes(b"parquet bytes")
+    store.store(local, "processed/p=1/part-000000.parquet")
+    store.write("processed/p=1/part-000001.parquet", b"12")
+    store.write("processed/p=10/part-000000.parquet", b"other partition")
+    assert list(store.list("processed/p=1/")) == [
+        ("processed/p=1/part-000000.parquet", 13),
+        ("processed/p=1/part-000001.parquet", 2),
+    ]
+    fetched = tmp_path / "fetched"
+    store.fetch("processed/p=1/part-000000.parquet", fetched)
+    assert fetched.read_bytes() == b"parquet bytes"
+    before = store.version("processed/p=1/part-000001.parquet")
+    store.write("processed/p=1/part-000001.parquet", b"345")
+    after = store.version("processed/p=1/part-000001.parquet")
+    assert before and after and before != after
+    store.delete("processed/p=1/part-000001.parquet")
+    assert [key for key, _ in store.list("processed/p=1/")] == ["processed/p=1/part-000000.parquet"]
+
+
+def test_local_reads_fall_back_on_the_delivery_and_never_write_into_it(tmp_path: Path) -> None:
+    inputs, out = tmp_path / "delivery", tmp_path / "out"
+    (inputs / "inventory").mkdir(parents=True)
+    (inputs / "inventory" / "manifest.json").write_bytes(b"{}")
+    store = LocalStorage("dest", out=out, inputs=inputs)
+    assert store.read("inventory/manifest.json") == b"{}"
+    assert store.uri("inventory/manifest.json") == str(inputs / "inventory" / "manifest.json")
+    store.write("run-state/x.json", b"1")
+    assert sorted(p.relative_to(inputs).as_posix() for p in inputs.rglob("*") if p.is_file()) == [
+        "inventory/manifest.json"
+    ]
+    assert list(store.list("inventory/")) == []  # listings are of what the run wrote
+
+
+def test_the_backend_is_chosen_once_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(LOCAL_OUT_ENV, raising=False)
+    assert isinstance(storage_for("s3://dest/inventory/m.json"), S3Storage)
+    monkeypatch.setenv(LOCAL_OUT_ENV, str(tmp_path / "out"))
+    monkeypatch.setenv(LOCAL_INPUTS_ENV, str(tmp_path / "in"))
+    local = storage_for("s3://dest/inventory/m.json")
+    assert isinstance(local, LocalStorage)
+    assert (local.bucket, local.out, local.inputs) == ("dest", tmp_path / "out", tmp_path / "in")
