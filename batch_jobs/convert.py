@@ -58,6 +58,7 @@ def scan_chunk(path: Path, columns: Sequence[Column]) -> pl.LazyFrame:
         quote_char='"',
         raise_if_empty=False,
         encoding="utf8",
+        glob=False,  # a path, never a pattern: folders may hold [ ] ? *
     )
 
 
@@ -163,7 +164,7 @@ def convert_chunk(
             part.unlink(missing_ok=True)
             msg = f"{chunk_uri}: cannot convert: {again}"
             raise MalformedChunkError(msg) from again
-    written = pl.read_parquet_schema(part)
+    written = pl.scan_parquet(part, glob=False).collect_schema()
     if written != output_schema(columns):
         msg = f"{part}: wrote schema {written}, expected {output_schema(columns)}"
         raise AssertionError(msg)
@@ -191,7 +192,7 @@ def part_stats(part: Path, columns: tuple[Column, ...]) -> dict[str, Any]:
     )
     size = pl.col("size").sum() if "size" in names else pl.lit(None, pl.Int64)
     row = (
-        pl.scan_parquet(part)
+        pl.scan_parquet(part, glob=False)
         .select(
             pl.len().alias("rows"),
             size.alias("size_sum"),

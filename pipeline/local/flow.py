@@ -1,4 +1,4 @@
-"""One delivery through the real handler and the real jobs, against the stand-in."""
+"""One delivery through the real handler (against the stand-in's S3 and Batch APIs) and the real jobs."""
 
 from __future__ import annotations
 
@@ -48,11 +48,14 @@ def trigger_and_run(
     progress: Callable[[str], None],
     target_chunk_mib: int,
     workers: int = 0,
+    storage_env: dict[str, str] | None = None,
 ) -> RunResult:
     """Deliver the manifest event to the real handler, then run exactly the jobs it submitted.
 
     The handler listens under the delivery's own prefix (S3 lets the inventory configuration
-    choose any prefix, or none), so every delivery key S3 can produce starts its run.
+    choose any prefix, or none), so every delivery key S3 can produce starts its run. The jobs get
+    ``storage_env`` on top of the stand-in's configuration: with the local storage backend's
+    variables they read and write local folders and never the stand-in.
     """
     with _environment(aws.env):
         local = create_local_batch(aws.session(), image="local")
@@ -86,7 +89,7 @@ def trigger_and_run(
             msg, exit_code=EXIT_BAD_INPUT if result.status == "rejected" else EXIT_FAILED
         )
     jobs = plan(aws.client("batch"), list(result.jobs.values()))
-    Executor(env, work_dir / "logs", progress, workers=workers).run(jobs)
+    Executor({**env, **(storage_env or {})}, work_dir / "logs", progress, workers=workers).run(jobs)
     return result
 
 

@@ -1,9 +1,11 @@
 """``python -m pipeline run-local MANIFEST --out DIR``: convert a downloaded inventory locally.
 
-MANIFEST sits in a folder laid out like the destination bucket (ROOT). The delivery is put into
-the stand-in's bucket, the real handler starts its run, the real jobs run, and the run's outputs
-(``processed/``, ``run-state/`` and ``run-reports/`` of the run) are assembled aside and published
-into DIR, the marker last (``pipeline/local/publish.py``).
+MANIFEST sits in a folder laid out like the destination bucket (ROOT). The real handler decides
+the run against the stand-in's S3 and Batch APIs (it reads only the manifest and its checksum),
+and the real jobs it submitted run here, on the local storage backend: they read the delivery
+where it is, with no copy, and write the run's outputs (``processed/``, ``run-state/`` and
+``run-reports/`` of the run) aside, where they are published into DIR, the marker last
+(``pipeline/local/publish.py``).
 
 Reruns: a run whose ``_COMPLETE`` marker and every part it lists are in DIR is done, and is run
 again only with ``force``. Anything else (an earlier run that failed, was interrupted, or lost a
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_jobs.storage import LOCAL_INPUTS_ENV, LOCAL_OUT_ENV
 from lambdas.runs import RunResult
 from pipeline.contract.delivery import CHECKSUM_NAME, Delivery, parse_delivery_key
 from pipeline.contract.errors import ContractError
@@ -54,11 +57,10 @@ class LocalDelivery:
         """Where the run finds the manifest: its key in the destination bucket."""
         return f"s3://{self.manifest.destination_bucket}/{self.delivery.manifest_key}"
 
-    def files(self) -> list[Path]:
-        """Manifest, checksum (when it is there) and every data file, at their keys under ``root``."""
+    def control_files(self) -> list[Path]:
+        """What the trigger reads: the manifest, and its checksum when it is there."""
         checksum = self.root / self.delivery.checksum_key
-        paths = [self.manifest_path, *([checksum] if checksum.is_file() else [])]
-        return paths + [self.root / f.key for f in self.manifest.files]
+        return [self.manifest_path, *([checksum] if checksum.is_file() else [])]
 
 
 @dataclass(frozen=True)
@@ -193,17 +195,16 @@ def _run(
     progress: Callable[[str], None],
     before_trigger: Callable[[StandIn], None] | None,
 ) -> RunResult:
-    bucket, layout = source.manifest.destination_bucket, source.layout
+    """The trigger decides the run in the stand-in (it needs only the manifest and its checksum);
+    the jobs then read the delivery where it is and write into ``staged``, on local storage."""
+    bucket = source.manifest.destination_bucket
     with stand_in() as aws:
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=bucket)
         if before_trigger:
             before_trigger(aws)
-        for path in source.files():
+        for path in source.control_files():
             s3.upload_file(str(path), bucket, path.relative_to(source.root).as_posix())
-        progress(
-            f"stand-in at {aws.endpoint}: delivered {len(source.manifest.files)} data file(s) into s3://{bucket}"
-        )
         result = trigger_and_run(
             aws,
             bucket,
@@ -212,15 +213,9 @@ def _run(
             progress=progress,
             target_chunk_mib=target_chunk_mib,
             workers=workers,
+            storage_env={LOCAL_OUT_ENV: str(staged), LOCAL_INPUTS_ENV: str(source.root)},
         )
-        for prefix in (layout.processed_prefix, layout.state_prefix, layout.reports_prefix):
-            _download(s3, bucket, prefix, staged)
-    return result
-
-
-def _download(s3: Any, bucket: str, prefix: str, into: Path) -> None:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            target = into / item["Key"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(target))
+        claim = staged / source.layout.claim_key  # the run state as on AWS: the claim names the jobs
+        claim.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, source.layout.claim_key, str(claim))
+        return result
