@@ -43,14 +43,25 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path):
         "DuckDB COPY over the gzip files",
     ):
         row = next(line for line in report.splitlines() if line.startswith(f"| {task}"))
-        assert re.search(r"\| \d+\.\d\d \| \d+\.\d\d-\d+\.\d\d \| \d+ \| \d+ \|$", row), row
+        found = re.search(r"\| \d+\.\d\d \| \d+\.\d\d-\d+\.\d\d \| \d+ \| (\d+) \| (\d+) \|$", row)
+        assert found, row
+        assert int(found[2]) >= int(found[1]) > 0  # the whole tree holds at least its largest process
     targets = [
         line
         for line in report.splitlines()
         if line.startswith(
-            ("| split MB/s", "| split peak", "| process wall", "| process peak", "| run-local wall")
+            (
+                "| split MB/s",
+                "| split peak",
+                "| process wall",
+                "| process peak",
+                "| run-local wall",
+                "| run-local peak",
+            )
         )
     ]
-    assert len(targets) == 5 and all(("yes" in t) or ("missed by" in t) for t in targets)
+    assert len(targets) == 6 and all(("yes" in t) or ("missed by" in t) for t in targets)
+    scratch = next(line for line in report.splitlines() if line.startswith("| run-local scratch disk"))
+    assert re.search(r"\| \d+\.\d\d \| reported \| - \|$", scratch), scratch
     assert "3,000 rows in 4 gzip files" in report
     assert "run-local, last run, by stage" in report
