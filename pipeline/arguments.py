@@ -34,3 +34,8 @@ def path(text: str) -> Path:
         msg = "must not be empty"
         raise argparse.ArgumentTypeError(msg)
     return Path(text)
+
+
+def manifest_source(text: str) -> Path | str:
+    """An argparse type: ``s3://...`` stays a string (to download), anything else is a path."""
+    return text if text.startswith("s3://") else path(text)

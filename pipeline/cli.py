@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from lambdas.settings import SettingsError
-from pipeline.arguments import Parser, path, positive_int
+from pipeline.arguments import Parser, manifest_source, path, positive_int
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.errors import ContractError, DeliveryKeyError
 from pipeline.contract.layout import RunLayout
@@ -77,7 +77,7 @@ def _aws_problem(err: Exception) -> tuple[int, str] | None:
         return EXIT_BAD_INPUT, "no AWS credentials: run `aws configure`, `aws sso login`, or set AWS_PROFILE"
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
-        code = EXIT_BAD_INPUT if error.get("Code") in {"NoSuchBucket", "InvalidBucketName"} else EXIT_FAILED
+        code = EXIT_BAD_INPUT if error.get("Code") in {"NoSuchBucket", "NoSuchKey", "InvalidBucketName"} else EXIT_FAILED
         operation = getattr(err, "operation_name", "a request")
         return code, f"AWS refused {operation}: {error.get('Code')}: {error.get('Message')}"
     if isinstance(err, BotoCoreError):
@@ -141,8 +141,18 @@ def _parser() -> Parser:
     demo.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     demo.set_defaults(handler=_demo)
 
-    local = commands.add_parser("run-local", help="convert a downloaded delivery locally, as the stack would")
-    local.add_argument("manifest", type=path, help="a manifest.json inside a folder laid out like the bucket")
+    local = commands.add_parser(
+        "run-local", help="convert a delivery (downloaded, or s3://...) locally, as the stack would"
+    )
+    local.add_argument(
+        "manifest",
+        type=manifest_source,
+        help="a manifest.json inside a folder laid out like the bucket, or s3://DEST/.../manifest.json "
+        "to download exactly that delivery first",
+    )
+    local.add_argument(
+        "--download-dir", type=path, help="where an s3:// delivery is downloaded (default: OUT/downloads)"
+    )
     local.add_argument("--out", type=path, required=True, help="where processed/ and run-state/ are written")
     local.add_argument("--bucket-root", type=path, help="the folder that stands for the destination bucket")
     local.add_argument("--force", action="store_true", help="run again a delivery that is complete in --out")
@@ -195,17 +205,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from pipeline.local.run_local import check_out, open_delivery, run_local
+    from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
     from pipeline.local.summary import render, render_reconciliation, summarize
 
-    source = open_delivery(args.manifest, args.bucket_root)
-    check_out(args.out)
+    progress = progress_printer()
+    if isinstance(args.manifest, str):  # s3://...: fetch exactly that delivery first
+        from pipeline.local.download import download_delivery
+
+        check_out(args.out)
+        into = args.download_dir or args.out / "downloads"
+        check_out(into, "--download-dir")
+        source = open_delivery(download_delivery(args.manifest, into, progress), args.bucket_root)
+    else:
+        source = open_delivery(args.manifest, args.bucket_root)
+        check_out(args.out)
     run = run_local(
         source,
         args.out,
         force=args.force,
         target_chunk_mib=args.target_chunk_mib,
         workers=args.workers or 0,
+        progress=progress,
     )
     if run.result is None:
         print(
