@@ -77,7 +77,11 @@ def _aws_problem(err: Exception) -> tuple[int, str] | None:
         return EXIT_BAD_INPUT, "no AWS credentials: run `aws configure`, `aws sso login`, or set AWS_PROFILE"
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
-        code = EXIT_BAD_INPUT if error.get("Code") in {"NoSuchBucket", "NoSuchKey", "InvalidBucketName"} else EXIT_FAILED
+        code = (
+            EXIT_BAD_INPUT
+            if error.get("Code") in {"NoSuchBucket", "NoSuchKey", "InvalidBucketName"}
+            else EXIT_FAILED
+        )
         operation = getattr(err, "operation_name", "a request")
         return code, f"AWS refused {operation}: {error.get('Code')}: {error.get('Message')}"
     if isinstance(err, BotoCoreError):
