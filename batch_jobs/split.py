@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -38,7 +39,8 @@ _GZIP_ERROR: type[Exception] = zlib_impl.error  # type: ignore[assignment]
 READ_BLOCK = 1 * MiB
 READ_AHEAD_BLOCKS = 8
 INFLATE_AHEAD_BLOCKS = 4
-PROGRESS_SECONDS = 10.0
+PROGRESS_SECONDS = float(os.environ.get("S3INV_PROGRESS_SECONDS", "10"))
+"""How often the splitter logs its progress (``run-local`` asks for every 2 seconds)."""
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_RATIO = 8.0  # uncompressed / compressed, used before any byte has been seen
 _ISIZE_TRUSTED_BELOW = 256 * MiB

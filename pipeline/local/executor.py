@@ -8,6 +8,7 @@ starts only after the jobs it depends on succeeded. The image's ``python`` is th
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,7 +101,7 @@ class Executor:
             self._progress(f"{job.name}: running")
             self._run_process(job, None)
         else:
-            done = 0
+            done = rows = 0
             self._progress(
                 f"{job.name}: {job.array_size} children, {min(self._workers, job.array_size)} at a time"
             )
@@ -111,9 +112,12 @@ class Executor:
                     while pending:
                         finished, pending = wait(pending, timeout=5, return_when=FIRST_EXCEPTION)
                         for future in finished:
-                            future.result()  # a failed child fails the job
+                            rows += future.result() or 0  # a failed child fails the job
                         done += len(finished)
-                        self._progress(f"{job.name}: {done}/{job.array_size} children done")
+                        rate = rows / max(time.monotonic() - started, 1e-9)
+                        self._progress(
+                            f"{job.name}: {done}/{job.array_size} children done, {rows:,} rows, {rate:,.0f} rows/s"
+                        )
                 except BaseException:  # a failed child or Ctrl-C: cancel the queue, stop the running
                     self._stopping = True
                     for future in pending:
@@ -122,7 +126,8 @@ class Executor:
                     raise
         self._progress(f"{job.name}: succeeded in {time.monotonic() - started:.1f}s")
 
-    def _run_process(self, job: PlannedJob, index: int | None) -> None:
+    def _run_process(self, job: PlannedJob, index: int | None) -> int | None:
+        """Run one job process to its end; returns the rows it says it wrote (a processor child)."""
         command = list(job.command)
         if command and command[0] == "python":
             command[0] = sys.executable
@@ -140,7 +145,7 @@ class Executor:
                 process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
                 self._processes.add(process)
             try:
-                code = process.wait()
+                code = self._wait(process, job.name, log_path)
             finally:  # interrupted while waiting (Ctrl-C, SIGTERM): the process is stopped, not left
                 if process.poll() is None:
                     _stop(process)
@@ -157,6 +162,58 @@ class Executor:
             child = f" child {index}" if index is not None else ""
             msg = f"{job.name}{child} failed (exit {code}): {detail} (log: {log_path})"
             raise JobFailedError(msg, exit_code=EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_FAILED)
+        return _rows_written(log_path)
+
+    def _wait(self, process: subprocess.Popen[bytes], name: str, log_path: Path) -> int:
+        """Wait for the process, relaying the progress lines it logs (the splitter's) with rates."""
+        seen = 0
+        while True:
+            try:
+                return process.wait(timeout=PROGRESS_POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                with log_path.open("rb") as log:
+                    log.seek(seen)
+                    text = log.read()
+                end = text.rfind(b"\n") + 1
+                seen += end
+                for line in text[:end].decode(errors="replace").splitlines():
+                    said = _progress_line(line)
+                    if said:
+                        self._progress(f"{name}: {said}")
+
+
+PROGRESS_POLL_SECONDS = 2.0
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found
+
+
+def _progress_line(line: str) -> str | None:
+    entries = _json_lines(line)
+    if not entries or entries[0].get("message") != "split progress":
+        return None
+    entry = entries[0]
+    total = entry.get("compressed_bytes_total") or 0
+    share = entry.get("compressed_bytes_done", 0) / total * 100 if total else 0
+    return (
+        f"{entry.get('uncompressed_bytes', 0) / 1e6:,.0f} MB of CSV, {entry.get('rows', 0):,} rows, "
+        f"{share:.0f}% of the delivery, {entry.get('mb_per_s', 0):,.0f} MB/s"
+    )
+
+
+def _rows_written(log_path: Path) -> int | None:
+    entries = [
+        e for e in _json_lines(log_path.read_text(errors="replace")) if e.get("message") == "part written"
+    ]
+    return int(entries[-1]["rows"]) if entries else None
 
 
 def _stop(*processes: subprocess.Popen[bytes]) -> None:

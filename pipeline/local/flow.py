@@ -89,7 +89,8 @@ def trigger_and_run(
             msg, exit_code=EXIT_BAD_INPUT if result.status == "rejected" else EXIT_FAILED
         )
     jobs = plan(aws.client("batch"), list(result.jobs.values()))
-    Executor({**env, **(storage_env or {})}, work_dir / "logs", progress, workers=workers).run(jobs)
+    jobs_env = {**env, **(storage_env or {}), "S3INV_PROGRESS_SECONDS": "2"}
+    Executor(jobs_env, work_dir / "logs", progress, workers=workers).run(jobs)
     return result
 
 
