@@ -321,7 +321,8 @@ def render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows) -> 
         f"- versions: Python {platform.python_version()}, polars {version('polars')}, duckdb {version('duckdb')}, "
         f"pyarrow {version('pyarrow')}, isal {version('isal')}, {gzip_version}",
         f"- data: {args.rows:,} rows in {args.files} gzip files, {compressed / MB:.0f} MB compressed, "
-        f"{uncompressed / MB:.0f} MB of CSV; chunk 0 of {args.chunks}: {chunk_bytes / MB:.0f} MB",
+        f"{uncompressed / MB:.0f} MB of CSV"
+        + (f"; chunk 0 of {args.chunks}: {chunk_bytes / MB:.0f} MB" if chunk_bytes else ""),
         f"- runs: {args.runs} per task, medians; each task in its own process (interpreter start and imports included)",
         "- split and process run the jobs' own code on the local storage backend (batch_jobs/storage.py); what",
         "  split writes goes to tmpfs, as on AWS it goes to the network; run-local is the command a user runs:",
@@ -359,12 +360,18 @@ def render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows) -> 
     return "\n".join(lines) + "\n"
 
 
+def _intermediate(message: str) -> bool:
+    """A progress line inside a stage (the splitter's rate, children done so far), not a boundary."""
+    done = re.search(r"(\d+)/(\d+) children done", message)
+    return " MB of CSV, " in message or bool(done and done[1] != done[2])
+
+
 def stages(progress: str) -> str:
     """Where run-local's time goes, from the timestamps of its progress lines (its last run)."""
     marks = []
     for line in progress.splitlines():
         match = re.match(r"^\[\s*([0-9.]+)s\] (.*)$", line)
-        if match:
+        if match and not _intermediate(match.group(2)):
             marks.append((float(match.group(1)), match.group(2)))
     if not marks:
         return ""

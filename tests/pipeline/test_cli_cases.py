@@ -434,8 +434,17 @@ def test_demo_replaces_only_what_it_made(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", ["s3inv-split-", "children,"], ids=["during-split", "during-array"])
-def test_sigterm_stops_every_job_process_at_once(tmp_path, phase):
+@pytest.mark.parametrize(
+    ("sent", "code", "said", "phase"),
+    [
+        (signal.SIGTERM, 143, "terminated", "s3inv-split-"),
+        (signal.SIGTERM, 143, "terminated", "children,"),
+        (signal.SIGINT, 130, "interrupted", "s3inv-split-"),
+        (signal.SIGINT, 130, "interrupted", "children,"),
+    ],
+    ids=["sigterm-during-split", "sigterm-during-array", "ctrl-c-during-split", "ctrl-c-during-array"],
+)
+def test_a_signal_stops_every_job_process_at_once(tmp_path, sent, code, said, phase):
     out = tmp_path / "demo"
     demo = subprocess.Popen(
         [
@@ -461,9 +470,9 @@ def test_sigterm_stops_every_job_process_at_once(tmp_path, phase):
     time.sleep(0.3)
     children = subprocess.run(["pgrep", "-P", str(demo.pid)], capture_output=True, text=True).stdout.split()
     assert children
-    demo.send_signal(signal.SIGTERM)
-    assert demo.wait(timeout=30) == 143
-    assert "terminated: stopped the stand-in and every job" in demo.stderr.read()
+    demo.send_signal(sent)
+    assert demo.wait(timeout=30) == code
+    assert f"{said}: stopped the stand-in and every job" in demo.stderr.read()
     for pid in children:
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().split()[2] == "Z", f"job process {pid} still running"
