@@ -26,11 +26,13 @@ from typing import IO, Any, Protocol
 from botocore.exceptions import ClientError
 
 from batch_jobs.s3io import TRANSFER, StreamingUpload, s3_client
-from pipeline.contract.layout import parse_s3_uri
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, parse_s3_uri
 from pipeline.contract.s3 import is_missing
 
 LOCAL_OUT_ENV = "S3INV_LOCAL_OUT"
 """The folder the jobs write to (and read their own outputs from) when they run locally."""
+RUN_ROOTS = tuple(f"{root}/" for root in (CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT))
+"""What a run writes: never read from the delivery folder."""
 LOCAL_INPUTS_ENV = "S3INV_LOCAL_INPUTS"
 """The folder that holds the delivery at its keys (the downloaded destination bucket)."""
 
@@ -54,7 +56,7 @@ class Storage(Protocol):
     def read(self, key: str) -> bytes: ...
     def open(self, key: str) -> IO[bytes]: ...
     def tail(self, key: str, size: int) -> bytes: ...
-    def write(self, key: str, data: bytes) -> None: ...
+    def write(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
     def writer(self, key: str, pool: ThreadPoolExecutor, part_size: int) -> ObjectWriter: ...
     def fetch(self, key: str, path: Path) -> None: ...
     def store(self, path: Path, key: str) -> None: ...
@@ -94,8 +96,9 @@ class S3Storage:
         tail: bytes = self._get(key, Range=f"bytes=-{size}")["Body"].read()
         return tail
 
-    def write(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+    def write(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
 
     def writer(self, key: str, pool: ThreadPoolExecutor, part_size: int) -> ObjectWriter:
         return StreamingUpload(self.client, pool, self.bucket, key, part_size=part_size, max_in_flight=3)
@@ -165,7 +168,7 @@ class LocalStorage:
             f.seek(max(f.seek(0, os.SEEK_END) - size, 0))
             return f.read()
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes, content_type: str | None = None) -> None:
         target = self._target(key)
         partial = _partial(target)
         partial.write_bytes(data)
@@ -219,13 +222,18 @@ class LocalStorage:
         return path
 
     def _find(self, key: str, *, must_exist: bool = True) -> Path:
-        for root in (self.out, self.inputs):
-            if root is not None and (root / key).is_file():
+        """``out`` first; the delivery folder only for the delivery's own keys, never for what a
+        run writes (an old copy of run state there must not stand in for this run's)."""
+        roots = [self.out]
+        if self.inputs is not None and not key.startswith(RUN_ROOTS):
+            roots.append(self.inputs)
+        for root in roots:
+            if (root / key).is_file():
                 return root / key
         if must_exist:
             msg = f"{self.out / key} does not exist"
             raise MissingObjectError(msg)
-        return (self.inputs or self.out) / key
+        return self.out / key
 
     def _target(self, key: str) -> Path:
         target = self.out / key
@@ -235,10 +243,21 @@ class LocalStorage:
 
 def _partial(target: Path) -> Path:
     """A temporary name beside ``target``: renamed into place when complete, so a reader never
-    sees half an object (as S3 never shows half a PUT)."""
+    sees half an object (as S3 never shows half a PUT). Its mode follows the umask, as a file
+    written in place would (mkstemp's own is owner-only)."""
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".partial-{target.name}.")
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     return Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 class _FileWriter:
@@ -266,4 +285,4 @@ def read_json(store: Storage, key: str) -> Any:
 
 
 def write_json(store: Storage, key: str, document: Any) -> None:
-    store.write(key, json.dumps(document, indent=2, sort_keys=True, default=str).encode())
+    store.write(key, json.dumps(document, indent=2, sort_keys=True, default=str).encode(), "application/json")

@@ -19,6 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from pipeline.contract.delivery import parse_delivery_key
+from pipeline.contract.errors import ContractError
 from pipeline.contract.layout import parse_s3_uri
 from pipeline.contract.manifest import parse_manifest
 from pipeline.contract.s3 import is_missing
@@ -38,7 +39,13 @@ def download_delivery(uri: str, into: Path, progress: Callable[[str], None], s3:
     delivery = parse_delivery_key(key)
     s3 = s3 or boto3.Session().client("s3")
     root = into / bucket
-    raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as err:
+        if is_missing(err, s3=s3, bucket=bucket, key=key):
+            msg = f"MANIFEST {uri} does not exist"
+            raise UsageError(msg) from err
+        raise
     try:
         checksum: bytes | None = s3.get_object(Bucket=bucket, Key=delivery.checksum_key)["Body"].read()
     except ClientError as err:
@@ -58,7 +65,14 @@ def download_delivery(uri: str, into: Path, progress: Callable[[str], None], s3:
         target = root / data_file.key
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".partial-{target.name}")
-        s3.download_file(bucket, data_file.key, str(partial), Config=_TRANSFER, Callback=meter.add)
+        try:
+            s3.download_file(bucket, data_file.key, str(partial), Config=_TRANSFER, Callback=meter.add)
+        except ClientError as err:
+            partial.unlink(missing_ok=True)
+            if is_missing(err, s3=s3, bucket=bucket, key=data_file.key):
+                msg = f"s3://{bucket}/{data_file.key}: data file listed in the manifest does not exist"
+                raise ContractError(msg) from err
+            raise
         partial.replace(target)
     meter.done()
     manifest_path = root / key

@@ -110,3 +110,29 @@ def test_the_backend_is_chosen_once_from_the_environment(tmp_path: Path, monkeyp
     local = storage_for("s3://dest/inventory/m.json")
     assert isinstance(local, LocalStorage)
     assert (local.bucket, local.out, local.inputs) == ("dest", tmp_path / "out", tmp_path / "in")
+
+
+def test_json_is_written_as_json_and_local_files_follow_the_umask(store: Storage, tmp_path: Path) -> None:
+    from batch_jobs.storage import write_json
+
+    write_json(store, "run-reports/p/_COMPLETE", {"rows": 1})
+    if isinstance(store, S3Storage):
+        head = store.client.head_object(Bucket=store.bucket, Key="run-reports/p/_COMPLETE")
+        assert head["ContentType"] == "application/json"
+    else:
+        assert isinstance(store, LocalStorage)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        assert (store.out / "run-reports/p/_COMPLETE").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_what_a_run_writes_is_never_read_from_the_delivery_folder(tmp_path: Path) -> None:
+    inputs, out = tmp_path / "delivery", tmp_path / "out"
+    stale = inputs / "run-state" / "source_bucket=b" / "run_date=d" / "split-report.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # an old run's state in a downloaded copy of the bucket
+    store = LocalStorage("dest", out=out, inputs=inputs)
+    key = "run-state/source_bucket=b/run_date=d/split-report.json"
+    with pytest.raises(MissingObjectError, match=str(out / key)):
+        store.read(key)
+    assert store.uri(key) == str(out / key)

@@ -53,7 +53,7 @@ def test_run_local_of_an_s3_manifest_downloads_that_delivery_only(s3, bucket, tm
     assert "download: 0 of 2 data file(s), 0 MB" in capsys.readouterr().err
 
 
-def test_an_s3_manifest_that_does_not_exist_is_one_line(s3, bucket, tmp_path, capsys):
+def test_an_s3_manifest_that_does_not_exist_is_one_line_naming_it(s3, bucket, tmp_path, capsys):
     code = main(
         [
             "run-local",
@@ -63,7 +63,20 @@ def test_an_s3_manifest_that_does_not_exist_is_one_line(s3, bucket, tmp_path, ca
         ]
     )
     err = capsys.readouterr().err
-    assert (
-        code == 2 and err.startswith("error: AWS refused GetObject: NoSuchKey") and len(err.splitlines()) == 1
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(
+        f"error: MANIFEST s3://{bucket}/inventory/src/cfg/2026-11-24T01-00Z/manifest.json does not exist"
     )
     assert not Path(tmp_path / "o" / "processed").exists()
+
+
+def test_a_missing_data_file_or_manifest_in_s3_is_bad_input_naming_it(s3, bucket, tmp_path, capsys):
+    gen = generate_delivery(tmp_path / "d", objects=100, files=2, destination_bucket=bucket)
+    upload_tree(s3, gen.root, bucket)
+    s3.delete_object(Bucket=bucket, Key=gen.data_keys[1])
+    out = tmp_path / "out"
+    code = main(["run-local", f"s3://{bucket}/{gen.delivery.manifest_key}", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err == f"error: s3://{bucket}/{gen.data_keys[1]}: data file listed in the manifest does not exist"
+    assert not list((out / "downloads").rglob("*.partial-*"))
