@@ -2,9 +2,9 @@
 
 S3 answers a missing key with 404 only to a caller that may list the bucket. The stack's roles may
 list only the prefixes they work under (``s3:ListBucket`` with an ``s3:prefix`` condition), which
-does not count for that rule, so on AWS a missing key answers them 403. Given the client, bucket
-and key, ``is_missing`` tells the two apart with a listing of exactly that key, which those roles
-are allowed.
+AWS does not document as counting for that rule: the code assumes a missing key may answer them 403
+(the tests' stand-in does) and works either way. Given the client, bucket and key, ``is_missing``
+tells the two apart with a listing of exactly that key, which those roles are allowed.
 """
 
 from __future__ import annotations
