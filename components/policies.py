@@ -7,9 +7,9 @@ from typing import Any
 
 import pulumi
 
-from components.role_policies import allow, document
+from components.role_policies import document
 
-__all__ = ["allow", "deny_insecure_transport", "document", "objects"]
+__all__ = ["deny_insecure_transport", "document", "objects"]
 
 
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
