@@ -25,11 +25,12 @@ import boto3
 from botocore.exceptions import ClientError
 
 from pipeline.arguments import positive_int
+from pipeline.contract.delivery import BUCKET_NAME
 from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 from pipeline.contract.s3 import is_missing
 from pipeline.errors import UsageError
 
-_RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]/\d{4}-\d{2}-\d{2}$")
+_RUN = re.compile(rf"^{BUCKET_NAME}/\d{{4}}-\d{{2}}-\d{{2}}$")
 
 
 @dataclass

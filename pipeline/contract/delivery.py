@@ -16,10 +16,12 @@ from pipeline.contract.errors import DeliveryKeyError
 MANIFEST_NAME = "manifest.json"
 CHECKSUM_NAME = "manifest.checksum"
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H-%MZ"
+BUCKET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]"
+"""A source bucket's name: today's (3-63 of a-z 0-9 . -) and us-east-1's legacy ones (up to 255,
+upper case and _)."""
 _DELIVERY_KEY = re.compile(
     r"^(?:(?P<prefix>.+)/)?"
-    # today's names (3-63 of a-z 0-9 . -), and us-east-1's legacy ones (up to 255, upper case and _)
-    r"(?P<source_bucket>[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9])/"
+    rf"(?P<source_bucket>{BUCKET_NAME})/"
     r"(?P<config_id>[^/]+)/"
     r"(?P<timestamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}Z)/"
     r"manifest\.json$"
