@@ -17,7 +17,15 @@ from urllib.parse import unquote
 import polars as pl
 
 from batch_jobs.diagnose import first_malformed_row
-from pipeline.contract.schema import FALSE, KEY_FIELD, TIMESTAMP_FORMAT, TRUE, Column, ColumnType
+from pipeline.contract.schema import (
+    FALSE,
+    KEY_FIELD,
+    TIMESTAMP_FORMAT,
+    TRUE,
+    Column,
+    ColumnType,
+    table_columns,
+)
 
 PARQUET_COMPRESSION: Final = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1  # measured on inventory data: faster than zstd's default 3, files no larger
@@ -46,7 +54,17 @@ _ASCII_ESCAPES = {
 
 
 def output_schema(columns: Sequence[Column]) -> pl.Schema:
-    return pl.Schema({c.name: POLARS_TYPES[c.type] for c in columns})
+    """The schema of a part converted from a delivery with these columns: the stable table's."""
+    return pl.Schema({c.name: POLARS_TYPES[c.type] for c in table_columns([c.field for c in columns])})
+
+
+def as_table(frame: pl.LazyFrame, columns: Sequence[Column]) -> pl.LazyFrame:
+    """The typed delivery columns in the table's order, a typed null for each field it lacks."""
+    present = {c.name for c in columns}
+    return frame.select(
+        pl.col(name) if name in present else pl.lit(None, dtype).alias(name)
+        for name, dtype in output_schema(columns).items()
+    )
 
 
 def scan_chunk(path: Path, columns: Sequence[Column]) -> pl.LazyFrame:
@@ -145,6 +163,8 @@ def convert_chunk(
 ) -> dict[str, Any]:
     """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats.
 
+    ``columns`` are the delivery's (its ``fileSchema``); the part has the table's (``output_schema``).
+
     ``locate`` turns a line of the chunk into where that row was delivered ("s3://.../data/x.csv.gz:
     line 7"); without it, errors name the chunk's line.
     """
@@ -172,7 +192,7 @@ def convert_chunk(
 
 
 def _sink(chunk: Path, part: Path, columns: tuple[Column, ...], *, guard_short_rows: bool) -> None:
-    frame = typed(scan_chunk(chunk, columns), columns, guard_short_rows=guard_short_rows)
+    frame = as_table(typed(scan_chunk(chunk, columns), columns, guard_short_rows=guard_short_rows), columns)
     frame.sink_parquet(
         part,
         compression=PARQUET_COMPRESSION,

@@ -74,8 +74,9 @@ TABLE_FIELDS: tuple[str, ...] = (
     "IsDeleteMarker",
     *INVENTORY_OPTIONAL_FIELDS,
 )
-"""The columns of the analytics table: every field an inventory of all versions can have. A delivery
-with fewer fields writes Parquet without the rest; readers see them as null."""
+"""The columns of the analytics table, in its order: every field an inventory of all versions can
+have. Every part has all of them (null where the delivery lacks the field), so runs with different
+``fileSchema`` read as one table without schema merging (``table_columns``)."""
 
 GLUE_TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "string",
@@ -106,6 +107,13 @@ def column_for(field: str) -> Column:
 def columns_for(file_schema: Sequence[str]) -> tuple[Column, ...]:
     """The output columns of a delivery, in the manifest's field order."""
     return tuple(column_for(field) for field in file_schema)
+
+
+def table_columns(file_schema: Sequence[str]) -> tuple[Column, ...]:
+    """The columns of every part: the table's, in its order, then any field of this delivery the
+    contract does not know yet (kept as a string, in the manifest's order)."""
+    known = set(TABLE_FIELDS)
+    return columns_for([*TABLE_FIELDS, *(f for f in file_schema if f not in known)])
 
 
 def decode_key(raw: str) -> str:

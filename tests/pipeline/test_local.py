@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.contract.layout import RunLayout
-from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, columns_for
+from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, table_columns
 from pipeline.synthetic import generate_delivery
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
 
     # pyarrow: the schema is exactly the contract's, every key decoded exactly, once
     table = ds.dataset(parts, format="parquet").to_table()
-    expected = pa.schema([(c.name, ARROW_TYPES[c.type]) for c in columns_for(KNOWN_FIELDS)])
+    expected = pa.schema([(c.name, ARROW_TYPES[c.type]) for c in table_columns(KNOWN_FIELDS)])
     assert table.schema.remove_metadata() == expected
     assert Counter(table.column("key").to_pylist()) == Counter(generated.truth.keys)
 
