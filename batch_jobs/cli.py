@@ -19,6 +19,7 @@ from batch_jobs.storage import storage_for
 from pipeline.contract.errors import ContractError
 from pipeline.contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
 from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH, check_prefix_depth
 
 EXIT_INPUT_ERROR = 2
 EXIT_DOES_NOT_RECONCILE = 3
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "process":
             from batch_jobs.process import process
 
-            process(store, run, _chunk_index(args.index), log=log)
+            process(store, run, _chunk_index(args.index), log=log, prefix_depth=args.prefix_depth)
         else:
             finalize(store, run, args.chunks, log=log)
     except ReconciliationError as err:  # the parts do not add up: say so with the numbers, no retry
@@ -66,6 +67,13 @@ def _chunk_index(value: str) -> int:
     return int(value)
 
 
+def _prefix_depth(value: str) -> int:
+    try:
+        return check_prefix_depth(int(value))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m batch_jobs", description="The pipeline's batch jobs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{split,process,finalize}")
@@ -89,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         "--index",
         default=FROM_ARRAY,
         help=f"chunk index, or '{FROM_ARRAY}' (default) to read {ARRAY_INDEX_ENV}",
+    )
+    process.add_argument(
+        "--prefix-depth",
+        type=_prefix_depth,
+        default=DEFAULT_PREFIX_DEPTH,
+        help=f"roll up bytes by prefix at depths 1 to this (default {DEFAULT_PREFIX_DEPTH})",
     )
 
     finalize = commands.add_parser(

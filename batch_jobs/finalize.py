@@ -8,13 +8,19 @@ mismatch it writes the run report with the problems and fails with the numbers.
 
 from __future__ import annotations
 
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+from batch_jobs import rollups
 from batch_jobs.run import Run, load_split_report
 from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
 from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.rollups import ROLLUPS
 
 
 class ReconciliationError(RuntimeError):
@@ -36,6 +42,7 @@ class RunReport:
     min_last_modified_date: str | None
     max_last_modified_date: str | None
     finished_at: str
+    rollups: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -76,6 +83,18 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
     rows_out = sum(p["rows"] for p in parts)
     if rows_in != rows_out:
         problems.append(f"rows in = {rows_in} but rows out = {rows_out} (difference {rows_out - rows_in:+d})")
+    size_sum = sum(p.get("size_sum") or 0 for p in parts)
+    with tempfile.TemporaryDirectory(prefix="rollups-", dir=store.scratch()) as tmp:
+        merged: dict[str, Path] = {}
+        if not problems:  # every part is there: merge their rollups, check them against the rows
+            merged = _merge_rollups(store, run, chunks, Path(tmp), problems)
+        if merged:
+            problems += rollups.reconcile(merged, rows=rows_out, size_sum=size_sum)
+        rollup_summary = rollups.summary(merged) if merged else {}
+        rollup_sizes = {run.layout.rollup_key(name): path.stat().st_size for name, path in merged.items()}
+        if not problems:
+            for name, path in merged.items():
+                store.store(path, run.layout.rollup_key(name))
     dates_min = [p["min_last_modified_date"] for p in parts if p.get("min_last_modified_date")]
     dates_max = [p["max_last_modified_date"] for p in parts if p.get("max_last_modified_date")]
     result = RunReport(
@@ -86,11 +105,12 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         chunks=chunks,
         rows_in=rows_in,
         rows_out=rows_out,
-        size_sum=sum(p.get("size_sum") or 0 for p in parts),
+        size_sum=size_sum,
         parquet_bytes=sum(p["parquet_bytes"] for p in parts),
         min_last_modified_date=min(dates_min, default=None),
         max_last_modified_date=max(dates_max, default=None),
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rollups=rollup_summary,
         problems=problems,
     )
     write_json(store, run.layout.run_report_key, asdict(result))
@@ -105,7 +125,35 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         "completed_at": result.finished_at,
         # what a reader needs to know the partition is whole: exactly these parts, at these sizes
         "parts": {run.layout.part_key(p["index"]): p["parquet_bytes"] for p in parts},
+        "rollups": rollup_sizes,
     }
     write_json(store, run.layout.complete_marker_key, marker)
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
     return result
+
+
+def _merge_rollups(store: Storage, run: Run, chunks: int, tmp: Path, problems: list[str]) -> dict[str, Path]:
+    """Every child's partial rollups fetched to ``tmp`` and merged, one file per rollup; a missing
+    partial is a problem (and nothing is merged)."""
+    wanted = [(r.name, i) for r in ROLLUPS for i in range(chunks)]
+
+    def fetch(item: tuple[str, int]) -> Path | None:
+        name, index = item
+        path = tmp / f"{name}-{index:06d}.parquet"
+        try:
+            store.fetch(run.layout.rollup_partial_key(name, index), path)
+        except MissingObjectError:
+            problems.append(f"part {index}: its {name} rollup is missing")
+            return None
+        return path
+
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="rollups") as pool:
+        fetched = dict(zip(wanted, pool.map(fetch, wanted), strict=True))
+    if any(path is None for path in fetched.values()):
+        return {}
+    merged = {}
+    for rollup in ROLLUPS:
+        merged[rollup.name] = tmp / f"{rollup.name}.parquet"
+        paths = [fetched[rollup.name, i] for i in range(chunks)]
+        rollups.merge(rollup, [p for p in paths if p is not None], merged[rollup.name])
+    return merged

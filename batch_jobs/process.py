@@ -1,8 +1,9 @@
 """The processor: one array child converts one chunk to one Parquet part.
 
-Downloads the chunk, runs one streaming Polars pass that sinks the part to local disk and computes
-the part's stats, and only then uploads the part (a multipart upload is atomic: no partial object
-is ever visible at the output key) and its stats. A failure names the chunk, line and value.
+Downloads the chunk, runs one streaming Polars pass that sinks the part to local disk, computes the
+part's stats and its partial rollups (``batch_jobs/rollups.py``) from it, and only then uploads the
+part (a multipart upload is atomic: no partial object is ever visible at the output key), the
+partial rollups, and the stats last. A failure names the chunk, line and value.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_jobs import rollups
 from batch_jobs.convert import convert_chunk
 from batch_jobs.run import JobInputError, Run, load_split_report
 from batch_jobs.storage import Storage, write_json
 from pipeline.contract.jsonlog import JsonLogger
+from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH
 from pipeline.contract.schema import columns_for
 
 
@@ -56,7 +59,13 @@ def source_locator(
 
 
 def process(
-    store: Storage, run: Run, index: int, *, log: JsonLogger, workdir: Path | None = None
+    store: Storage,
+    run: Run,
+    index: int,
+    *,
+    log: JsonLogger,
+    prefix_depth: int = DEFAULT_PREFIX_DEPTH,
+    workdir: Path | None = None,
 ) -> PartStats:
     started = time.monotonic()
     split_version = store.version(run.layout.split_report_key)
@@ -74,6 +83,7 @@ def process(
         log.info("chunk fetched", chunk=chunk_uri, bytes=chunk_path.stat().st_size)
         locate = source_locator(store.uri, report["chunks"][index].get("sources", []), chunk_uri)
         stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri, locate=locate)
+        aggregates = rollups.partials(part_path, run.layout.run_date, prefix_depth)
         if store.version(run.layout.split_report_key) != split_version:
             msg = (
                 f"{run.manifest_uri}: a rerun replaced this run's split while chunk {index} was converted; "
@@ -82,6 +92,10 @@ def process(
             raise RunSupersededError(msg)
         parquet_bytes = part_path.stat().st_size
         store.store(part_path, part_key)
+        for name, frame in aggregates.items():  # before the stats: finalize reads them once the stats exist
+            partial = Path(tmp) / f"{name}.parquet"
+            frame.write_parquet(partial)
+            store.store(partial, run.layout.rollup_partial_key(name, index))
         result = PartStats(
             index=index,
             chunk=chunk_key,

@@ -28,6 +28,7 @@ from batch_jobs.s3io import MiB
 from batch_jobs.storage import MissingObjectError, ObjectWriter, Storage, write_json
 from pipeline.contract.jsonlog import JsonLogger
 from pipeline.contract.manifest import DataFile
+from pipeline.contract.rollups import ROLLUPS
 
 try:
     from isal import isal_zlib as zlib_impl
@@ -143,16 +144,28 @@ def split(
 
 
 def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
-    """Before a rerun writes anything: delete the earlier run's completion marker and report (the
-    partition is being rewritten), and its parts, part stats and chunks beyond this run's ``chunks``,
-    which nothing would overwrite. Returns the deleted keys, the marker first."""
+    """Before a rerun writes anything: delete the earlier run's completion marker, report and rollup
+    tables (the partition is being rewritten), and its parts, part stats, partial rollups and chunks
+    beyond this run's ``chunks``, which nothing would overwrite. Returns the deleted keys, the
+    marker first."""
     layout = run.layout
     keep = {
         key
         for i in range(chunks)
-        for key in (layout.part_key(i), layout.part_stats_key(i), layout.chunk_key(i))
+        for key in (
+            layout.part_key(i),
+            layout.part_stats_key(i),
+            layout.chunk_key(i),
+            *(layout.rollup_partial_key(r.name, i) for r in ROLLUPS),
+        )
     }
-    prefixes = (layout.reports_prefix, layout.processed_prefix, layout.part_stats_prefix, layout.chunk_prefix)
+    prefixes = (
+        layout.reports_prefix,
+        layout.processed_prefix,
+        layout.part_stats_prefix,
+        layout.chunk_prefix,
+        *(layout.rollup_prefix(r.name) for r in ROLLUPS),
+    )
     stale = sorted(
         (key for prefix in prefixes for key, _ in store.list(prefix) if key not in keep),
         key=lambda key: key != layout.complete_marker_key,

@@ -124,6 +124,7 @@ class BatchPipeline(pulumi.ComponentResource):
             PROCESS.name: (s.process_vcpu, s.process_memory_mib),
             FINALIZE.name: FINALIZE_SIZE,
         }
+        parameters = {PROCESS.name: {"prefix_depth": str(s.rollup_prefix_depth)}}
         self.job_definition_arns = {}
         for spec in JOB_SPECS:
             vcpu, memory = sizes[spec.name]
@@ -157,7 +158,7 @@ class BatchPipeline(pulumi.ComponentResource):
                 f"{name}-{spec.name}",
                 type="container",
                 platform_capabilities=["FARGATE"],
-                parameters=dict(spec.default_parameters),
+                parameters={**spec.default_parameters, **parameters.get(spec.name, {})},
                 container_properties=inputs.apply(properties),
                 retry_strategy=retry_args,
                 timeout={"attempt_duration_seconds": s.job_timeout_minutes * 60},

@@ -1,8 +1,9 @@
-"""The analytics table: Glue database and table over ``processed/`` with partition projection, and
-an Athena workgroup with its own results bucket, enforced settings, a scan limit and named queries."""
+"""The analytics tables: a Glue database, the inventory table over ``processed/`` and one table per
+rollup over ``rollups/NAME/``, each with partition projection, and an Athena workgroup with its own results bucket, enforced settings, a scan limit and named queries."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +12,9 @@ import pulumi_aws as aws
 
 from components.buckets import secure_bucket
 from components.queries import NAMED_QUERIES
-from pipeline.contract.layout import PARTITION_KEYS, PROCESSED_ROOT
-from pipeline.contract.schema import GLUE_TYPES, TABLE_FIELDS, columns_for
+from pipeline.contract.layout import PARTITION_KEYS, PROCESSED_ROOT, ROLLUPS_ROOT
+from pipeline.contract.rollups import ROLLUPS, Rollup
+from pipeline.contract.schema import GLUE_TYPES, TABLE_FIELDS, Column, columns_for
 
 PROJECTION_DATE_FORMAT = "yyyy-MM-dd"  # Java date format of run_date=YYYY-MM-DD partitions
 PROJECTION_START = "2020-01-01"
@@ -20,11 +22,18 @@ RESULTS_RETENTION_DAYS = 30
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
 
-def glue_columns() -> list[dict[str, str]]:
-    return [{"name": c.name, "type": GLUE_TYPES[c.type]} for c in columns_for(TABLE_FIELDS)]
+def glue_columns(columns: Sequence[Column] | None = None) -> list[dict[str, str]]:
+    """The Glue columns of the inventory table (default) or of a rollup table."""
+    return [{"name": c.name, "type": GLUE_TYPES[c.type]} for c in columns or columns_for(TABLE_FIELDS)]
 
 
-def projection_parameters(bucket: str, source_buckets: list[str]) -> dict[str, str]:
+def rollup_table_name(table: str, rollup: Rollup) -> str:
+    return f"{table}_rollup_{rollup.name}"
+
+
+def projection_parameters(
+    bucket: str, source_buckets: list[str], root: str = PROCESSED_ROOT
+) -> dict[str, str]:
     return {
         "classification": "parquet",
         "EXTERNAL": "TRUE",
@@ -37,7 +46,7 @@ def projection_parameters(bucket: str, source_buckets: list[str]) -> dict[str, s
         "projection.run_date.interval": "1",
         "projection.run_date.interval.unit": "DAYS",
         "storage.location.template": (
-            f"s3://{bucket}/{PROCESSED_ROOT}/source_bucket=${{source_bucket}}/run_date=${{run_date}}/"
+            f"s3://{bucket}/{root}/source_bucket=${{source_bucket}}/run_date=${{run_date}}/"
         ),
     }
 
@@ -55,6 +64,7 @@ class AnalyticsCatalogArgs:
 class AnalyticsCatalog(pulumi.ComponentResource):
     database: pulumi.Output[str]
     table: pulumi.Output[str]
+    rollup_tables: pulumi.Output[list[str]]
     workgroup: pulumi.Output[str]
     results_bucket: pulumi.Output[str]
 
@@ -64,26 +74,40 @@ class AnalyticsCatalog(pulumi.ComponentResource):
         super().__init__("s3inventory:index:AnalyticsCatalog", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         database = aws.glue.CatalogDatabase(f"{name}-database", name=args.database_name, opts=child)
-        parameters: Any = pulumi.Output.all(args.bucket, args.source_buckets).apply(
-            lambda v: projection_parameters(v[0], list(v[1]))
-        )
-        descriptor: Any = {
-            "location": pulumi.Output.format("s3://{0}/{1}/", args.bucket, PROCESSED_ROOT),
-            "input_format": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-            "output_format": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-            "ser_de_info": {"serialization_library": PARQUET_SERDE},
-            "columns": glue_columns(),
-        }
-        table = aws.glue.CatalogTable(
-            f"{name}-table",
-            name=args.table_name,
-            database_name=database.name,
-            table_type="EXTERNAL_TABLE",
-            parameters=parameters,
-            partition_keys=[{"name": key, "type": "string"} for key in PARTITION_KEYS],
-            storage_descriptor=descriptor,
-            opts=child,
-        )
+        tables: list[tuple[str, str, Sequence[Column] | None, str]] = [
+            (args.table_name, PROCESSED_ROOT, None, "S3 Inventory rows, one per object version")
+        ]
+        tables += [
+            (rollup_table_name(args.table_name, r), f"{ROLLUPS_ROOT}/{r.name}", r.columns, r.description)
+            for r in ROLLUPS
+        ]
+        created = []
+        for table_name, root, columns, description in tables:
+
+            def parameters(v: list[Any], root: str = root) -> dict[str, str]:
+                return projection_parameters(v[0], list(v[1]), root)
+
+            descriptor: Any = {
+                "location": pulumi.Output.format("s3://{0}/{1}/", args.bucket, root),
+                "input_format": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "output_format": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "ser_de_info": {"serialization_library": PARQUET_SERDE},
+                "columns": glue_columns(columns),
+            }
+            created.append(
+                aws.glue.CatalogTable(
+                    f"{name}-table" if root == PROCESSED_ROOT else f"{name}-{table_name}",
+                    name=table_name,
+                    description=description,
+                    database_name=database.name,
+                    table_type="EXTERNAL_TABLE",
+                    parameters=pulumi.Output.all(args.bucket, args.source_buckets).apply(parameters),
+                    partition_keys=[{"name": key, "type": "string"} for key in PARTITION_KEYS],
+                    storage_descriptor=descriptor,
+                    opts=child,
+                )
+            )
+        table = created[0]
         results = secure_bucket(f"{name}-athena-results", parent=self, force_destroy=args.force_destroy)
         expire: list[Any] = [
             {
@@ -128,6 +152,7 @@ class AnalyticsCatalog(pulumi.ComponentResource):
             )
         self.database = database.name
         self.table = table.name
+        self.rollup_tables = pulumi.Output.all(*(t.name for t in created[1:]))
         self.workgroup = workgroup.name
         self.results_bucket = results.bucket
         self.register_outputs({"database": self.database, "table": self.table, "workgroup": self.workgroup})

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
 from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
+from pipeline.contract.rollups import MAX_PREFIX_DEPTH
 
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
@@ -71,6 +72,7 @@ class StackSettings:
     catalog_database: str
     catalog_table: str
     athena_scan_limit_gib: int
+    rollup_prefix_depth: int
 
     @property
     def cpu_architecture(self) -> str:
@@ -257,6 +259,8 @@ def _validate(s: StackSettings) -> None:
             fail(key, f"must be 1 to 255 lower-case letters, digits and _ (Athena-friendly), got {name!r}")
     if s.athena_scan_limit_gib < 1:
         fail("athenaScanLimitGib", f"must be at least 1, got {s.athena_scan_limit_gib}")
+    if not 1 <= s.rollup_prefix_depth <= MAX_PREFIX_DEPTH:
+        fail("rollupPrefixDepth", f"must be 1 to {MAX_PREFIX_DEPTH}, got {s.rollup_prefix_depth}")
     if s.alert_email and "@" not in s.alert_email:
         fail("alertEmail", f"must be an email address or empty, got {s.alert_email!r}")
     if s.security_group_ids and not s.subnet_ids:

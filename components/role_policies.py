@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
 """Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""
@@ -118,6 +118,7 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             PROCESSED_ROOT,
             STATE_ROOT,
             REPORTS_ROOT,
+            ROLLUPS_ROOT,
         ),
         allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
         allow(
@@ -136,8 +137,10 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             objects(bucket_arn, f"{RUN_STATE}/split-report.json", f"{RUN_STATE}/parts/*"),
         ),
         allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
-        # A rerun first retires the earlier run: its marker and report, and the parts, part stats
-        # and chunks it wrote beyond the rerun's chunk count (batch_jobs/split.py).
+        allow("RollupTables", ["s3:PutObject"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
+        # A rerun first retires the earlier run: its marker, report and rollup tables, and the
+        # parts, part stats, partial rollups and chunks it wrote beyond the rerun's chunk count
+        # (batch_jobs/split.py).
         allow(
             "RetireEarlierRuns",
             ["s3:DeleteObject"],
@@ -147,6 +150,7 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
                 f"{PROCESSED_ROOT}/*",
                 f"{RUN_STATE}/parts/*",
                 f"{CHUNKS_ROOT}/*",
+                f"{ROLLUPS_ROOT}/*",
             ),
         ),
     )

@@ -112,6 +112,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "backfillCommand": backfill,
         "glueDatabase": catalog.database,
         "glueTable": catalog.table,
+        "glueRollupTables": catalog.rollup_tables,
         "athenaWorkgroup": catalog.workgroup,
         "athenaResultsBucket": catalog.results_bucket,
         "alertsTopicArn": alerts.topic_arn,

@@ -236,6 +236,6 @@ def _run_local(args: argparse.Namespace) -> int:
             f"{source.delivery.source_bucket}/{source.delivery.run_date} is complete in {args.out} "
             f"(see {args.out / run.layout.complete_marker_key}); nothing was run. Use --force to run it again."
         )
-    print(render(summarize(run.parts_dir)))
+    print(render(summarize(run.parts_dir, run.run_report())))
     print(render_reconciliation(run.run_report()))
     return EXIT_OK

@@ -29,6 +29,7 @@ from pipeline.contract.delivery import BUCKET_NAME
 from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 from pipeline.contract.s3 import is_missing
 from pipeline.errors import UsageError
+from pipeline.rollups_view import render_rollups
 
 _RUN = re.compile(rf"^{BUCKET_NAME}/\d{{4}}-\d{{2}}-\d{{2}}$")
 
@@ -42,6 +43,7 @@ class RunStatus:
     chunks: int | None = None
     rows: int | None = None
     claimed_at: str | None = None
+    rollups: dict[str, Any] | None = None  # a complete run's, when one run was asked for
 
 
 def derive_state(
@@ -160,6 +162,11 @@ def run(args: argparse.Namespace) -> int:
     statuses = run_statuses(
         session.client("s3"), session.client("batch"), args.bucket, run=args.run, limit=args.limit
     )
+    if args.run:
+        for s in statuses:
+            if s.state == "complete":
+                report = _json(session.client("s3"), args.bucket, RunLayout(*s.run.split("/")).run_report_key)
+                s.rollups = (report or {}).get("rollups")
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2))
         return 0
@@ -169,4 +176,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{s.run:<50} {s.state:<11} {s.generation or '-':>3} {s.chunks or '-':>6} {rows:>14}  {s.detail}"
         )
+    for s in statuses:
+        if s.rollups:
+            print(render_rollups(s.rollups))
     return 0 if all(s.state != "failed" for s in statuses) else 1

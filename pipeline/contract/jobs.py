@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH
+
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 FROM_ARRAY = "array"
 """The processor's ``--index`` default: take the chunk index from ``AWS_BATCH_JOB_ARRAY_INDEX``."""
@@ -38,8 +40,18 @@ SPLIT = JobSpec(
 )
 PROCESS = JobSpec(
     name="process",
-    command=("python", "-m", "batch_jobs", "process", *_RUN_ARGS, "--index", "Ref::index"),
-    default_parameters={"index": FROM_ARRAY},
+    command=(
+        "python",
+        "-m",
+        "batch_jobs",
+        "process",
+        *_RUN_ARGS,
+        "--index",
+        "Ref::index",
+        "--prefix-depth",
+        "Ref::prefix_depth",
+    ),
+    default_parameters={"index": FROM_ARRAY, "prefix_depth": str(DEFAULT_PREFIX_DEPTH)},
 )
 FINALIZE = JobSpec(
     name="finalize",

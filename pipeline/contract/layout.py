@@ -5,6 +5,7 @@
     processed/source_bucket=B/run_date=D/           Parquet parts: the analytics table
     run-state/source_bucket=B/run_date=D/           claim, split report, part stats (expire)
     run-reports/source_bucket=B/run_date=D/         run report and _COMPLETE marker (kept)
+    rollups/NAME/source_bucket=B/run_date=D/        the run's rollup tables (pipeline/contract/rollups.py)
 
 ``run-state/`` and ``run-reports/`` sit outside ``processed/`` so that Athena, which reads every
 object under a table's location, never reads them.
@@ -21,6 +22,7 @@ CHUNKS_ROOT = "inventory-chunks"
 PROCESSED_ROOT = "processed"
 STATE_ROOT = "run-state"
 REPORTS_ROOT = "run-reports"
+ROLLUPS_ROOT = "rollups"
 PARTITION_KEYS = ("source_bucket", "run_date")
 _INDEX_WIDTH = 6
 
@@ -76,6 +78,16 @@ class RunLayout:
 
     def part_stats_key(self, index: int) -> str:
         return f"{self.part_stats_prefix}part-{_number(index)}.json"
+
+    def rollup_partial_key(self, rollup: str, index: int) -> str:
+        """One child's partial aggregate of one rollup, beside its part stats."""
+        return f"{self.part_stats_prefix}part-{_number(index)}.{rollup}.parquet"
+
+    def rollup_prefix(self, rollup: str) -> str:
+        return f"{ROLLUPS_ROOT}/{rollup}/{self.partition}/"
+
+    def rollup_key(self, rollup: str) -> str:
+        return f"{self.rollup_prefix(rollup)}rollup.parquet"
 
     @property
     def reports_prefix(self) -> str:

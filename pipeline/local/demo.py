@@ -73,7 +73,7 @@ def demo(
         progress=progress,
         before_trigger=create_source_bucket,
     )
-    summary = summarize(run.parts_dir)
+    summary = summarize(run.parts_dir, run.run_report())
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(render(summary))

@@ -1,10 +1,10 @@
 """A local run's outputs in ``--out``: when a run counts as done, and how a new one replaces it.
 
-A run is done only when its ``_COMPLETE`` marker is there and every part the marker lists is there
-at the size it lists. A new run is assembled aside, under ``--out``'s staging folder (the same
+A run is done only when its ``_COMPLETE`` marker is there and every part and rollup table the
+marker lists is there at the size it lists. A new run is assembled aside, under ``--out``'s staging folder (the same
 file system, so every move is a rename), and published in an order that never shows a marker
-without its data: the old marker goes first, then the run's partition of ``processed/`` and its
-run state (each replaced whole, so no part of an earlier run with more chunks survives), then the
+without its data: the old marker goes first, then the run's partition of ``processed/``, of each
+rollup table and its run state (each replaced whole, so no part of an earlier run with more chunks survives), then the
 run report, and the marker last. An interruption leaves the previous complete run or no marker.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.contract.layout import RunLayout
+from pipeline.contract.rollups import ROLLUPS
 
 STAGING = ".staging"
 """Folder under ``--out`` where a run is assembled before it is published."""
@@ -35,10 +36,10 @@ def completed(out: Path, layout: RunLayout, manifest_uri: str) -> dict[str, Any]
         return None
     if not isinstance(marker, dict) or marker.get("manifest") != manifest_uri:
         return None
-    parts = marker.get("parts")
-    if not isinstance(parts, dict):
+    parts, tables = marker.get("parts"), marker.get("rollups")
+    if not isinstance(parts, dict) or not isinstance(tables, dict):
         return None
-    for key, size in parts.items():
+    for key, size in {**parts, **tables}.items():
         path = out / key
         if not path.is_file() or path.stat().st_size != size:
             return None
@@ -58,7 +59,8 @@ def staging_dir(out: Path) -> Path:
 def publish(staged: Path, out: Path, layout: RunLayout) -> None:
     """Move the run assembled in ``staged`` into ``out``: data first, the marker last."""
     (out / layout.complete_marker_key).unlink(missing_ok=True)
-    for prefix in (layout.processed_prefix, layout.state_prefix):
+    rollups = (layout.rollup_prefix(r.name) for r in ROLLUPS)
+    for prefix in (layout.processed_prefix, *rollups, layout.state_prefix):
         _replace_dir(staged / prefix, out / prefix, out)
     for key in (layout.run_report_key, layout.complete_marker_key):
         source = staged / key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import re
 from collections import Counter
@@ -16,6 +17,7 @@ from polars.testing import assert_frame_equal
 
 from batch_jobs.convert import output_schema
 from pipeline.contract.layout import RunLayout
+from pipeline.contract.rollups import ROLLUPS
 from pipeline.contract.schema import KNOWN_FIELDS, columns_for
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
 from tests.conftest import run_job, upload_tree
@@ -151,12 +153,17 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
 
     run(3)
     assert len(keys(layout.processed_prefix)) == 3 and keys(layout.reports_prefix)
+    assert all(keys(layout.rollup_prefix(r.name)) == [layout.rollup_key(r.name)] for r in ROLLUPS)
     # WHEN it is rerun with 2 chunks: the split retires the earlier run first
     assert _split(aws_env, gen, bucket, 2).returncode == 0
     assert keys(layout.reports_prefix) == []  # no _COMPLETE while the partition is rewritten
     assert keys(layout.processed_prefix) == [layout.part_key(0), layout.part_key(1)]
-    assert keys(layout.part_stats_prefix) == [layout.part_stats_key(0), layout.part_stats_key(1)]
+    assert keys(layout.part_stats_prefix) == sorted(
+        [layout.part_stats_key(i) for i in range(2)]
+        + [layout.rollup_partial_key(r.name, i) for r in ROLLUPS for i in range(2)]
+    )
     assert keys(layout.chunk_prefix) == [layout.chunk_key(0), layout.chunk_key(1)]
+    assert all(keys(layout.rollup_prefix(r.name)) == [] for r in ROLLUPS)  # no earlier run's rollups shown
     # THEN the rerun completes and reconciles, with exactly its own parts
     for i in range(2):
         assert _process(aws_env, gen, bucket, i).returncode == 0
@@ -164,6 +171,9 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
     assert done.returncode == 0, done.stderr
     report = json.loads(s3.get_object(Bucket=bucket, Key=layout.run_report_key)["Body"].read())
     assert (report["status"], report["chunks"], report["rows_out"]) == ("complete", 2, 500)
+    body = s3.get_object(Bucket=bucket, Key=layout.rollup_key("storage_class"))["Body"].read()
+    classes = pl.read_parquet(io.BytesIO(body))
+    assert classes["objects"].sum() == 500  # the rerun's rollups, not the earlier run's added in
 
 
 def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws_env, tmp_path, monkeypatch):

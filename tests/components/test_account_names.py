@@ -154,7 +154,7 @@ def test_config_overrides_the_derived_names():
     )
     assert stack.one("aws:s3/inventory:Inventory").inputs["name"] == "daily-all"
     assert stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"] == "analytics"
-    table = stack.one("aws:glue/catalogTable:CatalogTable")
+    table = stack.one("aws:glue/catalogTable:CatalogTable", "analytics-table")
     assert (table.inputs["databaseName"], table.inputs["name"]) == ("analytics", "objects")
     assert "/SOURCE-BUCKET/daily-all/" in stack.outputs["backfillCommand"]
     assert (stack.outputs["glueDatabase"], stack.outputs["glueTable"]) == ("analytics", "objects")

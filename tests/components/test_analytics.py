@@ -45,7 +45,7 @@ def _parquet_glue_columns(tmp_path: Path, fields: tuple[str, ...]) -> list[dict[
 
 
 def test_glue_columns_match_the_parquet_the_processor_writes(tmp_path):
-    table = deploy(settings()).one("aws:glue/catalogTable:CatalogTable")
+    table = deploy(settings()).one("aws:glue/catalogTable:CatalogTable", "analytics-table")
     glue = table.inputs["storageDescriptor"]["columns"]
     assert glue == _parquet_glue_columns(tmp_path, TABLE_FIELDS)
     assert [c["name"] for c in glue[:2]] == ["bucket", "key"] and len(glue) == len(TABLE_FIELDS)
@@ -59,7 +59,7 @@ def test_glue_columns_match_the_parquet_the_processor_writes(tmp_path):
 
 def test_partition_projection_resolves_to_the_paths_the_processor_writes():
     stack = deploy(settings(existingSourceBuckets=["legacy-data"]))
-    table = stack.one("aws:glue/catalogTable:CatalogTable")
+    table = stack.one("aws:glue/catalogTable:CatalogTable", "analytics-table")
     params = table.inputs["parameters"]
     destination = stack.one("aws:s3/bucket:Bucket", "inventory-destination").outputs["bucket"]
     sources = stack.outputs["sourceBuckets"]
@@ -100,7 +100,7 @@ def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
         == {"storage-by-class", "largest-prefixes", "not-modified-for-a-year", "delete-markers"}
     )
     database = stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
-    table = stack.one("aws:glue/catalogTable:CatalogTable")
+    table = stack.one("aws:glue/catalogTable:CatalogTable", "analytics-table")
     assert (database, table.inputs["name"], table.inputs["databaseName"]) == (
         "s3_inventory_test",  # derived from the stack's name
         "inventory",

@@ -448,6 +448,7 @@ def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(sta
                     "processed/*",
                     "run-state/*",
                     "run-reports/*",
+                    "rollups/*",
                 ]
             }
         },

@@ -80,7 +80,8 @@ def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, 
         "chunks": str(expected_chunks),
     }
     assert split["parameters"] == common == finalize["parameters"]
-    assert process["parameters"] == {**common, "index": "array"}  # default: from AWS_BATCH_JOB_ARRAY_INDEX
+    # the job definition's defaults: the index from AWS_BATCH_JOB_ARRAY_INDEX, the stack's prefix depth
+    assert process["parameters"] == {**common, "index": "array", "prefix_depth": "3"}
     claim = json.loads(
         aws.s3.get_object(Bucket=DEST, Key=RunLayout.of(delivery.delivery).claim_key)["Body"].read()
     )

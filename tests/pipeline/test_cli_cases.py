@@ -23,6 +23,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.contract.layout import RunLayout
+from pipeline.contract.rollups import ROLLUPS
 from pipeline.contract.schema import KNOWN_FIELDS
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
 
@@ -233,13 +234,13 @@ def test_status_of_a_bucket_that_does_not_exist_is_bad_input(server_env, capsys)
     [
         (
             {"fields": CURRENT_ONLY, "versions": False},
-            ["total bytes:", "bytes by storage class:"],
-            ["delete markers:"],
+            ["total bytes:", "storage classes (objects / bytes):\n  class", "STANDARD_IA"],
+            ["delete markers:", "noncurrent  "],
         ),
         (
             {"fields": ("Bucket", "Key", "LastModifiedDate", "ETag")},
-            ["top-level prefixes:"],
-            ["total bytes:", "bytes by storage class:", "delete markers:"],
+            ["largest prefixes at depth 1 (rolled up to depth 3):"],
+            ["total bytes:", "STANDARD", "delete markers:"],
         ),
         ({"prefix": "reports/s3/inventory"}, ["delete markers:"], []),
         ({"prefix": ""}, ["delete markers:"], []),
@@ -417,7 +418,9 @@ def test_a_forced_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state
     assert forced.code == 0, forced.err
     after = published(out, layout)
     assert after["parts"] == ["part-000000.parquet"]
-    assert [s for s in after["state"] if s.startswith("parts/")] == ["parts/part-000000.json"]
+    assert [s for s in after["state"] if s.startswith("parts/")] == sorted(
+        ["parts/part-000000.json"] + [f"parts/part-000000.{r.name}.parquet" for r in ROLLUPS]
+    )
     assert after["staging"] == [] and not (out / ".staging").exists()
     assert pl.read_parquet(out / layout.processed_prefix / "*.parquet").height == gen.truth.rows
 

@@ -1,0 +1,65 @@
+"""The run report's rollups as text: what ``status RUN`` and the local summary print."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pipeline.contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
+
+
+def bytes_by_class(rollups: dict[str, Any]) -> dict[str, int]:
+    """Bytes per storage class over every version, largest first."""
+    totals: dict[str, int] = defaultdict(int)
+    for row in rollups.get("storage_class", []):
+        if row["storage_class"] is not None and row["version_kind"] != DELETE_MARKER:
+            totals[row["storage_class"]] += row["bytes"] or 0
+    return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
+
+def render_rollups(rollups: dict[str, Any]) -> str:
+    """Storage classes by version kind, the largest prefixes, age bands and encryption."""
+    if not rollups:
+        return "rollups:          none (the run did not reconcile)"
+    lines = ["storage classes (objects / bytes):"]
+    present = {row["version_kind"] for row in rollups["storage_class"]}
+    kinds = [k for k in (CURRENT, NONCURRENT, DELETE_MARKER) if k in present]
+    per_class: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for row in rollups["storage_class"]:
+        per_class[row["storage_class"] or "-"][row["version_kind"]] = (row["objects"], row["bytes"] or 0)
+    lines.append(f"  {'class':<22} " + " ".join(f"{k:>28}" for k in kinds))
+    for name, by_kind in sorted(per_class.items(), key=lambda item: -sum(b for _, b in item[1].values())):
+        cells = [by_kind.get(k, (0, 0)) for k in kinds]
+        lines.append(f"  {name:<22} " + " ".join(f"{o:>10,} / {human(b):>15}" for o, b in cells))
+    lines.append(f"largest prefixes at depth 1 (rolled up to depth {rollups['prefix_depth']}):")
+    lines += [
+        f"  {p['prefix'] or '(top level)':<22} {human(p['bytes']):>12} {p['objects']:>12,} objects"
+        f"  last modified {(p['oldest_last_modified'] or '-')[:10]} .. {(p['newest_last_modified'] or '-')[:10]}"
+        for p in rollups["largest_prefixes"]
+    ]
+    lines.append("age of stored versions (last modified, on the run date):")
+    order = {label: i for i, (_, label) in enumerate(AGE_BANDS)}
+    by_band: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rollups["age"]:
+        band = by_band[row["age_band"] or "unknown"]
+        band[0] += row["objects"]
+        band[1] += row["bytes"] or 0
+    lines += [
+        f"  {band:<22} {human(size):>12} {objects:>12,} objects"
+        for band, (objects, size) in sorted(by_band.items(), key=lambda item: order.get(item[0], len(order)))
+    ]
+    lines.append("encryption of stored versions:")
+    lines += [
+        f"  {row['encryption_status'] or '-':<22} {human(row['bytes']):>12} {row['objects']:>12,} objects"
+        for row in rollups["encryption"]
+    ]
+    return "\n".join(lines)
+
+
+def human(size: int | None) -> str:
+    value = float(size or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"  # pragma: no cover

@@ -1,0 +1,185 @@
+"""The rollups: known answers on hand-made parts, exact merges across children, and reconciliation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from batch_jobs import rollups
+from batch_jobs.convert import output_schema
+from pipeline.contract.rollups import AGE, ENCRYPTION, PREFIX, ROLLUPS, STORAGE_CLASS
+from pipeline.contract.schema import TABLE_FIELDS, columns_for
+
+RUN_DATE = "2026-11-24"
+TABLE = output_schema(columns_for(TABLE_FIELDS))
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def row(key: str, size: int | None, **values: Any) -> dict[str, Any]:
+    return {
+        "bucket": "src",
+        "key": key,
+        "size": size,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "storage_class": "STANDARD",
+        "encryption_status": "SSE-S3",
+        "last_modified_date": at("2026-11-20T00:00:00"),
+        **values,
+    }
+
+
+ROWS = [
+    row("top.txt", 1),
+    row("a/x.txt", 10, last_modified_date=at("2026-10-25T00:00:00")),  # exactly 30 days: 30-90d
+    row("a/b/y.txt", 100, storage_class="GLACIER_IR", last_modified_date=at("2026-10-25T00:00:01")),
+    row("a/b/c/d/z.txt", 1000, is_latest=False, last_modified_date=at("2020-01-01T00:00:00")),
+    row("a/b/c/d/z.txt", None, is_delete_marker=True, storage_class=None, encryption_status=None),
+    row("e/😀 f/new\nline", 10000, encryption_status="SSE-KMS", last_modified_date=at("2026-11-25T09:00:00")),
+    row("g//h", 5, last_modified_date=None),  # an empty folder name is a folder too
+]
+
+
+def write_part(path: Path, rows: list[dict[str, Any]]) -> Path:
+    pl.DataFrame(rows, schema=TABLE).write_parquet(path)
+    return path
+
+
+def sorted_by_keys(frame: pl.DataFrame, rollup: Any) -> pl.DataFrame:
+    return frame.sort([c.name for c in rollup.keys], nulls_last=True)
+
+
+def test_partials_give_the_known_answers(tmp_path: Path) -> None:
+    found = rollups.partials(write_part(tmp_path / "p.parquet", ROWS), RUN_DATE, prefix_depth=3)
+
+    classes = {
+        (r["storage_class"], r["version_kind"]): (r["objects"], r["bytes"])
+        for r in found[STORAGE_CLASS.name].iter_rows(named=True)
+    }
+    assert classes == {
+        ("STANDARD", "current"): (4, 1 + 10 + 10000 + 5),
+        ("STANDARD", "noncurrent"): (1, 1000),
+        ("GLACIER_IR", "current"): (1, 100),
+        (None, "delete_marker"): (1, 0),
+    }
+
+    prefixes = {
+        (r["depth"], r["prefix"]): (r["objects"], r["bytes"])
+        for r in found[PREFIX.name].iter_rows(named=True)
+    }
+    assert prefixes == {
+        (1, ""): (1, 1),
+        (1, "a/"): (3, 1110),
+        (1, "e/"): (1, 10000),
+        (1, "g/"): (1, 5),
+        (2, ""): (1, 1),
+        (2, "a/"): (1, 10),
+        (2, "a/b/"): (2, 1100),
+        (2, "e/😀 f/"): (1, 10000),
+        (2, "g//"): (1, 5),
+        (3, ""): (1, 1),
+        (3, "a/"): (1, 10),
+        (3, "a/b/"): (1, 100),
+        (3, "a/b/c/"): (1, 1000),
+        (3, "e/😀 f/"): (1, 10000),
+        (3, "g//"): (1, 5),
+    }
+    a = found[PREFIX.name].filter((pl.col("depth") == 1) & (pl.col("prefix") == "a/")).row(0, named=True)
+    assert (a["oldest_last_modified"], a["newest_last_modified"]) == (
+        at("2020-01-01T00:00:00"),
+        at("2026-10-25T00:00:01"),
+    )
+    g = found[PREFIX.name].filter(pl.col("prefix") == "g//").row(0, named=True)
+    assert g["oldest_last_modified"] is None  # no date, not a made-up one
+
+    ages = {
+        (r["age_band"], r["storage_class"], r["version_kind"]): (r["objects"], r["bytes"])
+        for r in found[AGE.name].iter_rows(named=True)
+    }
+    assert ages == {
+        ("0-30d", "STANDARD", "current"): (2, 1 + 10000),  # 4 days old, and one modified after the run date
+        ("30-90d", "STANDARD", "current"): (1, 10),  # exactly 30 days
+        ("0-30d", "GLACIER_IR", "current"): (1, 100),  # one second under 30 days
+        ("5y+", "STANDARD", "noncurrent"): (1, 1000),
+        (None, "STANDARD", "current"): (1, 5),
+    }
+    encryption = {
+        r["encryption_status"]: (r["objects"], r["bytes"])
+        for r in found[ENCRYPTION.name].iter_rows(named=True)
+    }
+    assert encryption == {"SSE-S3": (5, 1116), "SSE-KMS": (1, 10000)}
+    for rollup in ROLLUPS:
+        assert found[rollup.name].schema == rollups.schema(rollup)
+
+
+def test_merging_children_equals_the_rollup_of_the_whole(tmp_path: Path) -> None:
+    whole = rollups.partials(write_part(tmp_path / "whole.parquet", ROWS), RUN_DATE, prefix_depth=4)
+    children = [ROWS[:2], ROWS[2:5], [], ROWS[5:]]  # an empty part too
+    paths: dict[str, list[Path]] = {r.name: [] for r in ROLLUPS}
+    for i, rows in enumerate(children):
+        for name, frame in rollups.partials(
+            write_part(tmp_path / f"part-{i}.parquet", rows), RUN_DATE, prefix_depth=4
+        ).items():
+            paths[name].append(tmp_path / f"{name}-{i}.parquet")
+            frame.write_parquet(paths[name][-1])
+    for rollup in ROLLUPS:
+        merged = tmp_path / f"{rollup.name}.parquet"
+        rollups.merge(rollup, paths[rollup.name], merged)
+        assert_frame_equal(
+            pl.read_parquet(merged), sorted_by_keys(whole[rollup.name], rollup), check_row_order=True
+        )
+
+
+def _merged(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
+    merged = {}
+    for name, frame in rollups.partials(write_part(tmp_path / "p.parquet", rows), RUN_DATE, 3).items():
+        merged[name] = tmp_path / f"{name}.parquet"
+        frame.write_parquet(merged[name])
+    return merged
+
+
+def test_reconcile_accepts_exact_totals_and_names_what_does_not_add_up(tmp_path: Path) -> None:
+    merged = _merged(tmp_path, ROWS)
+    size_sum = sum(r["size"] or 0 for r in ROWS)
+    assert rollups.reconcile(merged, rows=len(ROWS), size_sum=size_sum) == []
+
+    problems = rollups.reconcile(merged, rows=len(ROWS) + 1, size_sum=size_sum)
+    assert (
+        f"rollup storage_class: 7 objects and {size_sum} bytes, but the parts hold 8 objects" in problems[0]
+    )
+    assert len(problems) == 1 + 3 + 2  # every table: storage_class, prefix at depths 1-3, age, encryption
+
+    prefix = pl.read_parquet(merged[PREFIX.name])  # one prefix lost at depth 2
+    prefix.filter(~((pl.col("depth") == 2) & (pl.col("prefix") == "a/b/"))).write_parquet(merged[PREFIX.name])
+    assert rollups.reconcile(merged, rows=len(ROWS), size_sum=size_sum) == [
+        f"rollup prefix at depth 2: 4 objects and {size_sum - 1100} bytes, but the parts hold "
+        f"6 objects and {size_sum} bytes"
+    ]
+
+
+def test_a_delivery_without_versions_classes_or_sizes_still_rolls_up(tmp_path: Path) -> None:
+    rows = [{"bucket": "src", "key": k} for k in ("a/1", "a/2", "b")]
+    merged = _merged(tmp_path, rows)
+    assert rollups.reconcile(merged, rows=3, size_sum=0) == []
+    summary = rollups.summary(merged)
+    assert summary["storage_class"] == [
+        {"storage_class": None, "version_kind": "current", "objects": 3, "bytes": 0}
+    ]
+    assert [(p["prefix"], p["objects"]) for p in summary["largest_prefixes"]] == [("a/", 2), ("", 1)]
+    assert summary["prefix_depth"] == 3
+
+
+@pytest.mark.parametrize("depth", [0, 33, -1])
+def test_prefix_depth_out_of_range_is_refused(depth: int) -> None:
+    from pipeline.contract.rollups import check_prefix_depth
+
+    with pytest.raises(ValueError, match=f"rollup prefix depth must be 1 to 32, got {depth}"):
+        check_prefix_depth(depth)
