@@ -97,3 +97,56 @@ def test_a_part_this_run_did_not_write_fails(s3, bucket, aws_env, finished_run):
     _fails_with(
         s3, bucket, aws_env, finished_run, f"unexpected object {layout.part_key(7)}: not written by this run"
     )
+
+
+def test_the_rollups_are_merged_from_every_child_and_add_up(s3, bucket, aws_env, finished_run):
+    import io
+
+    import polars as pl
+
+    from pipeline.contract.rollups import ROLLUPS
+
+    assert _finalize(aws_env, finished_run, bucket).returncode == 0
+    layout = RunLayout.of(finished_run.delivery)
+    marker = _json(s3, bucket, layout.complete_marker_key)
+    tables = {}
+    for rollup in ROLLUPS:
+        obj = s3.get_object(Bucket=bucket, Key=layout.rollup_key(rollup.name))
+        tables[rollup.name] = pl.read_parquet(io.BytesIO(obj["Body"].read()))
+        assert marker["rollups"][layout.rollup_key(rollup.name)] == obj["ContentLength"]
+    truth = finished_run.truth
+    classes = tables["storage_class"]
+    assert classes["objects"].sum() == truth.rows == 2000
+    assert classes.filter(pl.col("version_kind") == "delete_marker")["objects"].sum() == truth.delete_markers
+    by_class = classes.group_by("storage_class").agg(pl.col("bytes").sum()).drop_nulls()
+    assert dict(by_class.iter_rows()) == dict(truth.size_by_class)
+    stored = truth.rows - truth.delete_markers
+    for depth in (1, 2, 3):
+        at_depth = tables["prefix"].filter(pl.col("depth") == depth)
+        assert (at_depth["objects"].sum(), at_depth["bytes"].sum()) == (stored, truth.total_size)
+        assert at_depth["prefix"].n_unique() == at_depth.height  # one row per prefix: the children merged
+    report = _json(s3, bucket, layout.run_report_key)
+    assert report["rollups"]["prefix_depth"] == 3
+    assert report["rollups"]["storage_class"] == classes.to_dicts()
+
+
+def test_a_missing_partial_rollup_fails_and_writes_no_rollup(s3, bucket, aws_env, finished_run):
+    layout = RunLayout.of(finished_run.delivery)
+    s3.delete_object(Bucket=bucket, Key=layout.rollup_partial_key("prefix", 1))
+    _fails_with(s3, bucket, aws_env, finished_run, "part 1: its prefix rollup is missing")
+    for name in ("storage_class", "prefix", "age", "encryption"):
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.rollup_prefix(name))
+
+
+def test_a_partial_rollup_that_does_not_add_up_fails_with_the_numbers(s3, bucket, aws_env, finished_run):
+    import io
+
+    import polars as pl
+
+    layout = RunLayout.of(finished_run.delivery)
+    key = layout.rollup_partial_key("encryption", 0)
+    partial = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    buffer = io.BytesIO()
+    partial.with_columns(pl.col("objects") + 1).write_parquet(buffer)
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    _fails_with(s3, bucket, aws_env, finished_run, "rollup encryption: ")

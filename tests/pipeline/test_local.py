@@ -94,6 +94,26 @@ def test_a_complete_run_is_not_run_again_without_force(generated, tmp_path, caps
     assert part.read_bytes() == first  # a rerun rewrites identical parts
 
 
+def test_a_run_that_lost_a_rollup_table_is_not_done_and_is_run_again(generated, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["run-local", str(generated.manifest_path), "--out", str(out)]
+    assert main(args) == 0
+    layout = RunLayout.of(generated.delivery)
+    table = out / layout.rollup_key("age")
+    size = table.stat().st_size
+    table.unlink()
+    capsys.readouterr()
+
+    assert main(args) == 0  # not "complete": the plain command converts it again
+
+    assert "trigger: submitted run" in capsys.readouterr().err
+    assert table.stat().st_size == size
+    marker = json.loads((out / layout.complete_marker_key).read_text())
+    assert set(marker["rollups"]) == {
+        layout.rollup_key(r) for r in ("storage_class", "prefix", "age", "encryption")
+    }
+
+
 def test_a_data_file_with_the_wrong_md5_fails_and_leaves_no_parquet(generated, tmp_path, capsys):
     root = tmp_path / "bucket"
     import shutil

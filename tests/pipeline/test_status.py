@@ -125,3 +125,35 @@ def test_a_forced_rerun_is_not_shown_complete_by_the_earlier_runs_marker(aws, tm
     main(["status", run, "--bucket", DEST, "--json"])
     [status] = json.loads(capsys.readouterr().out)
     assert status["state"] != "complete" and status["generation"] == 2
+
+
+def test_status_of_one_complete_run_shows_its_rollups(aws, tmp_path, capsys):
+    # GIVEN a run converted by the real jobs, its marker and report in the destination bucket
+    gen = generate_delivery(tmp_path / "src", objects=500, files=1, destination_bucket=DEST)
+    assert main(["run-local", str(gen.manifest_path), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    layout = RunLayout.of(gen.delivery)
+    for key in (layout.complete_marker_key, layout.run_report_key):
+        aws.s3.put_object(Bucket=DEST, Key=key, Body=(tmp_path / "out" / key).read_bytes())
+    report = json.loads((tmp_path / "out" / layout.run_report_key).read_text())
+    run = f"{layout.source_bucket}/{layout.run_date}"
+
+    # WHEN the operator asks for that run
+    assert main(["status", run, "--bucket", DEST, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)[0]
+    assert main(["status", run, "--bucket", DEST]) == 0
+    table = capsys.readouterr().out
+
+    # THEN its rollups are the run report's, and they add up to the generated inventory
+    assert status["state"] == "complete" and status["rollups"] == report["rollups"]
+    classes = status["rollups"]["storage_class"]
+    assert sum(r["objects"] for r in classes) == gen.truth.rows
+    assert (
+        sum(r["objects"] for r in classes if r["version_kind"] == "delete_marker") == gen.truth.delete_markers
+    )
+    assert sum(r["bytes"] for r in classes) == gen.truth.total_size
+    assert "storage classes (objects / bytes):" in table
+    assert "largest prefixes at depth 1 (rolled up to depth 3):" in table
+    top = status["rollups"]["largest_prefixes"][0]
+    assert f"  {top['prefix']:<22}" in table
+    assert "age of stored versions" in table and "encryption of stored versions:" in table
