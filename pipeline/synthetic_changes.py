@@ -11,8 +11,12 @@ On purpose, in place (same key and version id): ``modified`` (new ETag, half of 
 too), ``moved`` (new storage class), ``modified_and_moved`` (both, reported as ``modified``).
 ``deleted`` rows are left out of day 2; ``delete_marked`` rows (versioned inventories only) stay as
 noncurrent versions behind a new delete marker, which the rules report as deleted; ``added`` rows
-are new keys, some needing URL-decoding. ``noncurrent_moved`` (versioned only) moves noncurrent
-versions to another class, which the rules do not report.
+are new keys, some needing URL-decoding. ``copies`` are new keys holding the same bytes as an
+untouched single-part object (same size and ETag): duplicate candidates, recorded in
+``NextDay.duplicates``; ``multipart_copies`` copy multipart objects, whose ETags (with ``-``) are
+not MD5s of the content, so they are not candidates. Both kinds of copy are ``added``.
+``noncurrent_moved`` (versioned only) moves noncurrent versions to another class, which the rules
+do not report.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class ChangeTruth:
 class NextDay:
     delivery: GeneratedDelivery
     truth: ChangeTruth
+    duplicates: dict[tuple[int, str], int]  # (size, single-part ETag) -> objects, planted in day 2
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Plan:
     modified_and_moved: int = 0
     delete_marked: int = 0
     noncurrent_moved: int = 0
+    copies: int = 0
+    multipart_copies: int = 0
 
 
 class _Row:
@@ -135,6 +142,14 @@ def next_day(day1: GeneratedDelivery, root: Path, plan: Plan, *, seed: int = 11)
     for name in ("deleted", "modified", "moved", "modified_and_moved", "delete_marked"):
         action.update((next(picked), name) for _ in range(getattr(plan, name)))
     action.update(dict.fromkeys(rng.sample(survey.noncurrent, plan.noncurrent_moved), "noncurrent_moved"))
+    untouched = [n for n in survey.current if n not in action]
+    single = [n for n in untouched if n not in survey.multipart]
+    multipart = [n for n in untouched if n in survey.multipart]
+    if plan.copies > len(single) or plan.multipart_copies > len(multipart):
+        msg = f"{day1.manifest_path} has {len(single)} single-part and {len(multipart)} multipart objects to copy"
+        raise ValueError(msg)
+    copied = {*rng.sample(single, plan.copies), *rng.sample(multipart, plan.multipart_copies)}
+    originals: list[str] = []
 
     when = day1.delivery.timestamp + timedelta(days=1)
     delivery = Delivery(
@@ -156,14 +171,20 @@ def next_day(day1: GeneratedDelivery, root: Path, plan: Plan, *, seed: int = 11)
                 n, line = next(rows)
                 decoded = day1.truth.keys[n] if day1.truth.keys is not None else ""
                 out.write("".join(changer.apply(action.get(n), line, decoded)).encode())
+                if n in copied:
+                    originals.append(line)
             if i == len(day1.data_keys) - 1:
                 out.write("".join(changer.add(plan.added, fields, delivery.source_bucket)).encode())
+                out.write("".join(changer.copy(line) for line in originals).encode())
         data = path.read_bytes()
         entries.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
         data_keys.append(key)
     _write_manifest(root, delivery, manifest, entries, day1.destination_bucket)
     generated = GeneratedDelivery(root, delivery, day1.destination_bucket, tuple(data_keys), Truth())
-    return NextDay(generated, truth)
+    duplicates = {
+        (int(r.get("Size")), r.get("ETag")): 2 for r in (_Row(line, positions) for line in originals)
+    }
+    return NextDay(generated, truth, {k: v for k, v in duplicates.items() if "-" not in k[1]})
 
 
 def _lines(day1: GeneratedDelivery) -> Iterator[str]:
@@ -174,7 +195,8 @@ def _lines(day1: GeneratedDelivery) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class _Survey:
-    current: list[int]  # row numbers of current versions with a size
+    current: list[int]  # row numbers of current versions with a size of at least 1
+    multipart: set[int]  # those of them with a multipart ETag
     noncurrent: list[int]  # row numbers of noncurrent versions
     rows_per_file: list[int]
     versioned: bool
@@ -182,19 +204,22 @@ class _Survey:
 
 def _survey(day1: GeneratedDelivery, positions: dict[str, int]) -> _Survey:
     current, noncurrent, per_file, versioned, n = [], [], [], False, 0
+    multipart = set()
     for key in day1.data_keys:
         start = n
         with igzip.open(day1.root / key, "rt", encoding="utf-8", newline="\n") as data:
             for line in data:
                 row = _Row(line, positions)
                 versioned = versioned or bool(row.get("VersionId"))
-                if row.current and row.get("Size"):
+                if row.current and row.get("Size") not in ("", "0"):
                     current.append(n)
+                    if "-" in row.get("ETag"):
+                        multipart.add(n)
                 elif row.noncurrent_version:
                     noncurrent.append(n)
                 n += 1
         per_file.append(n - start)
-    return _Survey(current, noncurrent, per_file, versioned)
+    return _Survey(current, multipart, noncurrent, per_file, versioned)
 
 
 class _Changer:
@@ -254,6 +279,17 @@ class _Changer:
             self._record("added", key, row, (None, None, None), _state(row))
             lines.append(row.line())
         return lines
+
+    def copy(self, line: str) -> str:
+        """A new current object under a new key with the bytes (size and ETag) of ``line``'s."""
+        self._added += 1
+        row = _Row(line, self._at)
+        key = f"copies/{self._added} copy of an object.bin"
+        row.set("Key", encode_key(key))
+        row.set("VersionId", f"{self._rng.getrandbits(128):032x}" if self._versioned else "")
+        row.set("LastModifiedDate", self._stamp)
+        self._record("added", key, row, (None, None, None), _state(row))
+        return row.line()
 
     def _modify(self, row: _Row) -> None:
         """A new ETag, and for half of the rows (and every new one) a new size."""
