@@ -16,7 +16,15 @@ DAY1, DAY2 = "2026-11-24", "2026-11-25"
 UNVERSIONED_FIELDS = tuple(f for f in KNOWN_FIELDS if f not in ("VersionId", "IsLatest", "IsDeleteMarker"))
 PLAN = Plan(added=40, deleted=30, modified=25, moved=20, modified_and_moved=10, copies=6, multipart_copies=3)
 VERSIONED_PLAN = Plan(
-    added=35, deleted=15, modified=20, moved=25, modified_and_moved=8, delete_marked=12, noncurrent_moved=10
+    added=35,
+    deleted=15,
+    modified=20,
+    moved=25,
+    modified_and_moved=8,
+    delete_marked=12,
+    noncurrent_moved=10,
+    copies=5,
+    multipart_copies=2,
 )
 
 
