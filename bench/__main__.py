@@ -158,16 +158,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data", type=Path, default=HERE / "data")
-    parser.add_argument("--results", type=Path, default=HERE / "results.md")
+    parser.add_argument(
+        "--results", type=Path, help="report file (default bench/results.md, bench/results-changes.md)"
+    )
     parser.add_argument(
         "--split-only", action="store_true", help="only gzip -dc and the splitter (e.g. --rows 10000000)"
     )
     parser.add_argument(
         "--pipeline-only", action="store_true", help="only run-local and DuckDB (e.g. --rows 20000000)"
     )
+    parser.add_argument(
+        "--changes-only",
+        action="store_true",
+        help="only `pipeline changes` against DuckDB on two days of --rows rows, and of half as many",
+    )
     args = parser.parse_args(argv)
     if args.runs < 3:
         parser.error("--runs must be at least 3 (medians)")
+    if args.changes_only:
+        args.results = args.results or HERE / "results-changes.md"
+        return changes_bench(args)
+    args.results = args.results or HERE / "results.md"
 
     gen = inventory(args.data, args.rows, args.files)
     work = args.data / "work"
@@ -283,6 +294,115 @@ def whole_pipeline(args, gen, gz, work, compressed):  # type: ignore[no-untyped-
         args.runs,
     )
     return pipeline, duck_all, output_bytes
+
+
+def changes_bench(args: argparse.Namespace) -> int:
+    """``pipeline changes`` against the saved query's changes in DuckDB (a full outer join of the
+    two snapshots writing the same rows), on two days of ``--rows`` rows and of half as many, so
+    that memory growth can be set against snapshot growth."""
+    work = args.data / "work-changes"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    measured, pairs = [], []
+    for rows in (args.rows // 2, args.rows):
+        out, dates, snapshots = two_days(args.data, inventory(args.data, rows, args.files), rows)
+        print(
+            f"changes vs DuckDB, two days of {rows:,} rows ({snapshots / MB:.0f} MB of Parquet)", flush=True
+        )
+        target, duck_target = work / f"changes-{rows}", work / f"duckdb-{rows}.parquet"
+        command = [sys.executable, "-m", "pipeline", "changes", str(out), "--source-bucket", dates[0],
+                   "--from", dates[1], "--to", dates[2], "--out", str(target), "--force"]  # fmt: skip
+        ours = measure(f"changes, {rows:,} rows a day", command, args.runs)
+        duck = measure(
+            f"DuckDB same query, {rows:,} rows a day",
+            [sys.executable, "-m", "bench.tasks", "duckdb-changes", str(out), *dates, str(duck_target)],
+            args.runs,
+        )
+        import pyarrow.parquet as pq
+
+        written = pq.ParquetFile(target / "changes.parquet").metadata.num_rows
+        if written != pq.ParquetFile(duck_target).metadata.num_rows:
+            msg = f"changes wrote {written} rows, DuckDB {pq.ParquetFile(duck_target).metadata.num_rows}"
+            raise RuntimeError(msg)
+        measured += [ours, duck]
+        pairs.append((rows, snapshots, written, ours, duck))
+    (small_rows, small_bytes, *_, small, _), (rows, big_bytes, written, big, duck) = pairs
+    growth = (big.peak / small.peak) / (big_bytes / small_bytes)
+    targets = [
+        (f"changes peak RSS, {rows:,} rows a day (MiB)", big.peak / 2**20, "reported", lambda r: True),
+        ("changes peak RSS / DuckDB peak RSS", big.peak / duck.peak, "reported", lambda r: True),
+        ("changes wall / DuckDB wall", big.wall / duck.wall, "reported", lambda r: True),
+        (
+            f"changes RSS growth / snapshot growth ({small_rows:,} -> {rows:,} rows)",
+            growth,
+            "<= 1.0",
+            lambda r: r <= 1.0,
+        ),
+    ]
+    text = render_changes(args, pairs, measured, targets)
+    args.results.write_text(text)
+    print(text)
+    return 0
+
+
+def two_days(data: Path, gen: GeneratedDelivery, rows: int) -> tuple[Path, tuple[str, str, str], int]:
+    """Day 2 derived from ``gen`` (once, reused) and both days run locally (run-local skips a
+    complete run): the output folder, (source bucket, day 1, day 2) and the snapshots' Parquet bytes."""
+    from pipeline.contract.delivery import parse_delivery_key
+
+    marker = gen.root.parent / "next-day.json"
+    if not marker.is_file():
+        print(f"deriving the next day of {rows:,} rows (reused by later runs)", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "bench.tasks", "next-day", str(gen.root), gen.delivery.manifest_key,
+             ",".join(gen.data_keys), str(rows)],
+            check=True,
+        )  # fmt: skip
+    day2 = parse_delivery_key(json.loads(marker.read_text())["manifest_key"])
+    out = gen.root.parent / "runs"
+    for manifest_key in (gen.delivery.manifest_key, day2.manifest_key):
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "run-local", str(gen.root / manifest_key), "--out", str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    layouts = (RunLayout.of(gen.delivery), RunLayout.of(day2))
+    snapshots = sum(p.stat().st_size for layout in layouts for p in (out / layout.processed_prefix).glob("*"))
+    return out, (gen.delivery.source_bucket, gen.delivery.run_date, day2.run_date), snapshots
+
+
+def render_changes(args, pairs, measured, targets) -> str:  # type: ignore[no-untyped-def]
+    lines = [
+        "# Benchmark results: day-over-day changes",
+        "",
+        "Written by `python -m bench --changes-only`; do not edit by hand.",
+        "",
+        f"- machine: {os.cpu_count()} cores, {platform.platform()}; polars {version('polars')}, "
+        f"duckdb {version('duckdb')}, sqlglot {version('sqlglot')}",
+        *(
+            f"- {rows:,} rows a day: two complete run-local runs, {snapshots / MB:.0f} MB of Parquet, "
+            f"{written:,} changed objects (about 1% of rows of each kind)"
+            for rows, snapshots, written, *_ in pairs
+        ),
+        "- changes: `python -m pipeline changes` (Polars streaming engine); DuckDB: the saved Athena query's",
+        "  changes (components/queries.py), transpiled with sqlglot, `COPY ... TO` Parquet: the same rows",
+        f"- runs: {args.runs} per task, medians; memory: wait4's peak of the process (median), and the",
+        "  process tree's RSS sampled every 0.1 s",
+        "",
+        "| task | median wall (s) | min-max (s) | peak RSS, one process (MiB) | peak RSS, process tree (MiB) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for m in measured:
+        lines.append(
+            f"| {m.name} | {m.wall:.2f} | {min(m.seconds):.2f}-{max(m.seconds):.2f} | {m.peak / 2**20:.0f} "
+            f"| {m.tree_peak / 2**20:.0f} |"
+        )
+    lines += ["", "| target | measured | goal | met |", "| --- | ---: | --- | --- |"]
+    for name, value, goal, ok in targets:
+        met = "-" if goal == "reported" else ("yes" if ok(value) else "**no**")
+        lines.append(f"| {name} | {value:.2f} | {goal} | {met} |")
+    return "\n".join(lines) + "\n"
 
 
 def pipeline_targets(pipeline: Measured, duck_all: Measured, output_bytes: int) -> list:  # type: ignore[type-arg]

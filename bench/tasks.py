@@ -98,7 +98,52 @@ def generate(bucket_root: str, rows: str, files: str) -> None:
     (root.parent / "generated.json").write_text(json.dumps(meta))
 
 
+def next_day(bucket_root: str, manifest_key: str, data_keys: str, rows: str) -> None:
+    """Derive the next day of a generated inventory into its bucket folder, about 1% of rows changed;
+    its manifest key goes to ``next-day.json`` beside the bucket folder."""
+    import json
+
+    from pipeline.contract.delivery import parse_delivery_key
+    from pipeline.synthetic import GeneratedDelivery, Truth
+    from pipeline.synthetic_changes import Plan
+    from pipeline.synthetic_changes import next_day as derive
+
+    root = Path(bucket_root)
+    keys = tuple(data_keys.split(","))
+    day1 = GeneratedDelivery(root, parse_delivery_key(manifest_key), root.name, keys, Truth())
+    share = max(int(rows) // 100, 1)
+    plan = Plan(added=share, deleted=share, modified=share, moved=share, modified_and_moved=share // 2,
+                delete_marked=share // 2, noncurrent_moved=share // 2, copies=share // 10)  # fmt: skip
+    day2 = derive(day1, root, plan)
+    (root.parent / "next-day.json").write_text(
+        json.dumps({"manifest_key": day2.delivery.delivery.manifest_key})
+    )
+
+
+def duckdb_changes(out: str, source_bucket: str, before: str, after: str, target: str) -> None:
+    """The saved Athena query's changes, transpiled to DuckDB, over the same two run partitions."""
+    import duckdb as db
+    import sqlglot
+
+    from components.queries import CHANGES
+
+    parts = f"{out}/processed/source_bucket={source_bucket}/run_date=*/*.parquet"
+    db.sql(f"CREATE VIEW inventory AS SELECT * FROM read_parquet('{parts}', hive_partitioning = true)")
+    trino = CHANGES.format(table="inventory") + "SELECT * FROM changes"
+    sql = sqlglot.transpile(trino, read="trino", write="duckdb")[0]
+    sql = sql.replace("?", f"'{before}'", 1).replace("?", f"'{after}'", 1)
+    db.sql(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+
+
 if __name__ == "__main__":
     task, *args = sys.argv[1:]
-    tasks = {"generate": generate, "split": split, "process": process, "duckdb": duckdb, "pyarrow": pyarrow}
+    tasks = {
+        "generate": generate,
+        "split": split,
+        "process": process,
+        "duckdb": duckdb,
+        "pyarrow": pyarrow,
+        "next-day": next_day,
+        "duckdb-changes": duckdb_changes,
+    }
     tasks[task](*args)

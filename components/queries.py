@@ -1,10 +1,45 @@
-"""The Athena named queries. Portable SQL (Trino and DuckDB) with one parameter, the run date.
+"""The Athena named queries, in Athena's dialect (Trino), with ``?`` positional parameters.
 
-``{table}`` is replaced by the qualified table name. A test runs each query in DuckDB over real
-output of the processor, so the column names and types they use are checked.
+``{table}`` is replaced by the qualified table name. The tests transpile each query to DuckDB with
+sqlglot and run it over real output of the pipeline, asserting its results.
+
+The day-over-day queries take two parameters, the previous run date then the current one, and
+follow the rules of the local ``changes`` command (pipeline/changes.py): only current objects
+count (delete markers and noncurrent versions are left out), objects are matched on key and
+version id (a null version id equal to a null one), and a size or ETag change is ``modified``
+even when the storage class moved too.
 """
 
 from __future__ import annotations
+
+_CURRENT = "coalesce(is_latest, true) AND NOT coalesce(is_delete_marker, false)"
+_COMPARED = "source_bucket, key, version_id, size, e_tag, storage_class, last_modified_date"
+CHANGES = f"""WITH previous AS (
+  SELECT {_COMPARED} FROM {{table}} WHERE run_date = ? AND {_CURRENT}
+), latest AS (
+  SELECT {_COMPARED} FROM {{table}} WHERE run_date = ? AND {_CURRENT}
+), compared AS (
+  SELECT coalesce(l.source_bucket, p.source_bucket) AS source_bucket,
+         CASE WHEN p.key IS NULL THEN 'added'
+              WHEN l.key IS NULL THEN 'deleted'
+              WHEN p.size IS DISTINCT FROM l.size OR p.e_tag IS DISTINCT FROM l.e_tag THEN 'modified'
+              WHEN p.storage_class IS DISTINCT FROM l.storage_class THEN 'storage_class_changed'
+         END AS change,
+         coalesce(l.key, p.key) AS key, coalesce(l.version_id, p.version_id) AS version_id,
+         p.size AS size_before, l.size AS size_after, p.e_tag AS e_tag_before, l.e_tag AS e_tag_after,
+         p.storage_class AS storage_class_before, l.storage_class AS storage_class_after,
+         p.last_modified_date AS last_modified_date_before, l.last_modified_date AS last_modified_date_after
+  FROM previous p
+  FULL OUTER JOIN latest l
+    ON l.source_bucket = p.source_bucket AND l.key = p.key
+   AND coalesce(l.version_id, '') = coalesce(p.version_id, '')
+), changes AS (
+  SELECT * FROM compared WHERE change IS NOT NULL
+)
+"""
+"""Every changed current object between two run dates (parameters: previous, current), as the CTE
+``changes`` (the benchmark runs it in DuckDB beside the ``changes`` command). Version ids are compared through coalesce: an equality Athena can hash-join on, where
+``IS NOT DISTINCT FROM`` in a full outer join's condition is not."""
 
 NAMED_QUERIES: dict[str, tuple[str, str]] = {
     "storage-by-class": (
@@ -42,5 +77,43 @@ FROM {table}
 WHERE run_date = ? AND is_delete_marker
 GROUP BY source_bucket, split_part(key, '/', 1)
 ORDER BY delete_markers DESC""",
+    ),
+    "changes-by-kind": (
+        "Objects and bytes added, deleted, modified and moved between storage classes since the previous "
+        "run (parameters: previous run date, current run date)",
+        CHANGES
+        + """SELECT source_bucket, change, count(*) AS objects,
+       coalesce(sum(size_before), 0) AS bytes_before, coalesce(sum(size_after), 0) AS bytes_after
+FROM changes
+GROUP BY source_bucket, change
+ORDER BY source_bucket, change""",
+    ),
+    "changed-objects": (
+        "Every object added, deleted, modified or moved between storage classes, with its size, ETag and "
+        "class before and after (parameters: previous run date, current run date)",
+        CHANGES + "SELECT * FROM changes\nORDER BY source_bucket, change, key, version_id",
+    ),
+    "largest-changes": (
+        "The 100 largest changes since the previous run: bytes added, deleted, grown or shrunk, or moved "
+        "to another class (parameters: previous run date, current run date)",
+        CHANGES
+        + """SELECT *, CASE WHEN change = 'modified' THEN abs(size_after - size_before)
+                 ELSE coalesce(size_after, size_before) END AS bytes_changed
+FROM changes
+ORDER BY bytes_changed DESC, source_bucket, key, version_id
+LIMIT 100""",
+    ),
+    "duplicate-candidates": (
+        "Current objects that may be copies of each other: the same size and single-part ETag (no '-') "
+        "under more than one key, most redundant bytes first (parameter: run date)",
+        f"""SELECT source_bucket, size, e_tag, count(*) AS objects, (count(*) - 1) * size AS redundant_bytes,
+       min(key) AS first_key, max(key) AS last_key
+FROM {{table}}
+WHERE run_date = ? AND {_CURRENT}
+  AND size > 0 AND strpos(e_tag, '-') = 0
+GROUP BY source_bucket, size, e_tag
+HAVING count(DISTINCT key) > 1
+ORDER BY redundant_bytes DESC, source_bucket, first_key
+LIMIT 1000""",
     ),
 }

@@ -126,6 +126,10 @@ def _parser() -> Parser:
 
     status.add_parser(commands)
 
+    from pipeline import changes_command
+
+    changes_command.add_parser(commands)
+
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
     demo.add_argument(
         "--objects",

@@ -1,13 +1,11 @@
-"""Catalog, Athena and private networking under Pulumi mocks; the named queries in DuckDB."""
+"""Catalog, Athena and private networking under Pulumi mocks (the saved queries run in test_saved_queries)."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -16,7 +14,6 @@ from components.catalog import PROJECTION_DATE_FORMAT
 from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
-from pipeline.synthetic import generate_delivery
 from tests.components.conftest import deploy, settings
 
 DATABASE, TABLE = settings().catalog_database, settings().catalog_table  # derived / Pulumi.yaml's default
@@ -97,7 +94,16 @@ def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
     assert (
         set(queries)
         == set(NAMED_QUERIES)
-        == {"storage-by-class", "largest-prefixes", "not-modified-for-a-year", "delete-markers"}
+        == {
+            "storage-by-class",
+            "largest-prefixes",
+            "not-modified-for-a-year",
+            "delete-markers",
+            "changes-by-kind",
+            "changed-objects",
+            "largest-changes",
+            "duplicate-candidates",
+        }
     )
     database = stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]
     table = stack.one("aws:glue/catalogTable:CatalogTable", "analytics-table")
@@ -110,38 +116,6 @@ def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
         assert query.inputs["database"] == database
         assert query.inputs["workgroup"] == workgroup.outputs["name"]
         assert f'FROM "{database}"."inventory"' in query.inputs["query"]
-
-
-@pytest.fixture(scope="module")
-def table_in_duckdb(tmp_path_factory):
-    """The named queries' table in DuckDB: the processor's real Parquet, partitioned as on S3."""
-    root = tmp_path_factory.mktemp("inv")
-    gen = generate_delivery(root / "bucket", objects=3000, files=2, tricky_share=0.2)
-    chunk = root / "chunk.csv"
-    chunk.write_bytes(b"".join(gzip.decompress((gen.root / k).read_bytes()) for k in gen.data_keys))
-    part = root / "out" / RunLayout.of(gen.delivery).part_key(0)
-    part.parent.mkdir(parents=True)
-    convert_chunk(chunk, part, columns_for(KNOWN_FIELDS), chunk_uri="test")
-    db = duckdb.connect()
-    db.execute(f'CREATE SCHEMA "{DATABASE}"')
-    db.execute(
-        f'CREATE VIEW "{DATABASE}"."{TABLE}" AS SELECT * FROM '
-        f"read_parquet('{root}/out/processed/*/*/*.parquet', hive_partitioning = true)"
-    )
-    return db, gen
-
-
-@pytest.mark.parametrize("name", sorted(NAMED_QUERIES))
-def test_each_named_query_runs_on_the_processors_output(table_in_duckdb, name):
-    db, gen = table_in_duckdb
-    sql = NAMED_QUERIES[name][1].format(table=f'"{DATABASE}"."{TABLE}"')
-    rows = db.execute(sql, ["2026-11-24"]).fetchall()
-    assert rows, name
-    assert db.execute(sql, ["1999-01-01"]).fetchall() == []  # the run date parameter filters
-    if name == "storage-by-class":
-        assert {r[1]: r[3] for r in rows} == dict(gen.truth.size_by_class)
-    if name == "delete-markers":
-        assert sum(r[2] for r in rows) == gen.truth.delete_markers
 
 
 def test_private_networking_keeps_the_jobs_off_the_internet():

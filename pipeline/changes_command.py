@@ -1,0 +1,181 @@
+"""``python -m pipeline changes OUT --source-bucket B --from D1 --to D2 --out DIR``.
+
+Compares two complete runs of one source bucket in a run-local output folder (the rules are in
+``pipeline/changes.py``), prints objects and bytes per kind of change, and writes the changed
+objects to ``DIR/changes.parquet`` with ``DIR/summary.json``. Every argument is checked before
+anything is written. DIR is assembled in a staging folder beside it and renamed into place, so a
+failure leaves DIR as it was; a DIR that is not empty is replaced only with ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from pipeline.arguments import path
+from pipeline.changes import KindTotals, totals, write_changes
+from pipeline.contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
+from pipeline.errors import EXIT_OK, UsageError
+from pipeline.local.publish import completed
+
+CHANGES_FILE, SUMMARY_FILE = "changes.parquet", "summary.json"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "changes",
+        help="objects added, deleted, modified or moved between storage classes from one run to another",
+        description=(
+            "Compare two complete runs of one source bucket in OUT (written by run-local). Only current "
+            "objects count: delete markers and noncurrent versions are left out, so a key whose current "
+            "version became a delete marker is deleted. Objects are matched on key and version id; a "
+            "size or ETag change is 'modified' even if the storage class moved too. Writes "
+            "DIR/changes.parquet (one row per changed object, with a 'change' column and the size, ETag, "
+            "storage class and last-modified date before and after) and DIR/summary.json."
+        ),
+    )
+    parser.add_argument("out", metavar="OUT", type=path, help="the --out folder of run-local")
+    parser.add_argument("--source-bucket", required=True, help="the inventoried bucket")
+    parser.add_argument(
+        "--from", dest="from_date", required=True, type=run_date, help="earlier run, YYYY-MM-DD"
+    )
+    parser.add_argument("--to", dest="to_date", required=True, type=run_date, help="later run, YYYY-MM-DD")
+    parser.add_argument(
+        "--out", dest="target", metavar="DIR", required=True, type=path, help="folder to write"
+    )
+    parser.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
+    parser.set_defaults(handler=run)
+
+
+def run_date(text: str) -> str:
+    """An argparse type: a calendar date written YYYY-MM-DD, as run partitions name it."""
+    try:
+        valid = bool(_DATE.fullmatch(text)) and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        valid = False
+    if not valid:
+        msg = f"must be a date YYYY-MM-DD, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    before, after = _check_runs(args.out, args.source_bucket, args.from_date, args.to_date)
+    _check_target(args.target, args.out, force=args.force)
+    found = _write(
+        before,
+        after,
+        args.target,
+        {"source_bucket": args.source_bucket, "from": args.from_date, "to": args.to_date},
+    )
+    print(render(args.source_bucket, args.from_date, args.to_date, found))
+    print(f"object-level rows: {args.target / CHANGES_FILE}")
+    return EXIT_OK
+
+
+def render(bucket: str, from_date: str, to_date: str, found: dict[str, KindTotals]) -> str:
+    lines = [
+        f"changes in {bucket} from {from_date} to {to_date} (current objects only):",
+        f"  {'change':<24} {'objects':>12} {'bytes before':>20} {'bytes after':>20}",
+    ]
+    for kind, t in found.items():
+        lines.append(f"  {kind:<24} {t.objects:>12,} {t.bytes_before:>20,} {t.bytes_after:>20,}")
+    return "\n".join(lines)
+
+
+def _check_runs(out: Path, bucket: str, from_date: str, to_date: str) -> tuple[Path, Path]:
+    """The partition folders of two complete runs, the earlier first."""
+    if from_date >= to_date:
+        msg = f"--from {from_date} is not before --to {to_date}; give the earlier run date first"
+        raise UsageError(msg)
+    if not out.is_dir():
+        msg = f"OUT {out} {'is a file' if out.exists() else 'does not exist'}; give the --out folder of run-local"
+        raise UsageError(msg)
+    if not bucket or "/" in bucket:
+        msg = f"--source-bucket {bucket!r} is not a bucket name"
+        raise UsageError(msg)
+    return _complete_run(out, RunLayout(bucket, from_date)), _complete_run(out, RunLayout(bucket, to_date))
+
+
+def _complete_run(out: Path, layout: RunLayout) -> Path:
+    parts = out / layout.processed_prefix
+    if not parts.is_dir():
+        msg = f"no run partition {parts}/; convert that day first (python -m pipeline run-local)"
+        raise UsageError(msg)
+    marker = out / layout.complete_marker_key
+    try:
+        manifest = json.loads(marker.read_text()).get("manifest", "")
+    except (OSError, ValueError, AttributeError):
+        manifest = None
+    if manifest is None or completed(out, layout, manifest) is None:
+        problem = "is missing" if manifest is None else "does not match the parts in the partition"
+        msg = (
+            f"run {layout.source_bucket}/{layout.run_date} is not complete: {marker} {problem}; "
+            "only complete runs are compared, run that day again with run-local"
+        )
+        raise UsageError(msg)
+    return parts
+
+
+def _check_target(target: Path, out: Path, *, force: bool) -> None:
+    """DIR can receive the result: a new or empty folder (any folder with --force), outside the
+    table and the run reports, whose parent can hold a staging folder. Creates nothing."""
+    if target.exists() and not target.is_dir():
+        msg = f"--out {target} is a file; give a folder"
+        raise UsageError(msg)
+    absolute, inventory = target.resolve(), out.resolve()
+    if inventory.is_relative_to(absolute) or any(
+        absolute.is_relative_to(inventory / root) for root in (PROCESSED_ROOT, REPORTS_ROOT)
+    ):
+        msg = f"--out {target} overlaps OUT {out}'s table or run reports; give a folder outside them"
+        raise UsageError(msg)
+    if target.is_dir() and any(target.iterdir()) and not force:
+        msg = f"--out {target} is not empty; give a new or empty folder, or --force to replace it"
+        raise UsageError(msg)
+    existing = next(p for p in absolute.parents if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        msg = f"--out {target}: cannot write in {existing} ({err.strerror}); give a folder you can write to"
+        raise UsageError(msg) from err
+
+
+def _write(before: Path, after: Path, target: Path, run: dict[str, str]) -> dict[str, KindTotals]:
+    """Assemble the result beside ``target``, then rename it into place; a failure changes nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.parent / f".{target.name}.staging-{uuid.uuid4().hex}"
+    staged.mkdir()
+    try:
+        write_changes(before, after, staged / CHANGES_FILE)
+        found = totals(staged / CHANGES_FILE)
+        summary = {**run, "changes": {kind: asdict(t) for kind, t in found.items()}}
+        (staged / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        _replace(staged, target)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return found
+
+
+def _replace(staged: Path, target: Path) -> None:
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex}"
+    if target.exists():
+        target.replace(old)
+    try:
+        staged.replace(target)
+    except BaseException:
+        if old.exists():
+            old.replace(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

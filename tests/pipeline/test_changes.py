@@ -1,0 +1,266 @@
+"""``python -m pipeline changes``: two days converted with run-local, compared against the
+generator's known changes; and every misuse answered in one line, with nothing written."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipeline.changes import KINDS, OUTPUT_COLUMNS
+from pipeline.cli import main
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_OK
+from pipeline.synthetic_changes import Change, ChangeTruth
+from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def unversioned(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
+    return two_days(tmp_path_factory.mktemp("unversioned"), versions=False)
+
+
+@pytest.fixture(scope="module")
+def versioned(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
+    return two_days(tmp_path_factory.mktemp("versioned"), versions=True)
+
+
+def changes(capsys: pytest.CaptureFixture[str], out: Path, target: Path, *extra: str, **dates: str):  # type: ignore[no-untyped-def]
+    args = ["changes", str(out), "--source-bucket", BUCKET, "--from", dates.get("start", DAY1)]
+    args += ["--to", dates.get("end", DAY2), "--out", str(target), *extra]
+    code = main(args)
+    said = capsys.readouterr()
+    return code, said.out, said.err
+
+
+def printed_totals(stdout: str) -> dict[str, tuple[int, int, int]]:
+    found = {}
+    for line in stdout.splitlines():
+        words = line.split()
+        if words and words[0] in KINDS:
+            found[words[0]] = tuple(int(w.replace(",", "")) for w in words[1:])
+    return found
+
+
+def truth_totals(truth: ChangeTruth) -> dict[str, tuple[int, int, int]]:
+    return {k: (truth.objects[k], truth.bytes_before[k], truth.bytes_after[k]) for k in KINDS}
+
+
+def truth_rows(truth: ChangeTruth) -> pl.DataFrame:
+    assert truth.rows is not None
+    schema = {
+        f.name: pl.Int64 if f.name.startswith("size") else pl.String for f in dataclasses.fields(Change)
+    }
+    return pl.DataFrame([dataclasses.asdict(r) for r in truth.rows], schema=schema).sort("key", "version_id")
+
+
+COMPARED = [f.name for f in dataclasses.fields(Change)]
+
+
+@pytest.mark.parametrize("bucket", ["unversioned", "versioned"])
+def test_changes_match_the_generated_truth(request, capsys, tmp_path, bucket):
+    days: TwoDays = request.getfixturevalue(bucket)
+    truth = days.day2.truth
+    target = tmp_path / "changes"
+
+    code, stdout, stderr = changes(capsys, days.out, target)
+
+    assert code == EXIT_OK, stderr
+    assert printed_totals(stdout) == truth_totals(truth)
+    summary = json.loads((target / "summary.json").read_text())
+    assert summary["from"] == DAY1 and summary["to"] == DAY2 and summary["source_bucket"] == BUCKET
+    assert {k: tuple(v.values()) for k, v in summary["changes"].items()} == truth_totals(truth)
+    rows = pl.read_parquet(target / "changes.parquet")
+    assert rows.columns == list(OUTPUT_COLUMNS)
+    assert_frame_equal(rows.select(COMPARED).sort("key", "version_id"), truth_rows(truth))
+    assert sorted(p.name for p in target.iterdir()) == ["changes.parquet", "summary.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["changes"]  # no staging folder left beside it
+
+
+def test_every_kind_of_change_is_planted(unversioned, versioned):
+    for days in (unversioned, versioned):
+        plan, truth = days.plan, days.day2.truth
+        assert truth.objects["added"] == plan.added + plan.copies + plan.multipart_copies
+        assert truth.objects["deleted"] == plan.deleted + plan.delete_marked
+        assert truth.objects["modified"] == plan.modified + plan.modified_and_moved
+        assert truth.objects["storage_class_changed"] == plan.moved
+    assert versioned.plan.delete_marked and versioned.plan.noncurrent_moved  # hidden and ignored versions
+
+
+def test_modified_wins_over_a_storage_class_move(capsys, tmp_path, unversioned):
+    changes(capsys, unversioned.out, tmp_path / "changes")
+    rows = pl.read_parquet(tmp_path / "changes" / "changes.parquet")
+    both = rows.filter(
+        (pl.col("storage_class_before") != pl.col("storage_class_after"))
+        & (
+            (pl.col("size_before") != pl.col("size_after"))
+            | (pl.col("e_tag_before") != pl.col("e_tag_after"))
+        )
+    )
+    assert both["change"].to_list() == ["modified"] * unversioned.plan.modified_and_moved
+    moved = rows.filter(pl.col("change") == "storage_class_changed")
+    assert (moved["size_before"] == moved["size_after"]).all() and (
+        moved["e_tag_before"] == moved["e_tag_after"]
+    ).all()
+
+
+def test_unversioned_objects_join_on_null_version_ids(capsys, tmp_path, unversioned):
+    changes(capsys, unversioned.out, tmp_path / "changes")
+    rows = pl.read_parquet(tmp_path / "changes" / "changes.parquet")
+    assert rows["version_id"].null_count() == rows.height > 0
+    plan = unversioned.plan
+    assert rows.filter(pl.col("change") == "modified").height == plan.modified + plan.modified_and_moved
+
+
+def test_a_key_behind_a_new_delete_marker_is_deleted_and_noncurrent_moves_are_not_reported(
+    capsys, tmp_path, versioned
+):
+    changes(capsys, versioned.out, tmp_path / "changes")
+    rows = pl.read_parquet(tmp_path / "changes" / "changes.parquet")
+    parts = pl.scan_parquet(versioned.out / versioned.layout(DAY2).processed_prefix / "*.parquet")
+    markers = parts.filter(pl.col("is_delete_marker") & pl.col("is_latest")).select("key").collect()
+    hidden = rows.join(markers, on="key").filter(pl.col("change") == "deleted")
+    assert hidden.height == versioned.plan.delete_marked
+    assert hidden["size_after"].null_count() == hidden.height and hidden["size_before"].is_not_null().all()
+
+
+def test_force_replaces_a_non_empty_folder_and_the_result_is_the_same(capsys, tmp_path, unversioned):
+    target = tmp_path / "changes"
+    target.mkdir()
+    (target / "old.txt").write_text("an earlier result")
+
+    code, stdout, _ = changes(capsys, unversioned.out, target, "--force")
+
+    assert code == EXIT_OK
+    assert sorted(p.name for p in target.iterdir()) == ["changes.parquet", "summary.json"]
+    assert printed_totals(stdout) == truth_totals(unversioned.day2.truth)
+    assert [p.name for p in tmp_path.iterdir()] == ["changes"]
+
+
+def test_a_failure_while_writing_leaves_the_folder_as_it_was(capsys, tmp_path, unversioned, monkeypatch):
+    target = tmp_path / "changes"
+    target.mkdir()
+    (target / "old.txt").write_text("an earlier result")
+
+    def broken(before: Path, after: Path, into: Path) -> None:
+        into.write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pipeline.changes_command.write_changes", broken)
+    with pytest.raises(OSError, match="No space left"):
+        changes(capsys, unversioned.out, target, "--force")
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["changes"]
+
+
+def _incomplete(days: TwoDays, root: Path) -> Path:
+    out = root / "incomplete"
+    shutil.copytree(days.out, out)
+    (out / days.layout(DAY2).complete_marker_key).unlink()
+    return out
+
+
+def _lost_part(days: TwoDays, root: Path) -> Path:
+    out = root / "lost-part"
+    shutil.copytree(days.out, out)
+    next((out / days.layout(DAY1).processed_prefix).glob("*.parquet")).unlink()
+    return out
+
+
+MISUSE = {
+    "a bad date": (lambda d, r: d.out, {"start": "2026-11-31"}, "argument --from: must be a date YYYY-MM-DD, got '2026-11-31'"),
+    "a date written otherwise": (lambda d, r: d.out, {"end": "20261125"}, "argument --to: must be a date YYYY-MM-DD"),
+    "--from after --to": (lambda d, r: d.out, {"start": DAY2, "end": DAY1}, f"--from {DAY2} is not before --to {DAY1}"),
+    "--from equal to --to": (lambda d, r: d.out, {"end": DAY1}, f"--from {DAY1} is not before --to {DAY1}"),
+    "OUT missing": (lambda d, r: r / "nowhere", {}, "nowhere does not exist; give the --out folder of run-local"),
+    "a run partition missing": (
+        lambda d, r: d.out,
+        {"end": "2026-11-26"},
+        f"no run partition {{out}}/processed/source_bucket={BUCKET}/run_date=2026-11-26/; convert that day first",
+    ),
+    "a run without its _COMPLETE marker": (
+        _incomplete,
+        {},
+        f"run {BUCKET}/{DAY2} is not complete: {{out}}/run-reports/source_bucket={BUCKET}/run_date={DAY2}/_COMPLETE is missing",
+    ),
+    "a run that lost a part": (_lost_part, {}, f"run {BUCKET}/{DAY1} is not complete: "),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(MISUSE))
+def test_misuse_of_the_inputs_is_one_line_and_writes_nothing(capsys, tmp_path, unversioned, case):
+    make_out, dates, expected = MISUSE[case]
+    out = make_out(unversioned, tmp_path)
+    target = tmp_path / "results" / "changes"
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    code, stdout, stderr = changes(capsys, out, target, **dates)
+
+    assert code == EXIT_BAD_INPUT
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+    assert expected.format(out=out) in stderr
+    assert stdout == ""
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_a_non_empty_folder_is_refused_without_force_and_kept(capsys, tmp_path, unversioned):
+    target = tmp_path / "changes"
+    target.mkdir()
+    (target / "old.txt").write_text("an earlier result")
+
+    code, _, stderr = changes(capsys, unversioned.out, target)
+
+    assert code == EXIT_BAD_INPUT
+    assert (
+        stderr
+        == f"error: --out {target} is not empty; give a new or empty folder, or --force to replace it\n"
+    )
+    assert [p.name for p in target.iterdir()] == ["old.txt"] and [p.name for p in tmp_path.iterdir()] == [
+        "changes"
+    ]
+
+
+def test_an_empty_folder_is_used(capsys, tmp_path, unversioned):
+    (tmp_path / "changes").mkdir()
+    code, _, _ = changes(capsys, unversioned.out, tmp_path / "changes")
+    assert code == EXIT_OK and (tmp_path / "changes" / "changes.parquet").is_file()
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("a-file", "--out {target} is a file; give a folder"),
+        ("a-file/below", "--out {target}: cannot write in {tmp}/a-file (Not a directory)"),
+        ("OUT", "--out {target} overlaps OUT {out}'s table or run reports"),
+        ("OUT/processed/mine", "--out {target} overlaps OUT {out}'s table or run reports"),
+    ],
+)
+def test_an_unusable_output_folder_is_refused(capsys, tmp_path, unversioned, where, expected):
+    (tmp_path / "a-file").write_text("not a folder")
+    target = unversioned.out / where.removeprefix("OUT/") if where.startswith("OUT") else tmp_path / where
+    if where == "OUT":
+        target = unversioned.out
+    listing = sorted(unversioned.out.rglob("*"))
+
+    code, _, stderr = changes(capsys, unversioned.out, target, "--force")
+
+    assert code == EXIT_BAD_INPUT and stderr.count("\n") == 1
+    assert expected.format(target=target, tmp=tmp_path, out=unversioned.out) in stderr
+    assert (
+        sorted(unversioned.out.rglob("*")) == listing and (tmp_path / "a-file").read_text() == "not a folder"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_folder_without_write_permission_is_refused(capsys, tmp_path, unversioned):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    code, _, stderr = changes(capsys, unversioned.out, locked / "changes")
+    assert code == EXIT_BAD_INPUT and "cannot write in" in stderr and not (locked / "changes").exists()
