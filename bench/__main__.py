@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     process = measure(
         "process (batch_jobs.convert)", [py, "-m", "bench.tasks", "process", str(chunk), str(out)], args.runs
     )
+    with_rollups = measure(
+        "process + rollups (the child's whole work)",
+        [py, "-m", "bench.tasks", "process_rollups", str(chunk), str(out)],
+        args.runs,
+    )
     duck_chunk = measure(
         "DuckDB COPY, same transform", [py, "-m", "bench.tasks", "duckdb", str(chunk), str(out)], args.runs
     )
@@ -255,9 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         ("split peak RSS (MiB)", split.peak / 2**20, "< 300", lambda r: r < 300),
         ("process wall / DuckDB wall", process.wall / duck_chunk.wall, "<= 0.75", lambda r: r <= 0.75),
         ("process peak RSS / chunk size", process.peak / chunk_bytes, "<= 2.0", lambda r: r <= 2.0),
+        (
+            "rollups' added share of the processor's time",
+            with_rollups.wall / process.wall - 1,
+            "<= 0.10",
+            lambda r: r <= 0.10,
+        ),
         *pipeline_targets(pipeline, duck_all, output_bytes),
     ]
-    measured = [gzip, split, process, duck_chunk, arrow, pipeline, duck_all]
+    measured = [gzip, split, process, with_rollups, duck_chunk, arrow, pipeline, duck_all]
     text = render(args, gen, compressed, uncompressed, chunk_bytes, measured, rows)
     text += stages(pipeline.last_stderr)
     args.results.write_text(text)

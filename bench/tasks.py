@@ -30,6 +30,16 @@ def process(chunk: str, out: str) -> None:
     convert_chunk(Path(chunk), Path(out), COLUMNS, chunk_uri=chunk)
 
 
+def process_rollups(chunk: str, out: str) -> None:
+    """The processor child's whole work on its chunk: the conversion, then its partial rollups."""
+    from batch_jobs.convert import convert_chunk
+    from batch_jobs.rollups import partials
+    from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH
+
+    convert_chunk(Path(chunk), Path(out), COLUMNS, chunk_uri=chunk)
+    partials(Path(out), "2026-11-24", DEFAULT_PREFIX_DEPTH)
+
+
 def duckdb_sql(source: str, out: str) -> str:
     """The processor's typed transform, key decoding included, as one DuckDB COPY."""
     casts = []
@@ -141,6 +151,7 @@ if __name__ == "__main__":
         "generate": generate,
         "split": split,
         "process": process,
+        "process_rollups": process_rollups,
         "duckdb": duckdb,
         "pyarrow": pyarrow,
         "next-day": next_day,

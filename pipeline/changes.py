@@ -57,7 +57,7 @@ def current_objects(parts: Path) -> pl.LazyFrame:
     """The current objects of one run partition (a folder of Parquet parts), identity and compared columns."""
     files = sorted(parts.glob("*.parquet"))
     frame = (
-        pl.scan_parquet(files, hive_partitioning=False).select(_SCHEMA.names())
+        pl.scan_parquet(files, hive_partitioning=False, glob=False).select(_SCHEMA.names())
         if files
         else pl.LazyFrame(schema=_SCHEMA)
     )
@@ -108,7 +108,7 @@ def write_changes(before_parts: Path, after_parts: Path, target: Path) -> None:
 def totals(changes_file: Path) -> dict[str, KindTotals]:
     """Objects and bytes per kind of change, every kind present (zero when none), in ``KINDS`` order."""
     found = (
-        pl.scan_parquet(changes_file)
+        pl.scan_parquet(changes_file, glob=False)
         .group_by("change")
         .agg(
             pl.len().alias("objects"),
