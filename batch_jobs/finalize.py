@@ -85,16 +85,21 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         problems.append(f"rows in = {rows_in} but rows out = {rows_out} (difference {rows_out - rows_in:+d})")
     size_sum = sum(p.get("size_sum") or 0 for p in parts)
     with tempfile.TemporaryDirectory(prefix="rollups-", dir=store.scratch()) as tmp:
-        merged: dict[str, Path] = {}
+        merged: dict[str, list[Path]] = {}
         if not problems:  # every part is there: merge their rollups, check them against the rows
             merged = _merge_rollups(store, run, chunks, Path(tmp), problems)
         if merged:
             problems += rollups.reconcile(merged, rows=rows_out, size_sum=size_sum)
         rollup_summary = rollups.summary(merged) if merged else {}
-        rollup_sizes = {run.layout.rollup_key(name): path.stat().st_size for name, path in merged.items()}
+        rollup_files = {
+            run.layout.rollup_key(name, index): path
+            for name, paths in merged.items()
+            for index, path in enumerate(paths)
+        }
+        rollup_sizes = {key: path.stat().st_size for key, path in rollup_files.items()}
         if not problems:
-            for name, path in merged.items():
-                store.store(path, run.layout.rollup_key(name))
+            for key, path in rollup_files.items():
+                store.store(path, key)
     dates_min = [p["min_last_modified_date"] for p in parts if p.get("min_last_modified_date")]
     dates_max = [p["max_last_modified_date"] for p in parts if p.get("max_last_modified_date")]
     result = RunReport(
@@ -132,14 +137,18 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
     return result
 
 
-def _merge_rollups(store: Storage, run: Run, chunks: int, tmp: Path, problems: list[str]) -> dict[str, Path]:
-    """Every child's partial rollups fetched to ``tmp`` and merged, one file per rollup; a missing
-    partial is a problem (and nothing is merged)."""
+def _merge_rollups(
+    store: Storage, run: Run, chunks: int, tmp: Path, problems: list[str]
+) -> dict[str, list[Path]]:
+    """Every child's partial rollups fetched to ``tmp`` and merged, one or more files per rollup
+    (``rollups.merge``); a missing partial is a problem (and nothing is merged)."""
     wanted = [(r.name, i) for r in ROLLUPS for i in range(chunks)]
+    (tmp / "partials").mkdir()
+    (tmp / "merged").mkdir()
 
     def fetch(item: tuple[str, int]) -> Path | None:
         name, index = item
-        path = tmp / f"{name}-{index:06d}.parquet"
+        path = tmp / "partials" / f"{name}-{index:06d}.parquet"
         try:
             store.fetch(run.layout.rollup_partial_key(name, index), path)
         except MissingObjectError:
@@ -153,7 +162,6 @@ def _merge_rollups(store: Storage, run: Run, chunks: int, tmp: Path, problems: l
         return {}
     merged = {}
     for rollup in ROLLUPS:
-        merged[rollup.name] = tmp / f"{rollup.name}.parquet"
         paths = [fetched[rollup.name, i] for i in range(chunks)]
-        rollups.merge(rollup, [p for p in paths if p is not None], merged[rollup.name])
+        merged[rollup.name] = rollups.merge(rollup, [p for p in paths if p is not None], tmp / "merged")
     return merged

@@ -31,8 +31,9 @@ RETRY_RULES: tuple[dict[str, str], ...] = (
 )
 
 
-FINALIZE_SIZE = ("0.25", 1024)
-"""vCPU and memory MiB of the finalize job: it reads a few JSON objects and lists one prefix."""
+FINALIZE_SIZE = ("0.5", 2048)
+"""vCPU and memory MiB of the finalize job: it reads the part stats, lists one prefix, and merges
+the children's partial rollups in bounded memory (about 0.5 GiB at most: batch_jobs/rollups.py)."""
 
 
 def retry_strategy(attempts: int) -> dict[str, Any]:

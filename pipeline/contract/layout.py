@@ -86,8 +86,10 @@ class RunLayout:
     def rollup_prefix(self, rollup: str) -> str:
         return f"{ROLLUPS_ROOT}/{rollup}/{self.partition}/"
 
-    def rollup_key(self, rollup: str) -> str:
-        return f"{self.rollup_prefix(rollup)}rollup.parquet"
+    def rollup_key(self, rollup: str, index: int = 0) -> str:
+        """A rollup table's file ``index``: one for most, more for a prefix rollup too large to
+        merge in one pass (``batch_jobs/rollups.py``)."""
+        return f"{self.rollup_prefix(rollup)}part-{_number(index)}.parquet"
 
     @property
     def reports_prefix(self) -> str:

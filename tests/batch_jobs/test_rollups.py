@@ -131,18 +131,43 @@ def test_merging_children_equals_the_rollup_of_the_whole(tmp_path: Path) -> None
             paths[name].append(tmp_path / f"{name}-{i}.parquet")
             frame.write_parquet(paths[name][-1])
     for rollup in ROLLUPS:
-        merged = tmp_path / f"{rollup.name}.parquet"
-        rollups.merge(rollup, paths[rollup.name], merged)
+        [merged] = rollups.merge(rollup, paths[rollup.name], tmp_path)
         assert_frame_equal(
             pl.read_parquet(merged), sorted_by_keys(whole[rollup.name], rollup), check_row_order=True
         )
 
 
-def _merged(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, Path]:
+def test_a_merge_too_large_for_one_pass_runs_in_several_with_the_same_result(tmp_path: Path, monkeypatch):
+    # GIVEN partials with many distinct prefixes (every key its own folder at depth 2)
+    rows = [row(f"t{i % 7}/{i}/x", i) for i in range(2000)]
+    whole = rollups.partials(write_part(tmp_path / "whole.parquet", rows), RUN_DATE, prefix_depth=2)
+    partial_paths = []
+    for i in range(4):
+        part = write_part(tmp_path / f"part-{i}.parquet", rows[i::4])
+        partial_paths.append(tmp_path / f"prefix-{i}.parquet")
+        rollups.partials(part, RUN_DATE, prefix_depth=2)[PREFIX.name].write_parquet(partial_paths[-1])
+    # WHEN one pass may hold only 500 partial rows
+    monkeypatch.setattr(rollups, "MERGE_ROWS_PER_PASS", 500)
+    (tmp_path / "merged").mkdir()
+    files = rollups.merge(PREFIX, partial_paths, tmp_path / "merged")
+    # THEN several files, each prefix in exactly one, together the rollup of the whole
+    assert 1 < len(files) <= -(-sum(pl.read_parquet(p).height for p in partial_paths) // 500)
+    merged = pl.concat([pl.read_parquet(f) for f in files])
+    assert merged.select("depth", "prefix").is_duplicated().sum() == 0
+    assert_frame_equal(sorted_by_keys(merged, PREFIX), sorted_by_keys(whole[PREFIX.name], PREFIX))
+    assert (
+        rollups.reconcile(
+            {**_merged(tmp_path, rows), PREFIX.name: files}, rows=2000, size_sum=sum(range(2000))
+        )
+        == []
+    )
+
+
+def _merged(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, list[Path]]:
     merged = {}
     for name, frame in rollups.partials(write_part(tmp_path / "p.parquet", rows), RUN_DATE, 3).items():
-        merged[name] = tmp_path / f"{name}.parquet"
-        frame.write_parquet(merged[name])
+        merged[name] = [tmp_path / f"{name}.parquet"]
+        frame.write_parquet(merged[name][0])
     return merged
 
 
@@ -157,8 +182,10 @@ def test_reconcile_accepts_exact_totals_and_names_what_does_not_add_up(tmp_path:
     )
     assert len(problems) == 1 + 3 + 2  # every table: storage_class, prefix at depths 1-3, age, encryption
 
-    prefix = pl.read_parquet(merged[PREFIX.name])  # one prefix lost at depth 2
-    prefix.filter(~((pl.col("depth") == 2) & (pl.col("prefix") == "a/b/"))).write_parquet(merged[PREFIX.name])
+    prefix = pl.read_parquet(merged[PREFIX.name][0])  # one prefix lost at depth 2
+    prefix.filter(~((pl.col("depth") == 2) & (pl.col("prefix") == "a/b/"))).write_parquet(
+        merged[PREFIX.name][0]
+    )
     assert rollups.reconcile(merged, rows=len(ROWS), size_sum=size_sum) == [
         f"rollup prefix at depth 2: 4 objects and {size_sum - 1100} bytes, but the parts hold "
         f"6 objects and {size_sum} bytes"

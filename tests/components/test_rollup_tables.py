@@ -55,8 +55,7 @@ def test_each_rollup_is_a_table_over_its_own_folder(stack, rollup: Rollup, tmp_p
     ).write_parquet(part)
     partial = tmp_path / "partial.parquet"
     rollups.partials(part, "2026-11-24", 2)[rollup.name].write_parquet(partial)
-    merged = tmp_path / "merged.parquet"
-    rollups.merge(rollup, [partial], merged)
+    [merged] = rollups.merge(rollup, [partial], tmp_path)
     written = [{"name": f.name, "type": ARROW_TO_GLUE[str(f.type)]} for f in pq.read_schema(merged)]
     assert table.inputs["storageDescriptor"]["columns"] == written
 
