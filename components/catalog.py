@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from components.buckets import secure_bucket
 from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import PARTITION_KEYS, PROCESSED_ROOT, ROLLUPS_ROOT
-from pipeline.contract.rollups import ROLLUPS, Rollup
+from pipeline.contract.rollups import ROLLUPS, Rollup, rollup_table_suffix
 from pipeline.contract.schema import GLUE_TYPES, TABLE_FIELDS, Column, columns_for
 
 PROJECTION_DATE_FORMAT = "yyyy-MM-dd"  # Java date format of run_date=YYYY-MM-DD partitions
@@ -28,7 +28,7 @@ def glue_columns(columns: Sequence[Column] | None = None) -> list[dict[str, str]
 
 
 def rollup_table_name(table: str, rollup: Rollup) -> str:
-    return f"{table}_rollup_{rollup.name}"
+    return f"{table}{rollup_table_suffix(rollup)}"
 
 
 def projection_parameters(

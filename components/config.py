@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
 from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
-from pipeline.contract.rollups import MAX_PREFIX_DEPTH
+from pipeline.contract.rollups import MAX_PREFIX_DEPTH, ROLLUPS, rollup_table_suffix
 
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
@@ -25,6 +25,7 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 # Glue (and so Athena) names: lower-case letters, digits and _; Athena rejects upper case and '-'.
+GLUE_NAME_MAX = 255
 _GLUE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 # S3 Inventory configuration IDs: letters, digits, '.', '-' and '_', at most 64 characters.
 _INVENTORY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -257,6 +258,13 @@ def _validate(s: StackSettings) -> None:
     for key, name in (("catalogDatabase", s.catalog_database), ("catalogTable", s.catalog_table)):
         if not _GLUE_NAME.fullmatch(name):
             fail(key, f"must be 1 to 255 lower-case letters, digits and _ (Athena-friendly), got {name!r}")
+    longest = max(len(rollup_table_suffix(r)) for r in ROLLUPS)
+    if len(s.catalog_table) + longest > GLUE_NAME_MAX:
+        fail(
+            "catalogTable",
+            f"must be at most {GLUE_NAME_MAX - longest} characters: its rollup tables add up to {longest} "
+            f"(Glue names are at most {GLUE_NAME_MAX}), got {len(s.catalog_table)}",
+        )
     if s.athena_scan_limit_gib < 1:
         fail("athenaScanLimitGib", f"must be at least 1, got {s.athena_scan_limit_gib}")
     if not 1 <= s.rollup_prefix_depth <= MAX_PREFIX_DEPTH:

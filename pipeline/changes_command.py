@@ -23,7 +23,7 @@ from pipeline.arguments import path
 from pipeline.changes import KindTotals, totals, write_changes
 from pipeline.contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
 from pipeline.errors import EXIT_OK, UsageError
-from pipeline.local.publish import completed
+from pipeline.local.publish import why_incomplete
 
 CHANGES_FILE, SUMMARY_FILE = "changes.parquet", "summary.json"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -102,7 +102,38 @@ def _check_runs(out: Path, bucket: str, from_date: str, to_date: str) -> tuple[P
     if not bucket or "/" in bucket:
         msg = f"--source-bucket {bucket!r} is not a bucket name"
         raise UsageError(msg)
-    return _complete_run(out, RunLayout(bucket, from_date)), _complete_run(out, RunLayout(bucket, to_date))
+    layouts = RunLayout(bucket, from_date), RunLayout(bucket, to_date)
+    runs = _complete_run(out, layouts[0]), _complete_run(out, layouts[1])
+    _check_same_fields(out, *layouts)
+    return runs
+
+
+COMPARED_FIELDS = ("VersionId", "IsLatest", "IsDeleteMarker", "Size", "ETag", "StorageClass")
+"""The delivery fields the comparison reads: both runs must have the same of them, or every object
+would show as changed (a field that appears reads as a new value; versions as new identities)."""
+
+
+def _check_same_fields(out: Path, before: RunLayout, after: RunLayout) -> None:
+    def fields(layout: RunLayout) -> set[str]:
+        report = json.loads((out / layout.split_report_key).read_text())
+        return {f for f in report["file_schema"] if f in COMPARED_FIELDS}
+
+    try:
+        first, second = fields(before), fields(after)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        msg = f"cannot read the fields of the runs from their split reports under {out}/run-state/: {err}"
+        raise UsageError(msg) from err
+    if first != second:
+        only = [
+            f"{sorted(a - b)} only on {layout.run_date}"
+            for a, b, layout in ((first, second, before), (second, first, after))
+            if a - b
+        ]
+        msg = (
+            f"the runs were delivered with different fields ({'; '.join(only)}): every object would "
+            "show as changed; compare runs of one inventory configuration"
+        )
+        raise UsageError(msg)
 
 
 def _complete_run(out: Path, layout: RunLayout) -> Path:
@@ -115,11 +146,13 @@ def _complete_run(out: Path, layout: RunLayout) -> Path:
         manifest = json.loads(marker.read_text()).get("manifest", "")
     except (OSError, ValueError, AttributeError):
         manifest = None
-    if manifest is None or completed(out, layout, manifest) is None:
-        problem = "is missing" if manifest is None else "does not match the parts in the partition"
+    problem = (
+        f"{marker} is missing or unreadable" if manifest is None else why_incomplete(out, layout, manifest)
+    )
+    if problem:
         msg = (
-            f"run {layout.source_bucket}/{layout.run_date} is not complete: {marker} {problem}; "
-            "only complete runs are compared, run that day again with run-local"
+            f"run {layout.source_bucket}/{layout.run_date} is not complete: {problem}; "
+            "only complete runs are compared, run that day again with run-local --force"
         )
         raise UsageError(msg)
     return parts

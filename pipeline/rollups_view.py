@@ -33,7 +33,7 @@ def render_rollups(rollups: dict[str, Any]) -> str:
         lines.append(f"  {name:<22} " + " ".join(f"{o:>10,} / {human(b):>15}" for o, b in cells))
     lines.append(f"largest prefixes at depth 1 (rolled up to depth {rollups['prefix_depth']}):")
     lines += [
-        f"  {p['prefix'] or '(top level)':<22} {human(p['bytes']):>12} {p['objects']:>12,} objects"
+        f"  {_printable(p['prefix']) or '(top level)':<22} {human(p['bytes']):>12} {p['objects']:>12,} objects"
         f"  last modified {(p['oldest_last_modified'] or '-')[:10]} .. {(p['newest_last_modified'] or '-')[:10]}"
         for p in rollups["largest_prefixes"]
     ]
@@ -54,6 +54,11 @@ def render_rollups(rollups: dict[str, Any]) -> str:
         for row in rollups["encryption"]
     ]
     return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    """A key or prefix on one line: control characters (S3 keys may hold newlines) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def human(size: int | None) -> str:

@@ -109,6 +109,11 @@ ENCRYPTION = Rollup(
 ROLLUPS: tuple[Rollup, ...] = (STORAGE_CLASS, PREFIX, AGE, ENCRYPTION)
 
 
+def rollup_table_suffix(rollup: Rollup) -> str:
+    """What a rollup's catalog table name adds to the inventory table's: ``inventory_rollup_age``."""
+    return f"_rollup_{rollup.name}"
+
+
 def check_prefix_depth(depth: int) -> int:
     if not 1 <= depth <= MAX_PREFIX_DEPTH:
         msg = f"rollup prefix depth must be 1 to {MAX_PREFIX_DEPTH}, got {depth}"

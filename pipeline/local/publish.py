@@ -29,22 +29,40 @@ def completed(out: Path, layout: RunLayout, manifest_uri: str) -> dict[str, Any]
 
     Another delivery of the same bucket and day (another inventory configuration) writes the same
     partition: its marker does not count for this one."""
+    marker, _ = _check(out, layout, manifest_uri)
+    return marker
+
+
+def why_incomplete(out: Path, layout: RunLayout, manifest_uri: str) -> str | None:
+    """Why the run of ``manifest_uri`` in ``out`` is not whole, in words; None when it is."""
+    return _check(out, layout, manifest_uri)[1]
+
+
+def _check(out: Path, layout: RunLayout, manifest_uri: str) -> tuple[dict[str, Any] | None, str | None]:
     marker_path = out / layout.complete_marker_key
     try:
         marker = json.loads(marker_path.read_text())
     except (OSError, ValueError):
-        return None
+        return None, f"{marker_path} is missing or unreadable"
     if not isinstance(marker, dict) or marker.get("manifest") != manifest_uri:
-        return None
+        found = marker.get("manifest") if isinstance(marker, dict) else None
+        return None, f"{marker_path} is for another delivery ({found})"
     parts, tables = marker.get("parts"), marker.get("rollups")
-    if not isinstance(parts, dict) or not isinstance(tables, dict):
-        return None
+    if not isinstance(parts, dict):
+        return None, f"{marker_path} lists no parts"
+    if not isinstance(tables, dict):
+        return None, f"{marker_path} lists no rollup tables: an earlier version converted it"
     for key, size in {**parts, **tables}.items():
         path = out / key
-        if not path.is_file() or path.stat().st_size != size:
-            return None
+        if not path.is_file():
+            return None, f"{path}, listed by {marker_path}, is missing"
+        if path.stat().st_size != size:
+            return None, f"{path} is {path.stat().st_size} bytes, but {marker_path} lists {size}"
     present = {p.relative_to(out).as_posix() for p in (out / layout.processed_prefix).glob("*")}
-    return marker if present == set(parts) else None
+    if present != set(parts):
+        extra = sorted(present - set(parts))
+        return None, f"{out / layout.processed_prefix} holds files {marker_path} does not list: {extra}"
+    return marker, None
 
 
 def staging_dir(out: Path) -> Path:

@@ -76,3 +76,12 @@ def test_a_prefix_depth_out_of_range_fails_at_preview(depth):
 
     with pytest.raises(ConfigError, match=f"rollupPrefixDepth: must be 1 to 32, got {depth}"):
         settings(rollupPrefixDepth=depth)
+
+
+def test_a_table_name_too_long_for_its_rollup_tables_fails_at_preview():
+    from components.config import ConfigError
+
+    longest = max(len(f"_rollup_{r.name}") for r in ROLLUPS)
+    assert settings(catalogTable="t" * (255 - longest)).catalog_table  # the longest that fits
+    with pytest.raises(ConfigError, match=f"catalogTable: must be at most {255 - longest} characters"):
+        settings(catalogTable="t" * (256 - longest))

@@ -174,6 +174,26 @@ def _lost_part(days: TwoDays, root: Path) -> Path:
     return out
 
 
+def _earlier_version(days: TwoDays, root: Path) -> Path:
+    out = root / "earlier"
+    shutil.copytree(days.out, out)
+    marker = out / days.layout(DAY1).complete_marker_key
+    written = json.loads(marker.read_text())
+    del written["rollups"]  # as a version without rollups wrote it
+    marker.write_text(json.dumps(written))
+    return out
+
+
+def _other_fields(days: TwoDays, root: Path) -> Path:
+    out = root / "other-fields"
+    shutil.copytree(days.out, out)
+    report_path = out / days.layout(DAY2).split_report_key
+    report = json.loads(report_path.read_text())
+    report["file_schema"] = [f for f in report["file_schema"] if f != "ETag"]
+    report_path.write_text(json.dumps(report))
+    return out
+
+
 MISUSE = {
     "a bad date": (lambda d, r: d.out, {"start": "2026-11-31"}, "argument --from: must be a date YYYY-MM-DD, got '2026-11-31'"),
     "a date written otherwise": (lambda d, r: d.out, {"end": "20261125"}, "argument --to: must be a date YYYY-MM-DD"),
@@ -190,7 +210,9 @@ MISUSE = {
         {},
         f"run {BUCKET}/{DAY2} is not complete: {{out}}/run-reports/source_bucket={BUCKET}/run_date={DAY2}/_COMPLETE is missing",
     ),
-    "a run that lost a part": (_lost_part, {}, f"run {BUCKET}/{DAY1} is not complete: "),
+    "a run that lost a part": (_lost_part, {}, f"run {BUCKET}/{DAY1} is not complete: {{out}}/processed/source_bucket={BUCKET}/run_date={DAY1}/part-"),
+    "a run converted before rollups": (_earlier_version, {}, "_COMPLETE lists no rollup tables: an earlier version converted it; only complete runs are compared, run that day again with run-local --force"),
+    "runs with different fields": (_other_fields, {}, f"the runs were delivered with different fields (['ETag'] only on {DAY1}): every object would show as changed"),
 }  # fmt: skip
 
 
