@@ -26,7 +26,7 @@ from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PipelineError,
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "trigger",
-        help="start the run of one delivery now (backfill), or --force a rerun",
+        help="start the run of one delivery on AWS now, or --force a rerun",
         description="Claim and submit the Batch run of one inventory delivery, exactly as the Lambda does.",
     )
     parser.add_argument(
