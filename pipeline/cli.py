@@ -244,7 +244,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run_local(args: argparse.Namespace) -> int:
     from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
-    from pipeline.local.summary import render, render_reconciliation, summarize
+    from pipeline.local.summary import render, render_reconciliation, summarize, what_next
 
     progress = progress_printer()
     if isinstance(args.manifest, str):  # s3://...: fetch exactly that delivery first
@@ -272,4 +272,5 @@ def _run_local(args: argparse.Namespace) -> int:
         )
     print(render(summarize(run.parts_dir, run.run_report())))
     print(render_reconciliation(run.run_report()))
+    print(what_next(run.parts_dir, args.out / run.layout.run_report_key))
     return EXIT_OK
