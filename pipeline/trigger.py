@@ -39,7 +39,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-job-definition", help="default: $SPLIT_JOB_DEFINITION")
     parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
     parser.add_argument("--finalize-job-definition", help="default: $FINALIZE_JOB_DEFINITION")
-    parser.add_argument("--target-chunk-mib", type=positive_int, help="default: $TARGET_CHUNK_MIB or 256")
+    parser.add_argument(
+        "--target-chunk-mib",
+        type=positive_int,
+        help="compressed inventory MiB per chunk (default: $TARGET_CHUNK_MIB or 256, the stack's targetChunkMib)",
+    )
     parser.set_defaults(handler=run)
 
 

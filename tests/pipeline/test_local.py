@@ -55,6 +55,11 @@ def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
     assert (out / layout.complete_marker_key).is_file()
     printed = capsys.readouterr().out
     assert "reconciliation:   complete: rows in 40,000 = rows out 40,000" in printed
+    assert printed.splitlines()[-4:-1] == [  # then a query to try, run in the demo's test
+        "next:",
+        f"  Parquet:    {out / layout.processed_prefix}",
+        f"  run report: {out / layout.run_report_key}",
+    ]
 
     # pyarrow: the schema is exactly the contract's, every key decoded exactly, once
     table = ds.dataset(parts, format="parquet").to_table()

@@ -79,3 +79,18 @@ def test_the_top_level_help_is_for_users(monkeypatch: pytest.MonkeyPatch, capsys
     ]
     assert max(map(len, lines)) <= 80
     assert "``" not in text  # no reStructuredText from a docstring
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("run-local", "(default 32, not the stack's 256: a child starts here in under a second"),
+        ("demo", "(default 8, not the stack's 256: the default demo inventory is about 80 MiB of gzip"),
+        ("trigger", "(default: $TARGET_CHUNK_MIB or 256, the stack's targetChunkMib)"),
+    ],
+)
+def test_each_chunk_size_default_says_why_it_differs(command: str, says: str, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option
+    assert main([command, "--help"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "--target-chunk-mib" in line]
+    assert says in line
