@@ -1,7 +1,8 @@
 """``make bench``: the jobs against gzip -dc, DuckDB and pyarrow, on the same files, in one run.
 
 Every task runs in its own process, at least 3 times; medians of wall time and of peak RSS (from
-wait4) are reported with ratios against the targets of issue 8, and written to bench/results.md.
+wait4) are reported with ratios against the performance targets (each results file lists them with
+the measured value), and written to bench/results.md.
 """
 
 from __future__ import annotations

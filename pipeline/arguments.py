@@ -16,6 +16,19 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+class CommandListFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks, and puts each command's help on its command's line.
+
+    argparse measures a command's name without the indent it prints it at, so a name as long as
+    ``run-local`` would push its help to the next line."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        for subaction in self._iter_indented_subactions(action):
+            width = len(self._format_action_invocation(subaction)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, width)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1 (argparse names the flag in its error)."""
     try:

@@ -32,7 +32,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "changes",
-        help="objects added, deleted, modified or moved between storage classes from one run to another",
+        help="day-over-day changes between two complete local runs",
         description=(
             "Compare two complete runs of one source bucket in OUT (written by run-local). Only current "
             "objects count: delete markers and noncurrent versions are left out, so a key whose current "

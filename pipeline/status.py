@@ -137,7 +137,7 @@ def _json(s3: Any, bucket: str, key: str) -> Any:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("status", help="list recent runs and their state")
+    parser = commands.add_parser("status", help="list recent runs on AWS and their state")
     parser.add_argument(
         "run", nargs="?", help="one run, SOURCE-BUCKET/YYYY-MM-DD (default: the most recent runs)"
     )

@@ -21,7 +21,7 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,12 +100,14 @@ def generate_delivery(
     keep_keys: bool = False,
     fields: Sequence[str] = KNOWN_FIELDS,
     prefix: str = "inventory",
+    on_rows: Callable[[int], None] | None = None,
 ) -> GeneratedDelivery:
     """Write a delivery of about ``objects`` rows in ``files`` data files under ``root``.
 
     ``fields`` is the delivery's ``fileSchema`` (a subset of the known fields, in S3's order: an
     inventory of current versions only has no version columns); ``prefix`` is the inventory
-    configuration's destination prefix, of any depth, or "" for none.
+    configuration's destination prefix, of any depth, or "" for none. ``on_rows`` is told the rows
+    written so far after every block of rows written.
     """
     unknown = [f for f in fields if f not in KNOWN_FIELDS]
     if unknown or not {"Bucket", "Key"} <= set(fields):
@@ -129,7 +131,11 @@ def generate_delivery(
                 if len(lines) == 10_000:
                     out.write("".join(lines).encode())
                     lines.clear()
+                    if on_rows:
+                        on_rows(truth.rows)
             out.write("".join(lines).encode())
+            if on_rows:
+                on_rows(truth.rows)
         data = path.read_bytes()
         entries.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
         data_keys.append(key)

@@ -26,7 +26,7 @@ from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PipelineError,
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "trigger",
-        help="start the run of one delivery now (backfill), or --force a rerun",
+        help="start the run of one delivery on AWS now, or --force a rerun",
         description="Claim and submit the Batch run of one inventory delivery, exactly as the Lambda does.",
     )
     parser.add_argument(
@@ -39,7 +39,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split-job-definition", help="default: $SPLIT_JOB_DEFINITION")
     parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
     parser.add_argument("--finalize-job-definition", help="default: $FINALIZE_JOB_DEFINITION")
-    parser.add_argument("--target-chunk-mib", type=positive_int, help="default: $TARGET_CHUNK_MIB or 256")
+    parser.add_argument(
+        "--target-chunk-mib",
+        type=positive_int,
+        help="compressed inventory MiB per chunk (default: $TARGET_CHUNK_MIB or 256, the stack's targetChunkMib)",
+    )
     parser.set_defaults(handler=run)
 
 

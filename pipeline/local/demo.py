@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import UsageError
 from pipeline.local.publish import STAGING
 from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
 from pipeline.local.stand_in import StandIn
-from pipeline.local.summary import render, render_reconciliation, summarize
+from pipeline.local.summary import render, render_reconciliation, summarize, what_next
 from pipeline.synthetic import generate_delivery
 
 SOURCE_BUCKET = "demo-source-bucket"
@@ -23,6 +24,8 @@ DESTINATION_BUCKET = "demo-inventory-destination"
 MARKER = ".s3-inventory-demo"
 OWNED = (MARKER, "bucket", "processed", "run-state", "run-reports", "logs", "summary.json", STAGING)
 """Everything a demo writes in its folder."""
+PROGRESS_SECONDS = 2.0
+"""How often generation reports its progress, as often as run-local relays the splitter's."""
 
 
 def prepare(out: Path) -> None:
@@ -45,6 +48,30 @@ def prepare(out: Path) -> None:
     (out / MARKER).write_text("a folder made by `python -m pipeline demo`; the next demo replaces it\n")
 
 
+def generation_progress(
+    progress: Callable[[str], None],
+    total: int,
+    *,
+    every: float = PROGRESS_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[int], None]:
+    """A counter of generated rows that shows, at most every ``every`` seconds, how far it got."""
+    started = last = clock()
+
+    def written(rows: int) -> None:
+        nonlocal last
+        now = clock()
+        if now - last < every or rows >= total:  # the end is said by the caller, with the time taken
+            return
+        last = now
+        rate = rows / max(now - started, 1e-9)
+        progress(
+            f"generating: {rows:,} of {total:,} objects, {rows / total:.0%} of the inventory, {rate:,.0f} objects/s"
+        )
+
+    return written
+
+
 def demo(
     out: Path, *, objects: int, files: int, target_chunk_mib: int, workers: int = 0
 ) -> dict[str, object]:
@@ -58,6 +85,7 @@ def demo(
         files=files,
         source_bucket=SOURCE_BUCKET,
         destination_bucket=DESTINATION_BUCKET,
+        on_rows=generation_progress(progress, objects),
     )
     progress(f"generated {generated.manifest_path.relative_to(out)} in {time.monotonic() - started:.1f}s")
 
@@ -80,4 +108,5 @@ def demo(
     print(render_reconciliation(run.run_report()))
     print(f"run state:        {out / run.layout.state_prefix}")
     print(f"finished in {summary['seconds']}s")
+    print(what_next(run.parts_dir, out / run.layout.run_report_key))
     return summary

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +61,40 @@ def render_reconciliation(report: dict[str, Any]) -> str:
     ]
     lines += [f"  problem: {p}" for p in report.get("problems", [])]
     return "\n".join(lines)
+
+
+def what_next(parts_dir: Path, run_report: Path) -> str:
+    """Where the output and the run report are, and a query to try on the output, as a few lines."""
+    return "\n".join(
+        [
+            "next:",
+            f"  Parquet:    {parts_dir}",
+            f"  run report: {run_report}",
+            f"  try:        {query_command(parts_dir)}",
+        ]
+    )
+
+
+def query_command(parts_dir: Path) -> str:
+    """A shell command that prints objects and bytes by storage class in ``parts_dir``, with Polars
+    (a dependency of the package, so it is there wherever the CLI runs)."""
+    folder = json.dumps(str(parts_dir))  # a Python string literal in double quotes, as the rest
+    code = (
+        f"import polars as pl; print(pl.scan_parquet({folder})"
+        '.group_by("storage_class").agg(pl.len().alias("objects"), pl.col("size").sum().alias("bytes"))'
+        '.sort("bytes", descending=True).collect())'
+    )
+    return f"{_python()} -c {shlex.quote(code)}"
+
+
+def _python() -> str:
+    """This interpreter as the user would type it: ``python`` in an activated virtualenv, else its
+    path (relative when under the current folder, as ``make demo``'s ``.venv/bin/python``)."""
+    active = os.environ.get("VIRTUAL_ENV")
+    if active and Path(active).resolve() == Path(sys.prefix).resolve():
+        return "python"
+    interpreter = Path(sys.executable)
+    try:
+        return shlex.quote(str(interpreter.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(interpreter))

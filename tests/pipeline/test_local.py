@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
     assert (out / layout.complete_marker_key).is_file()
     printed = capsys.readouterr().out
     assert "reconciliation:   complete: rows in 40,000 = rows out 40,000" in printed
+    assert printed.splitlines()[-4:-1] == [  # then a query to try, run in the demo's test
+        "next:",
+        f"  Parquet:    {out / layout.processed_prefix}",
+        f"  run report: {out / layout.run_report_key}",
+    ]
 
     # pyarrow: the schema is exactly the contract's, every key decoded exactly, once
     table = ds.dataset(parts, format="parquet").to_table()
@@ -144,7 +150,8 @@ def test_a_manifest_outside_a_bucket_layout_is_reported(tmp_path, capsys, genera
     assert "no parent folder holds its first data file" in capsys.readouterr().err
 
 
-def test_the_demo_summary_matches_the_generated_inventory(tmp_path, capsys):
+def test_the_demo_summary_matches_the_generated_inventory(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # the suggested query names this interpreter
     out = tmp_path / "demo"
     code = main(
         ["demo", "--objects", "30000", "--out", str(out), "--target-chunk-mib", "1", "--workers", "2"]
@@ -163,3 +170,21 @@ def test_the_demo_summary_matches_the_generated_inventory(tmp_path, capsys):
     assert f"objects (rows):   {truth.rows:,}" in printed
     assert f"total bytes:      {truth.total_size:,}" in printed
     assert Path(summary["location"]).is_dir()
+
+    # WHEN the user runs the query the demo ends with, THEN it answers from the demo's Parquet
+    layout = RunLayout(source_bucket="demo-source-bucket", run_date="2026-11-24")
+    ending = printed.splitlines()[-4:]
+    assert ending[:3] == [
+        "next:",
+        f"  Parquet:    {out / layout.processed_prefix}",
+        f"  run report: {out / layout.run_report_key}",
+    ]
+    assert ending[3].startswith("  try:        ")
+    query = ending[3].removeprefix("  try:        ")
+    done = subprocess.run(query, shell=True, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    cells = [[c.strip("│ ") for c in line.split("┆")] for line in done.stdout.splitlines()]
+    by_class = {c[0]: (int(c[1]), int(c[2])) for c in cells if len(c) == 3 and c[1].isdigit()}
+    assert {cls: size for cls, (_, size) in by_class.items()} == {**truth.size_by_class, "null": 0}
+    assert by_class["null"][0] == truth.delete_markers  # a delete marker has no storage class
+    assert sum(objects for objects, _ in by_class.values()) == truth.rows

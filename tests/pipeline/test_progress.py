@@ -1,11 +1,19 @@
-"""The console's progress lines, from what the jobs log."""
+"""The console's progress lines, from what the jobs log, and the hints a run ends with."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import polars as pl
+import pytest
+
+from pipeline.local.demo import generation_progress
 from pipeline.local.executor import _progress_line, _rows_written
+from pipeline.local.summary import query_command
+from pipeline.synthetic import generate_delivery
 
 
 def test_the_splitters_progress_is_relayed_with_its_rate() -> None:
@@ -36,3 +44,42 @@ def test_a_childs_rows_come_from_its_last_part_written_line(tmp_path: Path) -> N
     assert _rows_written(log) == 1234
     log.write_text("error: bad input\n")
     assert _rows_written(log) is None
+
+
+def test_generation_reports_rows_at_most_every_interval_with_share_and_rate() -> None:
+    said: list[str] = []
+    now = iter([100.0, 100.5, 102.0, 103.0, 104.5, 107.0])  # started, then one reading per call
+    written = generation_progress(said.append, 1_000_000, every=2.0, clock=lambda: next(now))
+    for rows in (10_000, 50_000, 80_000, 110_000, 1_000_000):
+        written(rows)
+    assert said == [
+        "generating: 50,000 of 1,000,000 objects, 5% of the inventory, 25,000 objects/s",
+        "generating: 110,000 of 1,000,000 objects, 11% of the inventory, 24,444 objects/s",
+    ]  # the last call is the end, which the demo reports itself with the time taken
+
+
+def test_the_generator_counts_its_rows_up_to_the_total(tmp_path: Path) -> None:
+    counts: list[int] = []
+    generated = generate_delivery(tmp_path, objects=25_000, files=2, on_rows=counts.append)
+    assert counts == [10_000, 12_500, 22_500, 25_000]  # blocks of 10,000 rows, and each file's end
+    assert generated.truth.rows == 25_000
+
+
+def test_the_suggested_query_runs_in_a_shell_whatever_the_folders_name(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    parts = tmp_path / 'it\'s a "folder" $HOME' / "run_date=2026-11-24"
+    parts.mkdir(parents=True)
+    pl.DataFrame({"storage_class": ["STANDARD", "GLACIER_IR", "STANDARD"], "size": [5, 7, 1]}).write_parquet(
+        parts / "part-000000.parquet"
+    )
+    command = query_command(parts)
+    assert command.startswith((f"{sys.executable} -c ", ".venv/bin/python -c "))
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "shape: (2, 3)" in done.stdout
+    assert [line.split("┆")[1].strip() for line in done.stdout.splitlines() if "STANDARD " in line] == ["2"]
+
+
+def test_in_an_activated_virtualenv_the_query_says_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
+    assert query_command(Path("out/processed")).startswith("python -c 'import polars as pl; ")
