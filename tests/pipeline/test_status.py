@@ -157,3 +157,19 @@ def test_status_of_one_complete_run_shows_its_rollups(aws, tmp_path, capsys):
     top = status["rollups"]["largest_prefixes"][0]
     assert f"  {top['prefix']:<22}" in table
     assert "age of stored versions" in table and "encryption of stored versions:" in table
+
+
+def test_the_job_that_failed_first_is_named_whatever_order_the_claim_lists_them():
+    # the claim is written with sorted keys: finalize, process, split
+    jobs = {
+        "finalize": {**_job("FAILED", "Dependent Job failed"), "jobName": "fin"},
+        "process": {**_job("FAILED", "Dependent Job failed"), "jobName": "proc"},
+        "split": {**_job("FAILED", "Essential container in task exited"), "jobName": "split"},
+    }
+    state, detail = derive_state({"state": "submitted"}, None, False, jobs)
+    assert (state, detail) == ("failed", "split job split failed: Essential container in task exited")
+    running = {"finalize": _job("RUNNABLE"), "process": _job("RUNNING"), "split": _job("SUCCEEDED")}
+    assert derive_state({"state": "submitted"}, None, False, running) == (
+        "processing",
+        "process RUNNING, finalize RUNNABLE",
+    )
