@@ -31,7 +31,7 @@ from moto.batch.models import batch_backends
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.moto_api import state_manager
 
-from components.role_policies import job_policy, trigger_policy, trust_policy
+from components.role_policies import job_policy, trigger_policy
 from lambdas import inventory_trigger
 from pipeline.cli import main
 from pipeline.contract.jsonlog import JsonLogger
@@ -41,11 +41,11 @@ from pipeline.local.flow import manifest_event
 from pipeline.smoke_scope import SmokeScope, is_smoke_source, smoke_policy, smoke_source
 from pipeline.stack_outputs import inventory_prefix_of
 from tests.conftest import REGION
+from tests.iam_principals import ACCOUNT, ADMIN, as_environment, role_credentials, user_credentials
 from tests.strict_iam import enforced_iam
 
 pytestmark = pytest.mark.slow
 
-ACCOUNT = "123456789012"  # moto's default account
 PREFIX = "inventory"
 SMOKE_ROWS = 400
 OTHER_SOURCE = "my-real-bucket"
@@ -575,45 +575,14 @@ def test_print_policy_renders_the_smoke_writers_iam(stack, tmp_path, capsys):
 # ---------- under the deployed IAM, enforced ----------
 
 
-def _role(admin: boto3.Session, endpoint: str, name: str, document: dict[str, Any]) -> dict[str, str]:
-    iam, sts = admin.client("iam", endpoint_url=endpoint), admin.client("sts", endpoint_url=endpoint)
-    role_name = f"{name}-{next(_ids)}"
-    arn = iam.create_role(
-        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust_policy("lambda.amazonaws.com", ACCOUNT))
-    )["Role"]["Arn"]
-    iam.put_role_policy(RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document))
-    creds = sts.assume_role(RoleArn=arn, RoleSessionName=name)["Credentials"]
-    return {
-        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": creds["SessionToken"],
-    }
-
-
-def _user(endpoint: str, name: str, document: dict[str, Any]) -> dict[str, str]:
-    iam = boto3.Session(region_name=REGION).client("iam", endpoint_url=endpoint)
-    user = f"{name}-{next(_ids)}"
-    iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName=name, PolicyDocument=json.dumps(document))
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-
-
 def test_smoke_passes_under_the_deployed_iam_and_the_documented_smoke_policy(stack, monkeypatch):
     # GIVEN the trigger and the jobs with the stack's role policies, and a deployer who holds only
     # the smoke policy (`pipeline smoke --print-policy`), with IAM enforced as strictly as AWS
     bucket_arn = f"arn:aws:s3:::{stack.bucket}"
     queue, definitions = stack.batch.queue, list(stack.batch.job_definitions.values())
-    admin_keys = _user(
-        stack.endpoint,
-        "admin",
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
-    )
-    admin = boto3.Session(
-        aws_access_key_id=admin_keys["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=admin_keys["AWS_SECRET_ACCESS_KEY"],
-        region_name=REGION,
-    )
+    setup_iam = boto3.Session(region_name=REGION).client("iam", endpoint_url=stack.endpoint)
+    admin = boto3.Session(**user_credentials(setup_iam, "admin", ADMIN), region_name=REGION)
+    iam, sts = (admin.client(service, endpoint_url=stack.endpoint) for service in ("iam", "sts"))
     trigger = trigger_policy(
         bucket_arn=bucket_arn,
         inventory_prefix=PREFIX,
@@ -622,11 +591,12 @@ def test_smoke_passes_under_the_deployed_iam_and_the_documented_smoke_policy(sta
         log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:trigger",
         failed_events_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:failed-events",
     )
-    trigger_creds = _role(admin, stack.endpoint, "trigger", trigger)
-    job_creds = _role(
-        admin, stack.endpoint, "job", job_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX)
+    trigger_creds = as_environment(role_credentials(iam, sts, "trigger", trigger))
+    job_creds = as_environment(
+        role_credentials(iam, sts, "job", job_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX))
     )
-    deployer = _user(stack.endpoint, "deployer", smoke_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX))
+    smoke_only = smoke_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX)
+    deployer = as_environment(user_credentials(iam, "deployer", smoke_only))
     trigger_env(monkeypatch, stack)
     for name, value in trigger_creds.items():  # the handler's boto3 reads them, as in Lambda
         monkeypatch.setenv(name, value)
