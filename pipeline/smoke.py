@@ -293,6 +293,8 @@ def _follow(
 def _readable(status: RunStatus) -> tuple[str, str]:
     if status.state == "unknown" and status.detail == "no claim":
         return WAITING, "waiting for the trigger to claim the run"
+    if status.state == "claimed":  # its detail is the lease's epoch time
+        return status.state, "the trigger is submitting the jobs"
     return status.state, status.detail
 
 

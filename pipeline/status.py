@@ -130,12 +130,15 @@ def _prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     return found
 
 
-def _json(s3: Any, bucket: str, key: str) -> Any:
+def _json(s3: Any, bucket: str, key: str, *, again: bool = True) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read() or b"null")
     except ClientError as err:
         if is_missing(err, s3=s3, bucket=bucket, key=key):
             return None
+        if again and err.response.get("Error", {}).get("Code") == "AccessDenied":
+            # a 403 for a missing key, then a listing that finds it: a job wrote it in between
+            return _json(s3, bucket, key, again=False)
         raise
 
 

@@ -173,3 +173,43 @@ def test_the_job_that_failed_first_is_named_whatever_order_the_claim_lists_them(
         "processing",
         "process RUNNING, finalize RUNNABLE",
     )
+
+
+def test_a_report_written_between_a_refused_read_and_the_listing_is_read_again():
+    # GIVEN a caller that may list only some prefixes: a missing key answers 403, and finalize
+    # writes the key just after that answer, before the listing that tells "missing" from "denied"
+    from botocore.exceptions import ClientError
+
+    from pipeline.status import _json
+
+    class S3:
+        reads = 0
+
+        def get_object(self, Bucket: str, Key: str) -> dict:
+            self.reads += 1
+            if self.reads == 1:
+                raise ClientError({"Error": {"Code": "AccessDenied"}}, "GetObject")
+            return {"Body": io.BytesIO(b'{"rows_out": 400}')}
+
+        def list_objects_v2(self, Bucket: str, Prefix: str, MaxKeys: int) -> dict:
+            return {"Contents": [{"Key": Prefix}]}
+
+    s3 = S3()
+    assert _json(s3, "b", "run-reports/x/run-report.json") == {"rows_out": 400}
+    assert s3.reads == 2
+
+
+def test_a_key_that_exists_but_stays_refused_is_a_permission_error():
+    from botocore.exceptions import ClientError
+
+    from pipeline.status import _json
+
+    class S3:
+        def get_object(self, Bucket: str, Key: str) -> dict:
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "GetObject")
+
+        def list_objects_v2(self, Bucket: str, Prefix: str, MaxKeys: int) -> dict:
+            return {"Contents": [{"Key": Prefix}]}
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        _json(S3(), "b", "run-reports/x/run-report.json")
