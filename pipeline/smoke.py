@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from components.config import inventory_prefix_problem
 from pipeline.contract.delivery import MANIFEST_NAME
@@ -319,6 +319,9 @@ def _stop_jobs(s3: Any, batch: Any, scope: SmokeScope, reason: str, progress: Ca
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in {"NoSuchKey", "AccessDenied", "404", "403"}:
             return  # nothing claimed the run yet: no jobs to stop
+        progress(f"could not stop the run's jobs: {err}")
+        return
+    except BotoCoreError as err:  # unreachable, say: the cleanup is still worth trying
         progress(f"could not stop the run's jobs: {err}")
         return
     if stopped:
