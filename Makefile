@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LOCK := requirements/dev.lock
 
-.PHONY: help install test lint typecheck pytest demo bench lock clean
+.PHONY: help install test lint typecheck pytest demo smoke bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: lint typecheck pytest ## Install, then lint, type-check and run every test
 
 demo: $(STAMP) ## Run the whole pipeline locally on a synthetic inventory (DEMO_ARGS="--objects 100000")
 	$(PY) -m pipeline demo $(DEMO_ARGS)
+
+smoke: $(STAMP) ## Prove a deployed stack: a small delivery through it, then removed (SMOKE_ARGS="--stack dev")
+	$(PY) -m pipeline smoke $(SMOKE_ARGS)
 
 bench: $(STAMP) ## Benchmark the jobs against gzip -dc, DuckDB and pyarrow; writes bench/results.md
 	$(PY) -m bench $(BENCH_ARGS)

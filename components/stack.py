@@ -101,6 +101,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
     )
     return {
         "destinationBucket": storage.destination_bucket,
+        "inventoryPrefix": pulumi.Output.from_input(settings.inventory_prefix),
         "sourceBuckets": storage.source_buckets,
         "imageUri": image.image_uri,
         "jobQueueArn": batch.queue_arn,

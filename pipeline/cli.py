@@ -162,6 +162,10 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
 
     changes_command.add_parser(commands)
 
+    from pipeline import smoke
+
+    smoke.add_parser(commands)
+
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
     demo.add_argument(
         "--objects",

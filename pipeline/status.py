@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from lambdas.runs import JOB_KINDS
 from pipeline.arguments import positive_int
 from pipeline.contract.delivery import BUCKET_NAME
 from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
@@ -31,6 +32,7 @@ from pipeline.contract.s3 import is_missing
 from pipeline.errors import UsageError
 from pipeline.rollups_view import render_rollups
 
+_KIND_ORDER = {kind: index for index, kind in enumerate(JOB_KINDS)}
 _RUN = re.compile(rf"^{BUCKET_NAME}/\d{{4}}-\d{{2}}-\d{{2}}$")
 
 
@@ -59,15 +61,16 @@ def derive_state(
         return ("failed", f"manifest rejected: {rejected['error']}") if rejected else ("unknown", "no claim")
     if claim.get("state") != "submitted":
         return "claimed", f"lease until {claim.get('lease_expires_at')}"
-    failed = [(kind, job) for kind, job in jobs.items() if job.get("status") == "FAILED"]
-    if failed:
+    in_order = sorted(jobs.items(), key=lambda item: _KIND_ORDER.get(item[0], len(_KIND_ORDER)))
+    failed = [(kind, job) for kind, job in in_order if job.get("status") == "FAILED"]
+    if failed:  # the first in the run's order: the jobs after it failed only because it did
         kind, job = failed[0]
         return "failed", f"{kind} job {job.get('jobName')} failed: {job.get('statusReason', '')}"
     if not jobs:
         return "unknown", "its jobs are no longer in the Batch API"
     if jobs.get("split", {}).get("status") != "SUCCEEDED":
         return "splitting", str(jobs.get("split", {}).get("status", ""))
-    return "processing", ", ".join(f"{k} {j.get('status')}" for k, j in jobs.items() if k != "split")
+    return "processing", ", ".join(f"{k} {j.get('status')}" for k, j in in_order if k != "split")
 
 
 def run_statuses(
@@ -127,12 +130,15 @@ def _prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     return found
 
 
-def _json(s3: Any, bucket: str, key: str) -> Any:
+def _json(s3: Any, bucket: str, key: str, *, again: bool = True) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read() or b"null")
     except ClientError as err:
         if is_missing(err, s3=s3, bucket=bucket, key=key):
             return None
+        if again and err.response.get("Error", {}).get("Code") == "AccessDenied":
+            # a 403 for a missing key, then a listing that finds it: a job wrote it in between
+            return _json(s3, bucket, key, again=False)
         raise
 
 

@@ -10,7 +10,8 @@ them while it is active (``enforced_iam()``), for moto servers and ``mock_aws`` 
 - moto answers a missing key 404 to anyone allowed GetObject. AWS answers 403 unless the caller may
   list the bucket (an ``s3:ListBucket`` that holds without an ``s3:prefix``). So does this module.
 - moto authorizes Batch requests against resource ``*`` only. Here SubmitJob is authorized against
-  the ARNs of its job queue and job definition, as AWS does; ListJobs and DescribeJobs against ``*``.
+  the ARNs of its job queue and job definition and TerminateJob against the job's, as AWS does;
+  ListJobs and DescribeJobs against ``*``.
 
 A denied request fails with AWS's message, naming the principal, the action and the resource, and
 is recorded in the list that ``enforced_iam()`` yields.
@@ -141,11 +142,15 @@ def _documents(request: IAMRequestBase) -> list[dict[str, Any]]:
 
 
 def _batch_resources(request: IAMRequestBase) -> list[str]:
-    """SubmitJob is authorized on its queue and its job definition; the rest on ``*``."""
-    if _action(request) != "batch:SubmitJob":
+    """SubmitJob is authorized on its queue and its job definition, TerminateJob on the job; the
+    rest on ``*``."""
+    action = _action(request)
+    if action not in {"batch:SubmitJob", "batch:TerminateJob"}:
         return ["*"]
     body = json.loads(request._body or b"{}")
     prefix = f"arn:aws:batch:{request._region}:{request.account_id}"
+    if action == "batch:TerminateJob":
+        return [f"{prefix}:job/{body['jobId']}"]
     queue, definition = body["jobQueue"], body["jobDefinition"]
     if not queue.startswith("arn:"):
         queue = f"{prefix}:job-queue/{queue}"

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from components.role_policies import execution_policy, job_policy, trigger_policy, trust_policy
+from components.role_policies import execution_policy, job_policy, trigger_policy
 from lambdas import runs
 from lambdas.inventory_trigger import handle_event
 from lambdas.runs import start_run
@@ -32,6 +32,7 @@ from pipeline.local.executor import Executor, JobFailedError, plan
 from pipeline.synthetic import generate_delivery
 from tests.aws_fixtures import object_created
 from tests.conftest import REGION, upload_tree
+from tests.iam_principals import ADMIN, role_credentials, user_credentials
 from tests.strict_iam import Denial, enforced_iam, is_allowed
 
 pytestmark = pytest.mark.slow
@@ -76,18 +77,7 @@ class Account:
     def role(self, name: str, document: dict[str, Any]) -> dict[str, str]:
         """A role holding exactly ``document``, and credentials from assuming it."""
         iam, sts = self.client(self.admin, "iam"), self.client(self.admin, "sts")
-        role_name = f"{name}-{next(_ids)}"
-        arn = iam.create_role(
-            RoleName=role_name,
-            AssumeRolePolicyDocument=json.dumps(trust_policy("lambda.amazonaws.com", ACCOUNT)),
-        )["Role"]["Arn"]
-        iam.put_role_policy(RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document))
-        creds = sts.assume_role(RoleArn=arn, RoleSessionName=name)["Credentials"]
-        return {
-            "aws_access_key_id": creds["AccessKeyId"],
-            "aws_secret_access_key": creds["SecretAccessKey"],
-            "aws_session_token": creds["SessionToken"],
-        }
+        return role_credentials(iam, sts, name, document)
 
     def documents(self) -> dict[str, dict[str, Any]]:
         return render(self.bucket, self.settings)
@@ -137,19 +127,8 @@ def account(server_env: dict[str, str], tmp_path: Path) -> Account:
     (generated.root / generated.delivery.checksum_key).unlink()
     upload_tree(setup.client("s3"), generated.root, bucket)
     local = create_local_batch(setup, name_prefix=f"iam-{os.getpid()}-{n}")
-    iam = setup.client("iam")
-    iam.create_user(UserName=f"admin-{n}")
-    iam.put_user_policy(
-        UserName=f"admin-{n}",
-        PolicyName="admin",
-        PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-        ),
-    )
-    key = iam.create_access_key(UserName=f"admin-{n}")["AccessKey"]
-    admin = boto3.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
-    )
+    admin_key = user_credentials(setup.client("iam"), "admin", ADMIN)
+    admin = boto3.Session(**admin_key, region_name=REGION)
     total = sum(f.stat().st_size for f in (generated.root / "inventory").rglob("*.csv.gz"))
     settings = Settings(
         job_queue=local.queue,

@@ -561,6 +561,7 @@ def test_no_policy_allows_wildcard_actions_and_every_wildcard_resource_is_justif
 def test_stack_outputs(stack):
     outputs = stack.outputs
     assert outputs["destinationBucket"] == stack.one(BUCKET, "inventory-destination").outputs["bucket"]
+    assert outputs["inventoryPrefix"] == "inventory"  # where the smoke test delivers
     assert outputs["triggerFunctionName"] == stack.one("aws:lambda/function:Function").outputs["name"]
     assert outputs["imageUri"] == stack.one("docker:index/image:Image").inputs["imageName"]
     assert outputs["backfillCommand"].startswith(f"JOB_QUEUE={outputs['jobQueueArn']} ")

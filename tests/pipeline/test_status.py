@@ -157,3 +157,59 @@ def test_status_of_one_complete_run_shows_its_rollups(aws, tmp_path, capsys):
     top = status["rollups"]["largest_prefixes"][0]
     assert f"  {top['prefix']:<22}" in table
     assert "age of stored versions" in table and "encryption of stored versions:" in table
+
+
+def test_the_job_that_failed_first_is_named_whatever_order_the_claim_lists_them():
+    # the claim is written with sorted keys: finalize, process, split
+    jobs = {
+        "finalize": {**_job("FAILED", "Dependent Job failed"), "jobName": "fin"},
+        "process": {**_job("FAILED", "Dependent Job failed"), "jobName": "proc"},
+        "split": {**_job("FAILED", "Essential container in task exited"), "jobName": "split"},
+    }
+    state, detail = derive_state({"state": "submitted"}, None, False, jobs)
+    assert (state, detail) == ("failed", "split job split failed: Essential container in task exited")
+    running = {"finalize": _job("RUNNABLE"), "process": _job("RUNNING"), "split": _job("SUCCEEDED")}
+    assert derive_state({"state": "submitted"}, None, False, running) == (
+        "processing",
+        "process RUNNING, finalize RUNNABLE",
+    )
+
+
+def test_a_report_written_between_a_refused_read_and_the_listing_is_read_again():
+    # GIVEN a caller that may list only some prefixes: a missing key answers 403, and finalize
+    # writes the key just after that answer, before the listing that tells "missing" from "denied"
+    from botocore.exceptions import ClientError
+
+    from pipeline.status import _json
+
+    class S3:
+        reads = 0
+
+        def get_object(self, Bucket: str, Key: str) -> dict:
+            self.reads += 1
+            if self.reads == 1:
+                raise ClientError({"Error": {"Code": "AccessDenied"}}, "GetObject")
+            return {"Body": io.BytesIO(b'{"rows_out": 400}')}
+
+        def list_objects_v2(self, Bucket: str, Prefix: str, MaxKeys: int) -> dict:
+            return {"Contents": [{"Key": Prefix}]}
+
+    s3 = S3()
+    assert _json(s3, "b", "run-reports/x/run-report.json") == {"rows_out": 400}
+    assert s3.reads == 2
+
+
+def test_a_key_that_exists_but_stays_refused_is_a_permission_error():
+    from botocore.exceptions import ClientError
+
+    from pipeline.status import _json
+
+    class S3:
+        def get_object(self, Bucket: str, Key: str) -> dict:
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "GetObject")
+
+        def list_objects_v2(self, Bucket: str, Prefix: str, MaxKeys: int) -> dict:
+            return {"Contents": [{"Key": Prefix}]}
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        _json(S3(), "b", "run-reports/x/run-report.json")
