@@ -74,7 +74,7 @@ class SmokeTimeoutError(PipelineError):
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "smoke",
-        help="prove a deployed stack with a small synthetic run, removed after",
+        help="prove a deployed stack: a small synthetic run, then cleanup",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
