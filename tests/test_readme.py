@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import boto3
 import duckdb
@@ -239,7 +240,7 @@ def run_polars(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) 
     for path in sorted((days.out / PROCESSED_ROOT).rglob("*.parquet")):
         s3.upload_file(str(path), bucket, path.relative_to(days.out).as_posix())
     remote_code = substituted(block.text).replace('"out/processed/"', f'"s3://{bucket}/processed/"')
-    with _environment({**_s3_env(moto_endpoint), "AWS_ALLOW_HTTP": "true"}):
+    with mock.patch.dict(os.environ, {**_s3_env(moto_endpoint), "AWS_ALLOW_HTTP": "true"}):
         remote = _exec(remote_code, {})
     assert remote == local
 
@@ -336,17 +337,3 @@ def _s3_env(endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
     }
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]):  # type: ignore[no-untyped-def]
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
