@@ -10,6 +10,7 @@ printed it, so every state the command reports is asserted without timing anythi
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -57,6 +58,11 @@ _ids = iter(range(10**6))
 # ---------- the stand-in: destination bucket, Batch, keys of other sources ----------
 
 
+@functools.cache
+def _admin_s3(endpoint: str) -> Any:
+    return boto3.Session(region_name=REGION).client("s3", endpoint_url=endpoint)
+
+
 @dataclass
 class Stack:
     endpoint: str
@@ -77,7 +83,9 @@ class Stack:
         }
 
     def s3(self, session: boto3.Session | None = None) -> Any:
-        return (session or boto3.Session(region_name=REGION)).client("s3", endpoint_url=self.endpoint)
+        if session is None:  # one client: each new session loads botocore's models again (0.2 s)
+            return _admin_s3(self.endpoint)
+        return session.client("s3", endpoint_url=self.endpoint)
 
     def keys(self) -> dict[str, bytes]:
         s3 = self.s3()
