@@ -81,3 +81,23 @@ def run_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [sys.executable, "-m", "batch_jobs", *args], env=env, capture_output=True, text=True, timeout=300
     )
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """One local Spark session for the test run (a JVM start costs about 10 s)."""
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    session = spark_session(pyspark_sql)
+    yield session
+    session.stop()
+
+
+def spark_session(pyspark_sql):  # type: ignore[no-untyped-def]
+    """The active local session, or a new one: UTC, one core, no UI."""
+    return (
+        pyspark_sql.SparkSession.builder.master("local[1]")
+        .appName("s3-inventory-pipeline-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )

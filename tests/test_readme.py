@@ -32,7 +32,7 @@ from pipeline.contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
 from pipeline.contract.rollups import ROLLUPS
 from pipeline.synthetic import generate_delivery
 from tests.components.conftest import settings
-from tests.conftest import upload_tree
+from tests.conftest import spark_session, upload_tree
 from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days
 
 pytestmark = pytest.mark.slow
@@ -194,18 +194,9 @@ def run_changes(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str)
 
 
 def run_spark(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    spark = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    spark = spark_session(pytest.importorskip("pyspark.sql"))  # the test run's session, if started
     code = substituted(block.text).replace("s3://DEST/processed/", str(days.out / PROCESSED_ROOT))
-    try:
-        printed = _exec(code, {"spark": spark})
-    finally:
-        spark.stop()
+    printed = _exec(code, {"spark": spark})
     assert "sum(size)" in printed and "STANDARD" in printed
 
 

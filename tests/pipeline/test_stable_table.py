@@ -93,23 +93,12 @@ def test_every_rollup_table_reads_across_runs_as_one(out):
 
 
 @pytest.mark.slow
-def test_spark_reads_both_runs_without_merge_schema(out):
+def test_spark_reads_both_runs_without_merge_schema(out, spark):
     folder, rows = out
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    spark = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .appName("stable-table")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    try:
-        frame = spark.read.option("mergeSchema", "false").parquet(str(folder / PROCESSED_ROOT))
-        assert frame.columns == [c.name for c in table_columns(KNOWN_FIELDS)] + ["source_bucket", "run_date"]
-        counts = {str(r["run_date"]): r["count"] for r in frame.groupBy("run_date").count().collect()}
-        assert counts == rows
-        versions = frame.where("run_date = '2026-11-23'").where("version_id IS NOT NULL").count()
-        assert versions == 0  # the day without versions: null, read with the same schema
-        assert len(TABLE_FIELDS) == len(frame.columns) - 2
-    finally:
-        spark.stop()
+    frame = spark.read.option("mergeSchema", "false").parquet(str(folder / PROCESSED_ROOT))
+    assert frame.columns == [c.name for c in table_columns(KNOWN_FIELDS)] + ["source_bucket", "run_date"]
+    counts = {str(r["run_date"]): r["count"] for r in frame.groupBy("run_date").count().collect()}
+    assert counts == rows
+    versions = frame.where("run_date = '2026-11-23'").where("version_id IS NOT NULL").count()
+    assert versions == 0  # the day without versions: null, read with the same schema
+    assert len(TABLE_FIELDS) == len(frame.columns) - 2
