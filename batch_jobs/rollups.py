@@ -53,7 +53,9 @@ def partials(part: Path, run_date: str, prefix_depth: int) -> dict[str, pl.DataF
         AGE.name: stored.group_by(_age_band(run_date), "storage_class", "version_kind").agg(*measured),
         ENCRYPTION.name: stored.group_by("encryption_status").agg(*measured),
     }
-    frames = pl.collect_all([q.lazy() for q in queries.values()])
+    frames = [
+        q.collect(engine="streaming") for q in queries.values()
+    ]  # one scan each: a shared scan is held whole
     return {
         rollup.name: frame.select(schema(rollup).names()).cast(schema(rollup))
         for rollup, frame in zip(ROLLUPS, frames, strict=True)
