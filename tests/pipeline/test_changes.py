@@ -7,7 +7,9 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -160,37 +162,45 @@ def test_a_failure_while_writing_leaves_the_folder_as_it_was(capsys, tmp_path, u
     assert [p.name for p in tmp_path.iterdir()] == ["changes"]
 
 
-def _incomplete(days: TwoDays, root: Path) -> Path:
-    out = root / "incomplete"
+def _copy(days: TwoDays, root: Path, name: str) -> Path:
+    """A copy of the two days' output to break one thing in."""
+    out = root / name
     shutil.copytree(days.out, out)
+    return out
+
+
+def _edit_json(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    written = json.loads(path.read_text())
+    edit(written)
+    path.write_text(json.dumps(written))
+
+
+def _incomplete(days: TwoDays, root: Path) -> Path:
+    out = _copy(days, root, "incomplete")
     (out / days.layout(DAY2).complete_marker_key).unlink()
     return out
 
 
 def _lost_part(days: TwoDays, root: Path) -> Path:
-    out = root / "lost-part"
-    shutil.copytree(days.out, out)
+    out = _copy(days, root, "lost-part")
     next((out / days.layout(DAY1).processed_prefix).glob("*.parquet")).unlink()
     return out
 
 
 def _earlier_version(days: TwoDays, root: Path) -> Path:
-    out = root / "earlier"
-    shutil.copytree(days.out, out)
-    marker = out / days.layout(DAY1).complete_marker_key
-    written = json.loads(marker.read_text())
-    del written["rollups"]  # as a version without rollups wrote it
-    marker.write_text(json.dumps(written))
+    out = _copy(days, root, "earlier")
+    # as a version without rollups wrote it
+    _edit_json(out / days.layout(DAY1).complete_marker_key, lambda marker: marker.pop("rollups"))
     return out
 
 
 def _other_fields(days: TwoDays, root: Path) -> Path:
-    out = root / "other-fields"
-    shutil.copytree(days.out, out)
-    report_path = out / days.layout(DAY2).split_report_key
-    report = json.loads(report_path.read_text())
-    report["file_schema"] = [f for f in report["file_schema"] if f != "ETag"]
-    report_path.write_text(json.dumps(report))
+    out = _copy(days, root, "other-fields")
+
+    def drop_etag(report: dict[str, Any]) -> None:
+        report["file_schema"] = [f for f in report["file_schema"] if f != "ETag"]
+
+    _edit_json(out / days.layout(DAY2).split_report_key, drop_etag)
     return out
 
 
