@@ -4,6 +4,8 @@ so that every ``apply`` runs and every assertion is checked."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,37 @@ def deploy(stack_settings: StackSettings) -> Deployed:
 @pytest.fixture(scope="module")
 def stack() -> Deployed:
     return deploy(settings())
+
+
+def stack_config(values: dict[str, Any], region: str = REGION) -> dict[str, str]:
+    """Config as ``pulumi`` hands it to the program: namespaced keys, JSON for non-strings."""
+    config = {
+        f"s3-inventory-pipeline:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()
+    }
+    return {**config, "aws:region": region}
+
+
+def run_program(
+    stack: str,
+    values: dict[str, Any],
+    *,
+    mocks: dict[str, Any] | None = None,
+    root: Path = ROOT,
+) -> subprocess.CompletedProcess[str]:
+    """``__main__.py`` of the checkout at ``root`` as stack ``stack`` under the mocks, in a process
+    of its own (``tests/components/program_under_mocks.py``), as ``pulumi up`` runs it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.components.program_under_mocks",
+            stack,
+            json.dumps(stack_config(values)),
+            json.dumps(mocks or {}),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )

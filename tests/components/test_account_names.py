@@ -9,8 +9,6 @@ must therefore differ in all of them, or one overwrites (and on destroy deletes)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +20,7 @@ from components.config import (
     derived_inventory_config_id,
     load_settings,
 )
-from tests.components.conftest import ROOT, deploy, project_defaults, settings
+from tests.components.conftest import deploy, project_defaults, run_program, settings
 
 SHARED_SOURCE = "shared-source-bucket"
 # Names that are unique only within another resource: (type) -> the input naming that scope.
@@ -36,19 +34,7 @@ SCOPED_BY = {
 
 def run_stack(stack: str, **overrides: Any) -> dict[str, Any]:
     """The whole program as stack ``stack`` under the mocks, in a process of its own."""
-    values = {**project_defaults(), "existingSourceBuckets": [SHARED_SOURCE], **overrides}
-    config = {
-        f"s3-inventory-pipeline:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()
-    }
-    config["aws:region"] = "us-east-1"
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.components.program_under_mocks", stack, json.dumps(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = run_program(stack, {**project_defaults(), "existingSourceBuckets": [SHARED_SOURCE], **overrides})
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zipfile
 from typing import Any
 
@@ -27,6 +25,7 @@ from tests.components.conftest import (
     Deployed,
     deploy,
     project_defaults,
+    run_program,
     settings,
 )
 
@@ -268,26 +267,7 @@ def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_conten
 def test_without_a_default_vpc_the_preview_fails_saying_what_to_set():
     # an account whose default VPC was deleted: getVpcs finds none (a failing program runs in a
     # process of its own: its pending registrations would fail the next program run in this one)
-    config = {
-        f"s3-inventory-pipeline:{k}": v if isinstance(v, str) else json.dumps(v)
-        for k, v in project_defaults().items()
-    }
-    config["aws:region"] = "us-east-1"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.components.program_under_mocks",
-            "dev",
-            json.dumps(config),
-            '{"default_vpc": false}',
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    done = run_program("dev", project_defaults(), mocks={"default_vpc": False})
     assert done.returncode != 0
     assert (
         "config key s3-inventory-pipeline:subnetIds is empty and the account has no default VPC in us-east-1: "
