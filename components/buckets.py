@@ -1,4 +1,11 @@
-"""A bucket the stack owns: default encryption, all four public-access blocks, ACLs disabled, TLS only."""
+"""A bucket the stack owns: default encryption, all four public-access blocks, ACLs disabled, TLS only.
+
+What ``pulumi destroy`` does with it is the caller's choice: a bucket of data (the inventory and its
+Parquet, a source bucket the stack created) is kept (``keep_on_destroy``: retained, so Pulumi
+forgets it and leaves it in the account with its objects and this baseline, never a bucket left
+without its public-access block); a bucket of derived files (Athena's results) is deleted with its
+objects. Either way ``pulumi destroy`` succeeds on a bucket that holds objects.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +21,14 @@ def secure_bucket(
     name: str,
     *,
     parent: pulumi.Resource,
-    force_destroy: bool,
+    keep_on_destroy: bool,
     extra_statements: list[dict[str, Any]] | None = None,
     policy: bool = True,
 ) -> aws.s3.Bucket:
     """Create the bucket and its baseline. ``policy=False`` when the caller writes the policy itself
     (one BucketPolicy per bucket) and includes ``deny_insecure_transport`` in it."""
-    child = pulumi.ResourceOptions(parent=parent)
-    bucket = aws.s3.Bucket(name, force_destroy=force_destroy, opts=child)
+    child = bucket_options(parent, keep_on_destroy)
+    bucket = aws.s3.Bucket(name, force_destroy=not keep_on_destroy, opts=child)
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption",
         bucket=bucket.id,
@@ -49,3 +56,8 @@ def secure_bucket(
             opts=child,
         )
     return bucket
+
+
+def bucket_options(parent: pulumi.Resource, keep_on_destroy: bool) -> pulumi.ResourceOptions:
+    """Options for a bucket and for the configuration that must stay with it when it is kept."""
+    return pulumi.ResourceOptions(parent=parent, retain_on_delete=keep_on_destroy)

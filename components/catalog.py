@@ -58,7 +58,6 @@ class AnalyticsCatalogArgs:
     database_name: str
     table_name: str
     bytes_scanned_cutoff: int
-    force_destroy: bool
 
 
 class AnalyticsCatalog(pulumi.ComponentResource):
@@ -108,7 +107,7 @@ class AnalyticsCatalog(pulumi.ComponentResource):
                 )
             )
         table = created[0]
-        results = secure_bucket(f"{name}-athena-results", parent=self, force_destroy=args.force_destroy)
+        results = secure_bucket(f"{name}-athena-results", parent=self, keep_on_destroy=False)
         expire: list[Any] = [
             {
                 "id": "expire-results",
@@ -122,7 +121,9 @@ class AnalyticsCatalog(pulumi.ComponentResource):
         )
         workgroup = aws.athena.Workgroup(
             f"{name}-workgroup",
-            force_destroy=args.force_destroy,
+            # Athena refuses to delete a workgroup that has run queries ("WorkGroup is not empty")
+            # unless recursively: it is the stack's own, and its queries' results are derived.
+            force_destroy=True,
             configuration={
                 "enforce_workgroup_configuration": True,
                 "publish_cloudwatch_metrics_enabled": True,

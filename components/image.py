@@ -17,7 +17,6 @@ KEEP_IMAGES = 10
 @dataclass(frozen=True)
 class JobImageArgs:
     platform: str
-    force_delete: bool = False
 
 
 class JobImage(pulumi.ComponentResource):
@@ -32,7 +31,9 @@ class JobImage(pulumi.ComponentResource):
             f"{name}-repository",
             image_scanning_configuration={"scan_on_push": True},
             image_tag_mutability="IMMUTABLE",
-            force_delete=args.force_delete,
+            # ECR refuses to delete a repository that holds images, and this one always holds the
+            # image the stack pushed: a build output, rebuilt by the next `pulumi up`.
+            force_delete=True,
             opts=child,
         )
         keep_last = {

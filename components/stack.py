@@ -37,7 +37,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             "network", PrivateNetworkArgs(region=settings.region, subnet_count=settings.private_subnet_count)
         )
     image = JobImage(
-        "jobs", JobImageArgs(platform=settings.image_platform, force_delete=settings.force_destroy)
+        "jobs", JobImageArgs(platform=settings.image_platform)
     )
     batch = BatchPipeline(
         "batch",
@@ -73,7 +73,6 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             database_name=settings.catalog_database,
             table_name=settings.catalog_table,
             bytes_scanned_cutoff=settings.athena_scan_limit_gib * 1024**3,
-            force_destroy=settings.force_destroy,
         ),
     )
     alerts = PipelineAlerts(

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.buckets import secure_bucket
+from components.buckets import bucket_options, secure_bucket
 from components.config import StackSettings
 from components.policies import deny_insecure_transport, document, objects
 from pipeline.contract.layout import CHUNKS_ROOT, STATE_ROOT
@@ -43,8 +43,10 @@ class InventoryStorage(pulumi.ComponentResource):
         super().__init__("s3inventory:index:InventoryStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
+        keep = not s.force_destroy  # the buckets hold data: `pulumi destroy` keeps them unless forced
+        kept = bucket_options(self, keep)  # the destination's policy and lifecycle stay with it
         destination = secure_bucket(
-            f"{name}-destination", parent=self, force_destroy=s.force_destroy, policy=False
+            f"{name}-destination", parent=self, keep_on_destroy=keep, policy=False
         )
 
         # aws, aws-cn or aws-us-gov: the ARNs of buckets this stack does not create are built here
@@ -55,7 +57,7 @@ class InventoryStorage(pulumi.ComponentResource):
 
         sources: list[_Source] = []
         if s.create_source_bucket:
-            source = secure_bucket(f"{name}-source", parent=self, force_destroy=s.force_destroy)
+            source = secure_bucket(f"{name}-source", parent=self, keep_on_destroy=keep)
             sources.append(_Source(f"{name}-source", source.bucket, source.arn, args.account_id, None))
         for bucket in s.existing_source_buckets:
             sources.append(_Source(f"{name}-{bucket}", bucket, bucket_arn(bucket), args.account_id, None))
@@ -104,7 +106,7 @@ class InventoryStorage(pulumi.ComponentResource):
             f"{name}-destination-policy",
             bucket=destination.id,
             policy=pulumi.Output.json_dumps(document(delivery, deny_insecure_transport(destination.arn))),
-            opts=child,
+            opts=kept,
         )
         rules: list[Any] = [
             _expire(f"expire-{CHUNKS_ROOT}", f"{CHUNKS_ROOT}/", s.state_retention_days),
@@ -123,7 +125,7 @@ class InventoryStorage(pulumi.ComponentResource):
             },
         ]
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-destination-lifecycle", bucket=destination.id, rules=rules, opts=child
+            f"{name}-destination-lifecycle", bucket=destination.id, rules=rules, opts=kept
         )
         self.destination_bucket = destination.bucket
         self.destination_arn = destination.arn

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from components.config import StackSettings, load_settings
-from tests.components.mocks import ACCOUNT, REGION, Recorded, RecordingMocks
+from tests.components.mocks import ACCOUNT, REGION, Recorded, RecordingMocks, install
 
 __all__ = ["ACCOUNT", "REGION", "Recorded"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ STACK = "test"
 
 
 MOCKS = RecordingMocks()
-pulumi.runtime.set_mocks(MOCKS, project="s3-inventory-pipeline", stack=STACK, preview=False)
+install(MOCKS, STACK)
 
 
 def project_defaults() -> dict[str, Any]:

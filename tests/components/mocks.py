@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -23,6 +24,7 @@ class Recorded:
     provider: str
     outputs: dict[str, Any]
     id: str
+    retain_on_delete: bool = False  # the resource option: `pulumi destroy` leaves it in the account
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -31,6 +33,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.partition = "aws"  # what the getPartition invoke answers, and every ARN's partition
         self.default_vpc = True  # whether the account has a default VPC
+        self._retain_on_delete = False  # of the registration in progress (RecordingMonitor)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -75,7 +78,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 outputs.setdefault("arn", f"{arn}:{service}:{REGION}:{ACCOUNT}:{args.name}")
         resource_id = f"{physical}-id"
         self.resources.append(
-            Recorded(args.typ, args.name, dict(args.inputs), args.provider or "", outputs, resource_id)
+            Recorded(
+                args.typ,
+                args.name,
+                dict(args.inputs),
+                args.provider or "",
+                outputs,
+                resource_id,
+                self._retain_on_delete,
+            )
         )
         return [resource_id, outputs]
 
@@ -118,3 +129,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "id": ACCOUNT,
                 }
         return {}
+
+
+class RecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, which hands ``new_resource`` no resource options, telling the mocks
+    each registration's ``retainOnDelete`` first (what ``pulumi destroy`` leaves in the account)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording._retain_on_delete = bool(request.retainOnDelete)
+        return super().RegisterResource(request)
+
+
+def install(mocks: RecordingMocks, stack: str) -> None:
+    """The mocks for this process (``set_mocks`` is process-wide), with preview=False so that
+    every ``apply`` runs and every assertion is checked."""
+    pulumi.runtime.set_mocks(
+        mocks, project="s3-inventory-pipeline", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )

@@ -20,7 +20,7 @@ from typing import Any
 
 import pulumi
 
-from tests.components.mocks import RecordingMocks
+from tests.components.mocks import RecordingMocks, install
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     mocks = RecordingMocks()
     for name, value in json.loads(argv[2] if len(argv) > 2 else "{}").items():
         setattr(mocks, name, value)
-    pulumi.runtime.set_mocks(mocks, project="s3-inventory-pipeline", stack=stack, preview=False)
+    install(mocks, stack)
     pulumi.runtime.set_all_config(config)
     exported: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
