@@ -41,7 +41,6 @@ class InventoryStorage(pulumi.ComponentResource):
         self, name: str, args: InventoryStorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("s3inventory:index:InventoryStorage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         s = args.settings
         keep = not s.force_destroy  # the buckets hold data: `pulumi destroy` keeps them unless forced
         kept = bucket_options(self, keep)  # the destination's policy and lifecycle stay with it
