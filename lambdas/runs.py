@@ -7,7 +7,9 @@ then marks the claim ``submitted`` with the job ids.
 
 - A duplicate event finds a ``submitted`` claim and returns it: nothing is submitted twice.
 - A duplicate that arrives while the winner is still submitting (a valid lease, not yet
-  ``submitted``) raises ``RunInProgressError``, so Lambda retries it later.
+  ``submitted``) raises ``RunInProgressError``, so Lambda retries it later; so does one whose
+  conditional write loses a race outright (S3 answers 412, or 409 ``ConditionalRequestConflict``
+  while another conditional write to the key is in flight).
 - If the winner crashed between claim and submission, a retry after the lease expired takes the
   claim over (``If-Match`` on the claim's ETag, so only one retry can) and completes the run.
   Job names are deterministic, and each job is looked up by name before it is submitted, so a job
@@ -109,7 +111,15 @@ def start_run(
     try:
         jobs = _submit(batch, settings, delivery, uri, chunks, claim.generation, log)
         submitted = _Claim(**{**asdict(claim), "state": SUBMITTED, "chunks": chunks, "jobs": jobs})
-        s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(submitted), IfMatch=etag)
+        try:
+            s3.put_object(Bucket=bucket, Key=layout.claim_key, Body=_body(submitted), IfMatch=etag)
+        except ClientError as err:
+            if _lost_race(err):  # our lease ran out and another invocation took the claim over
+                msg = f"run {claim.run_id}: another invocation took the claim over while this one submitted"
+                raise RunInProgressError(msg) from err
+            raise
+    except RunInProgressError:
+        raise
     except Exception:
         _release(s3, bucket, layout, claim, etag, now, log)
         raise
@@ -197,6 +207,9 @@ def _claim(
         log.info("run claimed", generation=1)
         return claim, response["ETag"]
     except ClientError as err:
+        if _write_in_flight(err):  # another invocation's claim is being written right now
+            msg = f"run {claim.run_id}: another invocation is writing the claim; retry later"
+            raise RunInProgressError(msg) from err
         if not _precondition_failed(err):
             raise
     current = s3.get_object(Bucket=bucket, Key=layout.claim_key)
@@ -236,7 +249,7 @@ def _claim(
             Bucket=bucket, Key=layout.claim_key, Body=_body(claim), IfMatch=current["ETag"]
         )
     except ClientError as err:
-        if _precondition_failed(err):
+        if _lost_race(err):
             msg = f"run {existing.run_id}: another invocation changed the claim first; retry later"
             raise RunInProgressError(msg) from err
         raise
@@ -330,10 +343,24 @@ def _run_id(delivery: Delivery, generation: int | None) -> str:
 
 
 def _precondition_failed(err: ClientError) -> bool:
+    """412: the condition was false (the key exists, or its ETag changed)."""
+    return _s3_error(err, "PreconditionFailed", 412)
+
+
+def _write_in_flight(err: ClientError) -> bool:
+    """409: another conditional write to the same key was in flight (S3 refuses this one)."""
+    return _s3_error(err, "ConditionalRequestConflict", 409)
+
+
+def _lost_race(err: ClientError) -> bool:
+    """Either answer to a conditional write means someone else is writing the key: a lost race."""
+    return _precondition_failed(err) or _write_in_flight(err)
+
+
+def _s3_error(err: ClientError, code: str, status: int) -> bool:
     error = err.response.get("Error", {})
     return (
-        error.get("Code") == "PreconditionFailed"
-        or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
+        error.get("Code") == code or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == status
     )
 
 

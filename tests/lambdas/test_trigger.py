@@ -402,3 +402,97 @@ def test_job_names_are_valid_for_batch_readable_and_distinct_per_exact_bucket():
 
 def test_uploaded_fixture_is_untouched(delivery):  # guards the fixture the other tests rely on
     assert delivery.truth.rows == 3000
+
+
+CONFLICT = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ConditionalRequestConflict</Code>'
+    "<Message>A conflicting conditional operation is currently in progress against this resource. "
+    "Please try again.</Message><RequestId>R</RequestId><HostId>H</HostId></Error>"
+)
+
+
+class Race:
+    """While it runs, the stand-in S3 answers PutObjects that carry ``header`` as AWS does when
+    another conditional write to the key is in flight: 409 ConditionalRequestConflict, writing
+    nothing. The answer goes over botocore's wire path (parsing, retries) like any S3 error.
+    ``refused`` lists the keys it refused."""
+
+    def __init__(self, monkeypatch, header: str) -> None:
+        from moto.s3.responses import S3Response
+
+        self.header, self.refused, self.racing = header, [], True
+        put = S3Response.put_object
+        race = self
+
+        def conflicting_put(response):
+            if race.racing and response.headers.get(race.header):
+                race.refused.append(response.path.rsplit("/", 1)[-1])
+                return 409, {"Content-Type": "application/xml"}, CONFLICT
+            return put(response)
+
+        monkeypatch.setattr(S3Response, "put_object", conflicting_put)
+
+    def end(self) -> None:
+        self.racing = False
+
+
+def _handle_logged(aws, event):
+    stream = io.StringIO()
+    try:
+        return handle(aws, event, stream), stream.getvalue()
+    except RunInProgressError as err:
+        return err, stream.getvalue()
+
+
+def test_a_claim_that_loses_a_409_race_is_a_run_in_progress_not_an_error(aws, delivery, monkeypatch):
+    # GIVEN another invocation's claim being written at this very moment
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    refused = Race(monkeypatch, "If-None-Match").refused
+    # WHEN this copy of the event tries to claim the run
+    outcome, logged = _handle_logged(aws, event)
+    # THEN it hands the event back to Lambda as in progress (the line the alerts count), submits nothing
+    assert isinstance(outcome, RunInProgressError), outcome
+    assert "another invocation is writing the claim" in str(outcome)
+    assert refused and all(key == "claim.json" for key in refused)
+    assert "run in progress, Lambda retries the event" in logged
+    assert submitted(aws) == []
+    with pytest.raises(ClientError, match="NoSuchKey"):  # the refused write wrote nothing
+        aws.s3.get_object(Bucket=DEST, Key=RunLayout.of(delivery.delivery).claim_key)
+
+
+def test_a_takeover_that_loses_a_409_race_is_a_run_in_progress(aws, delivery, monkeypatch):
+    # GIVEN a claim whose winner died before submitting (its lease has run out)
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    with monkeypatch.context() as dying:
+        dying.setattr(runs, "_submit", lambda *args: (_ for _ in ()).throw(ConnectionError("died")))
+        dying.setattr(runs, "_release", lambda *args: None)
+        with pytest.raises(ConnectionError):
+            handle(aws, event)
+    clock = runs.time.time() + aws.settings.claim_lease_seconds + 1
+    monkeypatch.setattr(runs.time, "time", lambda: clock)
+    # WHEN the retry's takeover (If-Match) races another retry's
+    Race(monkeypatch, "If-Match")
+    outcome, logged = _handle_logged(aws, event)
+    # THEN it is in progress, and nothing was submitted
+    assert isinstance(outcome, RunInProgressError), outcome
+    assert "changed the claim first" in str(outcome)
+    assert "run in progress, Lambda retries the event" in logged
+    assert submitted(aws) == []
+
+
+def test_a_409_on_marking_the_claim_submitted_is_in_progress_and_the_retry_reuses_the_jobs(
+    aws, delivery, monkeypatch
+):
+    event = object_created(DEST, delivery.delivery.manifest_key)
+    race = Race(monkeypatch, "If-Match")  # the claim's create passes; its update is refused
+    outcome, _ = _handle_logged(aws, event)
+    assert isinstance(outcome, RunInProgressError), outcome
+    assert "took the claim over" in str(outcome)
+    assert race.refused and set(race.refused) == {"claim.json"}
+    assert len(submitted(aws)) == 3
+    race.end()
+    clock = runs.time.time() + aws.settings.claim_lease_seconds + 1
+    monkeypatch.setattr(runs.time, "time", lambda: clock)
+    [run] = handle(aws, event)["runs"]
+    assert run["status"] == "submitted"
+    assert len(submitted(aws)) == 3  # the three jobs found by name, none submitted twice
