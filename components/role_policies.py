@@ -22,6 +22,9 @@ from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, 
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
 """Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""
+MULTIPART_WRITES = (f"{CHUNKS_ROOT}/*", f"{PROCESSED_ROOT}/*", f"{RUN_STATE}/parts/*", f"{ROLLUPS_ROOT}/*")
+"""What the jobs write with ``Storage.writer`` or ``Storage.store``, which may upload in parts
+(checked against the keys a run really writes so: tests/test_deployed_iam.py)."""
 
 
 def document(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -121,16 +124,8 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             ROLLUPS_ROOT,
         ),
         allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
-        allow(
-            "ChunkFiles",
-            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            objects(bucket_arn, f"{CHUNKS_ROOT}/*"),
-        ),
-        allow(
-            "ParquetParts",
-            ["s3:PutObject", "s3:AbortMultipartUpload"],
-            objects(bucket_arn, f"{PROCESSED_ROOT}/*"),
-        ),
+        allow("ChunkFiles", ["s3:GetObject", "s3:PutObject"], objects(bucket_arn, f"{CHUNKS_ROOT}/*")),
+        allow("ParquetParts", ["s3:PutObject"], objects(bucket_arn, f"{PROCESSED_ROOT}/*")),
         allow(
             "RunState",
             ["s3:GetObject", "s3:PutObject"],
@@ -138,6 +133,13 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
         ),
         allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
         allow("RollupTables", ["s3:PutObject"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
+        # Every key a job may write in parts (a streamed chunk, a stored file above the multipart
+        # threshold): a failed upload is aborted, and a retry must be able to abort its own.
+        allow(
+            "AbortMultipartUploads",
+            ["s3:AbortMultipartUpload"],
+            objects(bucket_arn, *MULTIPART_WRITES),
+        ),
         # A rerun first retires the earlier run: its marker, report and rollup tables, and the
         # parts, part stats, partial rollups and chunks it wrote beyond the rerun's chunk count
         # (batch_jobs/split.py).

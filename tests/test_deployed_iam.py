@@ -8,6 +8,7 @@ against a moto server on loopback whose IAM is as strict as AWS's (``tests.stric
 
 from __future__ import annotations
 
+import ast
 import io
 import itertools
 import json
@@ -26,7 +27,7 @@ from lambdas.runs import start_run
 from lambdas.settings import Settings
 from pipeline.contract.delivery import parse_delivery_key
 from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.layout import RunLayout
+from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, ROLLUPS_ROOT, STATE_ROOT, RunLayout
 from pipeline.local.batch_env import create_local_batch
 from pipeline.local.executor import Executor, JobFailedError, plan
 from pipeline.synthetic import generate_delivery
@@ -48,6 +49,11 @@ USED_BY_AWS_ONLY = {
     ("execution", "EcrToken"): "ECS authenticates to ECR to pull the job image",
     ("execution", "PullJobImage"): "ECS pulls the job image",
     ("execution", "WriteJobLogs"): "the awslogs driver writes the job's logs",
+}
+# Statements a successful run never uses, each with the test that checks it instead.
+USED_ONLY_ON_FAILURE = {
+    ("job", "AbortMultipartUploads"): "S3 is asked to abort an upload only after it failed: "
+    "test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other checks its keys",
 }
 # The scenario that needs each statement (the default: a delivery whose checksum has not landed yet).
 SCENARIO = {
@@ -284,7 +290,11 @@ def test_the_stand_in_refuses_what_aws_refuses(account: Account) -> None:
     ]
 
 
-@pytest.mark.parametrize(("role", "sid"), [s for s in statements() if s not in USED_BY_AWS_ONLY], ids=str)
+@pytest.mark.parametrize(
+    ("role", "sid"),
+    [s for s in statements() if s not in USED_BY_AWS_ONLY and s not in USED_ONLY_ON_FAILURE],
+    ids=str,
+)
 def test_without_any_one_statement_the_run_fails_naming_action_and_resource(
     account: Account, role: str, sid: str
 ) -> None:
@@ -309,8 +319,78 @@ def test_without_any_one_statement_the_run_fails_naming_action_and_resource(
 
 def test_the_statements_said_to_be_used_by_aws_only_exist() -> None:
     # the removal test covers every other statement; a renamed one must be classified again
-    assert set(USED_BY_AWS_ONLY) <= set(statements())
-    assert len(statements()) - len(USED_BY_AWS_ONLY) == 14
+    assert set(USED_BY_AWS_ONLY) | set(USED_ONLY_ON_FAILURE) <= set(statements())
+    assert len(statements()) - len(USED_BY_AWS_ONLY) - len(USED_ONLY_ON_FAILURE) == 14
+
+
+class _RecordingStorage:
+    """A job's storage that notes every key written by a method that may upload in parts."""
+
+    def __init__(self, inner: Any, written: set[str]) -> None:
+        self._inner, self._written = inner, written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def writer(self, key: str, *args: Any) -> Any:
+        self._written.add(key)
+        return self._inner.writer(key, *args)
+
+    def store(self, path: Path, key: str) -> None:
+        self._written.add(key)
+        self._inner.store(path, key)
+
+
+MULTIPART_CALLS = {"upload_file", "upload_fileobj", "create_multipart_upload", "upload_part"}
+
+
+def test_the_jobs_upload_in_parts_only_through_the_storages_writer_and_store() -> None:
+    # so the keys passed to writer() and store() are every key a job may write in parts
+    root = Path(__file__).parents[1] / "batch_jobs"
+    callers = set()
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in MULTIPART_CALLS:
+                callers.add(path.name)
+    assert callers == {"storage.py", "s3io.py"}
+
+
+def test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the jobs, in this process on the local backend, noting the keys they write in parts
+    from batch_jobs import cli
+    from batch_jobs.storage import LOCAL_INPUTS_ENV, LOCAL_OUT_ENV
+
+    generated = generate_delivery(tmp_path / "root", objects=3000, files=2, destination_bucket="dest")
+    monkeypatch.setenv(LOCAL_OUT_ENV, str(tmp_path / "out"))
+    monkeypatch.setenv(LOCAL_INPUTS_ENV, str(generated.root))
+    written: set[str] = set()
+    storage_for = cli.storage_for
+    monkeypatch.setattr(cli, "storage_for", lambda uri: _RecordingStorage(storage_for(uri), written))
+    d = generated.delivery
+    run = ["--manifest", f"s3://dest/{d.manifest_key}", "--source-bucket", d.source_bucket]
+    run += ["--run-date", d.run_date]
+    # WHEN a run of two chunks goes through every job
+    assert cli.main(["split", *run, "--chunks", "2"]) == 0
+    assert all(cli.main(["process", *run, "--index", str(i)]) == 0 for i in range(2))
+    assert cli.main(["finalize", *run, "--chunks", "2"]) == 0
+    # THEN the job role may abort an upload at each of those keys...
+    assert {key.split("/", 1)[0] for key in written} == {
+        CHUNKS_ROOT,
+        PROCESSED_ROOT,
+        STATE_ROOT,
+        ROLLUPS_ROOT,
+    }
+    job = [render("dest", Settings("q", *["arn:aws:batch:r:1:job-definition/d:1"] * 3))["job"]]
+    for key in sorted(written):
+        assert is_allowed(job, "s3:AbortMultipartUpload", f"arn:aws:s3:::dest/{key}", {}), key
+    # ...and on nothing a run does not write in parts
+    [grant] = [s for s in job[0]["Statement"] if "s3:AbortMultipartUpload" in s["Action"]]
+    for pattern in grant["Resource"]:
+        only = [{"Statement": [{**grant, "Resource": pattern}]}]
+        arns = [f"arn:aws:s3:::dest/{key}" for key in written]
+        assert any(is_allowed(only, "s3:AbortMultipartUpload", arn, {}) for arn in arns), pattern
 
 
 def test_the_evaluator_applies_iam_rules() -> None:
