@@ -14,7 +14,8 @@ them while it is active (``enforced_iam()``), for moto servers and ``mock_aws`` 
   ListJobs and DescribeJobs against ``*``.
 
 A denied request fails with AWS's message, naming the principal, the action and the resource, and
-is recorded in the list that ``enforced_iam()`` yields.
+is recorded in the list that ``enforced_iam()`` yields. An authorized one is recorded in the list
+passed as ``allowed``, so a test can tell which grants a run used (``unused_grants``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,22 @@ class _AccessDenied(JsonRESTError):
 
     def __init__(self, message: str) -> None:
         super().__init__("AccessDeniedException", message)
+
+
+@dataclass(frozen=True)
+class Request:
+    """An authorized request: who asked for which action on which resource, in which context."""
+
+    principal: str
+    action: str
+    resource: str
+    context: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def role(self) -> str:
+        """``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`` -> ``SESSION``: the tests name each
+        session for the piece of code it stands for (``tests/iam_principals.py``)."""
+        return self.principal.rsplit("/", 1)[-1]
 
 
 # ---------- policy evaluation (identity policies of one principal) ----------
@@ -116,6 +133,44 @@ def _statement_applies(
     if not any(_like(r, resource) for r in _values(statement.get("Resource", []))):
         return False
     return _condition_holds(statement.get("Condition", {}), context)
+
+
+def unused_grants(documents: dict[str, dict[str, Any]], used: list[Request]) -> list[str]:
+    """``role/Sid: action on resource [s3:prefix value]`` for every grant of every role's Allow
+    statements that no request of ``used`` by that role needed: each action, each resource
+    pattern, and each value of a condition (a ListBucket limited to several prefixes)."""
+    unused = []
+    for role, document in documents.items():
+        requests = [r for r in used if r.role == role]
+        for statement in _values(document["Statement"]):
+            if statement["Effect"] != "Allow":
+                continue
+            for action in _values(statement["Action"]):
+                for resource in _values(statement["Resource"]):
+                    narrowed = {**statement, "Action": action, "Resource": resource}
+                    for condition in _each_condition_value(statement.get("Condition", {})):
+                        grant = {**narrowed, "Condition": condition} if condition else narrowed
+                        if not any(
+                            _statement_applies(grant, r.action, r.resource, dict(r.context)) for r in requests
+                        ):
+                            values = [v for tests in condition.values() for v in tests.values()]
+                            suffix = f" {values}" if values else ""
+                            unused.append(f"{role}/{statement['Sid']}: {action} on {resource}{suffix}")
+    return unused
+
+
+def _each_condition_value(conditions: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statement's condition once per value of each positive test (one value each), or ``[{}]``."""
+    if not conditions:
+        return [{}]
+    variants: list[dict[str, Any]] = [{}]
+    for operator, tests in conditions.items():
+        for key, wanted in tests.items():
+            values = _values(wanted) if operator not in _NEGATED else [wanted]
+            variants = [
+                {**v, operator: {**v.get(operator, {}), key: value}} for v in variants for value in values
+            ]
+    return variants
 
 
 def is_allowed(documents: list[dict[str, Any]], action: str, resource: str, context: dict[str, str]) -> bool:
@@ -189,8 +244,9 @@ def _missing_key(request: IAMRequestBase, resource: str) -> bool:
 
 
 @contextmanager
-def enforced_iam() -> Iterator[list[Denial]]:
-    """Enforce IAM, strictly, from now on; yields every denial, in order."""
+def enforced_iam(allowed: list[Request] | None = None) -> Iterator[list[Denial]]:
+    """Enforce IAM, strictly, from now on; yields every denial, in order, and appends every
+    authorized request to ``allowed``."""
     denials: list[Denial] = []
     original = IAMRequestBase.check_action_permitted
 
@@ -220,6 +276,8 @@ def enforced_iam() -> Iterator[list[Denial]]:
                 denial = Denial(principal, action, target, why)
                 denials.append(denial)
                 raise (_S3AccessDenied if s3 else _AccessDenied)(denial.message)
+            if allowed is not None:
+                allowed.append(Request(principal, action, target, tuple(sorted(context.items()))))
 
     saved_count = settings.INITIAL_NO_AUTH_ACTION_COUNT
     IAMRequestBase.check_action_permitted = check  # type: ignore[method-assign]

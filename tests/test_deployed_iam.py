@@ -34,7 +34,7 @@ from pipeline.synthetic import generate_delivery
 from tests.aws_fixtures import object_created
 from tests.conftest import REGION, upload_tree
 from tests.iam_principals import ADMIN, role_credentials, user_credentials
-from tests.strict_iam import Denial, enforced_iam, is_allowed
+from tests.strict_iam import Denial, Request, enforced_iam, is_allowed, unused_grants
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +73,7 @@ class Account:
     root: Path
     manifest_key: str
     denials: list[Denial] = field(default_factory=list)  # of the last run_pipeline
+    allowed: list[Request] = field(default_factory=list)  # every authorized request, of every run
 
     def session(self, credentials: dict[str, str]) -> boto3.Session:
         return boto3.Session(**credentials, region_name=REGION)
@@ -122,6 +123,10 @@ def statements() -> list[tuple[str, str]]:
 
 @pytest.fixture
 def account(server_env: dict[str, str], tmp_path: Path) -> Account:
+    return new_account(server_env, tmp_path)
+
+
+def new_account(server_env: dict[str, str], tmp_path: Path) -> Account:
     """As an administrator, before enforcement: the destination, a delivery, Batch, an admin user."""
     endpoint = server_env["AWS_ENDPOINT_URL"]
     n = next(_ids)
@@ -156,9 +161,12 @@ def run_pipeline(
         account.client(account.admin, "s3").put_object(
             Bucket=account.bucket, Key=account.manifest_key, Body=b'{"not": "a manifest"}'
         )
+    if scenario == "a-data-file-is-gone":  # listed by the manifest, deleted since (expired, say)
+        data_key = json.loads(_object(account, account.manifest_key))["files"][0]["key"]
+        account.client(account.admin, "s3").delete_object(Bucket=account.bucket, Key=data_key)
     if scenario == "forced-rerun-with-fewer-chunks":  # a complete run of 2 chunks, then one of 1
         run_pipeline(account, account.documents())
-    with enforced_iam() as denials:
+    with enforced_iam(account.allowed) as denials:
         account.denials = denials
         s3, batch, log = (
             account.client(trigger, "s3"),
@@ -229,7 +237,20 @@ def test_a_rejected_manifest_is_recorded_under_the_deployed_iam(account: Account
 def test_a_takeover_after_a_crash_reuses_the_submitted_jobs_under_the_deployed_iam(
     account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN an invocation that died between its first and second submission
+    run, calls, denials = crash_then_take_over(account, monkeypatch)
+    # THEN it found the splitter by name (ListJobs, DescribeJobs) and submitted only the rest
+    assert run["status"] == "submitted"
+    assert [name.split("-")[1] for name in calls] == ["split", "process", "process", "finalize"]
+    admin = account.client(account.admin, "batch")
+    assert admin.describe_jobs(jobs=[run["jobs"]["split"]])["jobs"][0]["jobName"] == calls[0]
+    assert {d.action for d in denials} == {"s3:GetObject"}  # only the checksum that has not landed
+
+
+def crash_then_take_over(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], list[str], list[Denial]]:
+    """An invocation dies between its first and second submission; Lambda's retry arrives after the
+    claim's lease expired. Returns the retry's run, every job name submitted, and the denials."""
     trigger = account.session(account.role("trigger", account.documents()["trigger"]))
     s3, batch = account.client(trigger, "s3"), account.client(trigger, "batch")
     event = object_created(account.bucket, account.manifest_key)
@@ -247,20 +268,61 @@ def test_a_takeover_after_a_crash_reuses_the_submitted_jobs_under_the_deployed_i
         )
         return dict(result["runs"][0])
 
-    with enforced_iam() as denials:
-        monkeypatch.setattr(batch, "submit_job", dies_on_the_second)
+    with enforced_iam(account.allowed) as denials, monkeypatch.context() as patched:
+        patched.setattr(batch, "submit_job", dies_on_the_second)
         with pytest.raises(ConnectionError):
             handle()
-        # WHEN Lambda's retry arrives after the claim's lease expired
         later = runs.time.time() + account.settings.claim_lease_seconds + 1
-        monkeypatch.setattr(runs.time, "time", lambda: later)
+        patched.setattr(runs.time, "time", lambda: later)
         run = handle()
-    # THEN it found the splitter by name (ListJobs, DescribeJobs) and submitted only the rest
-    assert run["status"] == "submitted"
-    assert [name.split("-")[1] for name in calls] == ["split", "process", "process", "finalize"]
-    admin = account.client(account.admin, "batch")
-    assert admin.describe_jobs(jobs=[run["jobs"]["split"]])["jobs"][0]["jobName"] == calls[0]
-    assert {d.action for d in denials} == {"s3:GetObject"}  # only the checksum that has not landed
+    return run, calls, denials
+
+
+# Grants no run here can use, each with the reason (the removal test above skips them as well).
+UNREACHABLE_GRANTS = {
+    **{f"{role}/{sid}": why for (role, sid), why in USED_BY_AWS_ONLY.items()},
+    **{f"{role}/{sid}": why for (role, sid), why in USED_ONLY_ON_FAILURE.items()},
+}
+
+
+def test_every_grant_of_the_deployed_policies_is_used_by_some_run(
+    server_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN every scenario a deployed stack meets: a run and a forced rerun with fewer chunks, a
+    # rejected manifest, a crash before submission taken over by Lambda's retry, a data file gone
+    forced, rejected, taken_over, gone = (new_account(server_env, tmp_path / n) for n in "abcd")
+    run_pipeline(forced, forced.documents(), scenario="forced-rerun-with-fewer-chunks")
+    run_pipeline(rejected, rejected.documents(), scenario="rejected")
+    crash_then_take_over(taken_over, monkeypatch)
+    with pytest.raises(JobFailedError, match="does not exist"):  # named, not "Access Denied"
+        run_pipeline(gone, gone.documents(), scenario="a-data-file-is-gone")
+    # WHEN the grants are held against the requests those runs made
+    dead = set.intersection(*(_unused(a) for a in (forced, rejected, taken_over, gone)))
+    # THEN every grant was needed, but for those no run here can reach
+    dead = {g for g in dead if g.split(":", 1)[0] not in UNREACHABLE_GRANTS}
+    assert not dead, f"granted, never used: {sorted(dead)}"
+
+
+def _unused(account: Account) -> set[str]:
+    return {g.replace(account.bucket, "BUCKET") for g in unused_grants(account.documents(), account.allowed)}
+
+
+def test_an_unneeded_grant_is_found(account: Account) -> None:
+    # the check itself: the job role granted s3:GetObject on processed/ (which it never reads)
+    documents = account.documents()
+    documents["job"]["Statement"].append(
+        {
+            "Sid": "Extra",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{account.bucket}/processed/*"],
+        }
+    )
+    run_pipeline(account, documents)
+    extra = f"job/Extra: s3:GetObject on arn:aws:s3:::{account.bucket}/processed/*"
+    assert extra in unused_grants({"job": documents["job"]}, account.allowed)
+    used = f"job/ParquetParts: s3:PutObject on arn:aws:s3:::{account.bucket}/processed/*"
+    assert used not in unused_grants({"job": documents["job"]}, account.allowed)
 
 
 def test_the_stand_in_refuses_what_aws_refuses(account: Account) -> None:
