@@ -3,12 +3,17 @@ endpoints, so the jobs need neither a public IP nor a NAT gateway."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.config import PROJECT, ConfigError
+
 VPC_CIDR = "10.42.0.0/16"
+SUBNET_PREFIX = 20  # /20: 4,091 addresses a subnet, room for any Fargate concurrency Batch allows
+SUBNET_CIDRS = tuple(str(n) for n in ipaddress.ip_network(VPC_CIDR).subnets(new_prefix=SUBNET_PREFIX))
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs")
 
 
@@ -26,6 +31,12 @@ class PrivateNetwork(pulumi.ComponentResource):
         self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("s3inventory:index:PrivateNetwork", name, None, opts)
+        if args.subnet_count > len(SUBNET_CIDRS):
+            msg = (
+                f"config key {PROJECT}:privateSubnetCount is {args.subnet_count}, but the VPC's {VPC_CIDR} "
+                f"holds at most {len(SUBNET_CIDRS)} /{SUBNET_PREFIX} subnets"
+            )
+            raise ConfigError(msg)
         child = pulumi.ResourceOptions(parent=self)
         vpc = aws.ec2.Vpc(
             f"{name}-vpc", cidr_block=VPC_CIDR, enable_dns_support=True, enable_dns_hostnames=True, opts=child
@@ -36,12 +47,12 @@ class PrivateNetwork(pulumi.ComponentResource):
         for i in range(args.subnet_count):
 
             def zone(names: list[str], i: int = i) -> str:
-                return names[i % len(names)]
+                return one_zone_each(names, args.subnet_count, args.region)[i]
 
             subnet = aws.ec2.Subnet(
                 f"{name}-private-{i}",
                 vpc_id=vpc.id,
-                cidr_block=f"10.42.{i * 16}.0/20",
+                cidr_block=SUBNET_CIDRS[i],
                 availability_zone=zones.apply(zone),
                 map_public_ip_on_launch=False,
                 opts=child,
@@ -79,3 +90,16 @@ class PrivateNetwork(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.subnet_ids = pulumi.Output.all(*[s.id for s in subnets])
         self.register_outputs({"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids})
+
+
+def one_zone_each(zones: list[str], count: int, region: str) -> list[str]:
+    """A zone for each of ``count`` subnets, all different: an interface endpoint takes at most one
+    subnet per zone (``CreateVpcEndpoint`` fails on two), so a count above the Region's zones fails
+    at preview instead, naming the key and the limit."""
+    if count > len(zones):
+        msg = (
+            f"config key {PROJECT}:privateSubnetCount is {count}, but {region} has {len(zones)} "
+            f"Availability Zones available ({', '.join(zones)}): set it to at most {len(zones)}"
+        )
+        raise ConfigError(msg)
+    return zones[:count]

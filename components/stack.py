@@ -36,9 +36,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         network = PrivateNetwork(
             "network", PrivateNetworkArgs(region=settings.region, subnet_count=settings.private_subnet_count)
         )
-    image = JobImage(
-        "jobs", JobImageArgs(platform=settings.image_platform)
-    )
+    image = JobImage("jobs", JobImageArgs(platform=settings.image_platform))
     batch = BatchPipeline(
         "batch",
         BatchPipelineArgs(

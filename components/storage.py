@@ -44,9 +44,7 @@ class InventoryStorage(pulumi.ComponentResource):
         s = args.settings
         keep = not s.force_destroy  # the buckets hold data: `pulumi destroy` keeps them unless forced
         kept = bucket_options(self, keep)  # the destination's policy and lifecycle stay with it
-        destination = secure_bucket(
-            f"{name}-destination", parent=self, keep_on_destroy=keep, policy=False
-        )
+        destination = secure_bucket(f"{name}-destination", parent=self, keep_on_destroy=keep, policy=False)
 
         # aws, aws-cn or aws-us-gov: the ARNs of buckets this stack does not create are built here
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition

@@ -14,7 +14,7 @@ from components.catalog import PROJECTION_DATE_FORMAT
 from components.queries import NAMED_QUERIES
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
-from tests.components.conftest import deploy, settings
+from tests.components.conftest import deploy, project_defaults, run_program, settings
 
 DATABASE, TABLE = settings().catalog_database, settings().catalog_table  # derived / Pulumi.yaml's default
 
@@ -138,6 +138,29 @@ def test_private_networking_keeps_the_jobs_off_the_internet():
             "assignPublicIp": "DISABLED"
         }
     assert stack.outputs["privateSubnetIds"] == [s.id for s in subnets]
+
+
+@pytest.mark.parametrize(
+    ("count", "said"),
+    [
+        (
+            4,
+            "config key s3-inventory-pipeline:privateSubnetCount is 4, but us-east-1 has 3 Availability "
+            "Zones available (us-east-1a, us-east-1b, us-east-1c): set it to at most 3",
+        ),
+        (
+            17,
+            "config key s3-inventory-pipeline:privateSubnetCount is 17, but the VPC's 10.42.0.0/16 holds "
+            "at most 16 /20 subnets",
+        ),
+    ],
+)
+def test_more_private_subnets_than_zones_or_address_space_fail_at_preview(count, said):
+    # a program that fails runs in a process of its own (its pending registrations would fail the next)
+    values = {**project_defaults(), "privateNetworking": True, "privateSubnetCount": count}
+    done = run_program("dev", values)
+    assert done.returncode != 0
+    assert said in done.stderr
 
 
 def test_private_networking_refuses_subnets_of_its_own():
