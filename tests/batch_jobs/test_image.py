@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from components.config import PLATFORMS
 from components.image_context import DOCKERFILE, IGNORE_FILE, ROOT, content_tag, image_files, image_inputs
 from tests.docker_context import EVERYDAY_WORK, clean_clone, context_digest, context_files, plant
 
@@ -132,3 +134,38 @@ def test_the_jobs_import_nothing_the_image_does_not_ship(tmp_path: Path):
     probe += "".join(f"import {m}\n" for m in JOB_MODULES)
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# The base image's C library: Debian bookworm ships glibc 2.36, so the image installs wheels tagged
+# manylinux_2_17 .. manylinux_2_36 (and manylinux2014, the 2_17 alias). pip does not widen a
+# --platform to older glibc versions on its own, so each tag is named.
+BASE_RELEASES = {"bookworm": 36}
+MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_every_pin_of_the_jobs_lock_has_a_wheel_for_each_image_platform(platform: str, tmp_path: Path):
+    # GIVEN the base image's Python and glibc, as the Dockerfile names them
+    base = re.search(r"^FROM python:(\d+\.\d+)\.\d+-slim-(\w+)", (ROOT / DOCKERFILE).read_text(), re.M)
+    assert base, "the Dockerfile's base is python:X.Y.Z-slim-RELEASE"
+    python, release = base.group(1), base.group(2)
+    machine = MACHINES[platform]
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(17, BASE_RELEASES[release] + 1)]
+    # WHEN pip resolves every pin to a wheel, as the image's `pip install --only-binary=:all:` must
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+    command += ["--only-binary=:all:", "--no-deps", "--implementation", "cp", "--python-version", python]
+    command += [arg for tag in [*tags, f"manylinux2014_{machine}"] for arg in ("--platform", tag)]
+    command += ["-d", str(tmp_path), "-r", str(ROOT / "requirements/jobs.lock")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # THEN each pin has its wheel, so `pulumi up` with imagePlatform {platform} cannot fail on it
+    assert done.returncode == 0, done.stderr[-2000:]
+    pins = {
+        tuple(line.lower().replace("-", "_").split("=="))
+        for line in (ROOT / "requirements/jobs.lock").read_text().split()
+    }
+    wheels = {tuple(w.name.lower().split("-")[:2]) for w in tmp_path.glob("*.whl")}
+    assert wheels == pins
+    for wheel in tmp_path.glob("*.whl"):
+        tag = wheel.name.removesuffix(".whl").split("-")[-1]
+        assert tag == "any" or machine in tag, wheel.name
