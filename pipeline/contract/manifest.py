@@ -18,6 +18,10 @@ from pipeline.contract.errors import ManifestError, UnsupportedFormatError
 SUPPORTED_FORMATS = ("CSV",)
 KNOWN_FORMATS = ("CSV", "ORC", "Parquet")
 _MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+_EPOCH_MS = re.compile(r"[0-9]{1,16}")  # ASCII digits only (str.isdigit also takes "²" and "١")
+MAX_OBJECT_SIZE = 5 * 1024**4
+"""S3's largest object, 5 TiB: no data file of a delivery can be larger."""
+
 _BUCKET_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:s3:::(?P<name>[^/]+)$")  # aws, aws-cn, aws-us-gov, ...
 
 
@@ -70,9 +74,17 @@ def parse_manifest(
     if checksum is not None:
         verify_checksum(raw_bytes, checksum, source=source)
     try:
-        doc = json.loads(raw_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        msg = f"{source}: not valid JSON ({err})"
+        doc = json.loads(
+            raw_bytes, object_pairs_hook=_unique_keys(source), parse_constant=_no_constant(source)
+        )
+    except ManifestError:
+        raise
+    except RecursionError as err:  # the parser recurses once per level; a manifest nests three
+        msg = f"{source}: not valid JSON for a manifest (nested too deeply to parse)"
+        raise ManifestError(msg) from err
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        problem = "a number of more than 4,300 digits" if "integer string conversion" in str(err) else err
+        msg = f"{source}: not valid JSON ({problem})"
         raise ManifestError(msg) from err
     if not isinstance(doc, dict):
         msg = f"{source}: expected a JSON object, got {type(doc).__name__}"
@@ -108,7 +120,7 @@ def _from_document(doc: dict[str, Any], source: str) -> Manifest:
         msg = f"{source}: destinationBucket must be a bucket ARN like arn:aws:s3:::NAME, got {destination!r}"
         raise ManifestError(msg)
     created = _field(doc, "creationTimestamp", str, source)
-    if not created.isdigit() or not _representable(int(created)):
+    if not _EPOCH_MS.fullmatch(created) or not _representable(int(created)):
         msg = f"{source}: creationTimestamp must be epoch milliseconds as a string, got {created!r}"
         raise ManifestError(msg)
     return Manifest(
@@ -167,6 +179,11 @@ def _files(doc: dict[str, Any], source: str) -> tuple[DataFile, ...]:
         if size <= 0:
             msg = f"{source}: {where}.size must be positive (a gzip data file is never empty), got {size!r}"
             raise ManifestError(msg)
+        if size > MAX_OBJECT_SIZE:
+            msg = (
+                f"{source}: {where}.size {size} is larger than an S3 object can be ({MAX_OBJECT_SIZE} bytes)"
+            )
+            raise ManifestError(msg)
         md5 = _field(entry, "MD5checksum", str, source, where)
         if not _MD5_HEX.match(md5):
             msg = f"{source}: {where}.MD5checksum must be 32 hex digits, got {md5!r}"
@@ -197,3 +214,23 @@ def _nonempty(doc: dict[str, Any], name: str, source: str, where: str = "") -> s
 
 
 _TYPE_NAMES: dict[type, str] = {str: "a string", int: "an integer", list: "a list"}
+
+
+def _unique_keys(source: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:  # json.loads would keep the last one silently: which one S3 meant is unknown
+            msg = f"{source}: the key {repeated[0]!r} appears more than once in one JSON object"
+            raise ManifestError(msg)
+        return dict(items)
+
+    return pairs
+
+
+def _no_constant(source: str) -> Any:
+    def refuse(name: str) -> None:
+        msg = f"{source}: not valid JSON ({name} is not a JSON number)"
+        raise ManifestError(msg)
+
+    return refuse

@@ -182,3 +182,64 @@ def test_extra_fields_are_tolerated(doc):
     future["someNewField"] = {"x": 1}
     future["files"][0]["newFileField"] = 1
     assert _parse(future) == _parse(doc)
+
+
+def _raw(doc: dict) -> str:
+    return json.dumps(doc)
+
+
+# Each malformed shape, as bytes, and what the refusal says. Built from the sample document.
+MALFORMED = {
+    "deep nesting": (lambda doc: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "deep nesting in a field": (
+        lambda doc: _raw(doc).replace('"files": [', '"files": [' + "[" * 50_000, 1) + "]" * 50_000,
+        "not valid JSON",
+    ),
+    "a number of 5000 digits": (
+        lambda doc: _raw(doc).replace('"size": 2147', '"size": ' + "9" * 5000),
+        "a number of more than 4,300 digits",
+    ),
+    "a size past S3's 5 TiB": (
+        lambda doc: _raw(doc).replace('"size": 2147', f'"size": {10**30}'),
+        "files[0].size 1000000000000000000000000000000 is larger than an S3 object can be",
+    ),
+    "a float size": (lambda doc: _raw(doc).replace('"size": 2147', '"size": 2147.0'), "must be an integer"),
+    "NaN": (lambda doc: _raw(doc).replace('"size": 2147', '"size": NaN'), "NaN is not a JSON number"),
+    "Infinity": (
+        lambda doc: _raw(doc).replace('"size": 2147', '"size": Infinity'),
+        "Infinity is not a JSON number",
+    ),
+    "a string size": (lambda doc: _raw(doc).replace('"size": 2147', '"size": "2147"'), "must be an integer"),
+    "files as an object": (
+        lambda doc: _raw({**doc, "files": {"key": "x"}}),
+        "files must be a list, got dict",
+    ),
+    "a duplicate top-level key": (
+        lambda doc: _raw(doc)[:-1] + ', "sourceBucket": "another-bucket"}',
+        "the key 'sourceBucket' appears more than once",
+    ),
+    "a duplicate key in a file entry": (
+        lambda doc: _raw(doc).replace('"size": 2147', '"size": 2147, "size": 1', 1),
+        "the key 'size' appears more than once",
+    ),
+    "a superscript-digit timestamp": (
+        lambda doc: _raw({**doc, "creationTimestamp": "17324064²"}),
+        "creationTimestamp must be epoch milliseconds",
+    ),
+    "a timestamp of 5000 digits": (
+        lambda doc: _raw({**doc, "creationTimestamp": "1" * 5000}),
+        "creationTimestamp must be epoch milliseconds",
+    ),
+    "not an object": (lambda doc: "[1, 2]", "expected a JSON object, got list"),
+    "not UTF-8": (lambda doc: b"\xff\xfe{}", "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED))
+def test_every_malformed_manifest_is_a_manifest_error_naming_the_problem(doc, shape):
+    build, said = MALFORMED[shape]
+    raw = build(copy.deepcopy(doc))
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(raw.encode() if isinstance(raw, str) else raw, source="s3://dest/m/manifest.json")
+    assert said in str(err.value)
+    assert str(err.value).startswith("s3://dest/m/manifest.json: ")

@@ -496,3 +496,29 @@ def test_a_409_on_marking_the_claim_submitted_is_in_progress_and_the_retry_reuse
     [run] = handle(aws, event)["runs"]
     assert run["status"] == "submitted"
     assert len(submitted(aws)) == 3  # the three jobs found by name, none submitted twice
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"sourceBucket": "a", "sourceBucket": "b"}', "appears more than once"),
+        (b'{"files": [{"size": ' + b"9" * 5000 + b"}]}", "more than 4,300 digits"),
+    ],
+    ids=["deep", "duplicate-key", "huge-number"],
+)
+def test_a_malformed_manifest_body_is_rejected_and_recorded_not_raised(aws, delivery, body, reason):
+    key = delivery.delivery.manifest_key
+    aws.s3.put_object(Bucket=DEST, Key=key, Body=body)
+    aws.s3.delete_object(Bucket=DEST, Key=delivery.delivery.checksum_key)
+    stream = io.StringIO()
+
+    [run] = handle(aws, object_created(DEST, key), stream)["runs"]  # no exception: Lambda does not retry
+
+    assert run["status"] == "rejected" and reason in run["reason"]
+    record = json.loads(
+        aws.s3.get_object(Bucket=DEST, Key=RunLayout.of(delivery.delivery).failure_key)["Body"].read()
+    )
+    assert reason in record["error"]
+    assert '"message": "manifest rejected"' in stream.getvalue()  # what the rejected-manifest alarm counts
+    assert submitted(aws) == []
