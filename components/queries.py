@@ -7,17 +7,28 @@ The day-over-day queries take two parameters, the previous run date then the cur
 follow the rules of the local ``changes`` command (pipeline/changes.py): only current objects
 count (delete markers and noncurrent versions are left out), objects are matched on key and
 version id (a null version id equal to a null one), and a size or ETag change is ``modified``
-even when the storage class moved too.
+even when the storage class moved too. An object listed more than once in one run counts once,
+as its row with the latest last-modified date, then the largest size, ETag and class (the local
+command's ``KEEP_ORDER``).
 """
 
 from __future__ import annotations
 
+from pipeline.contract.schema import KEEP_ORDER
+
 _CURRENT = "coalesce(is_latest, true) AND NOT coalesce(is_delete_marker, false)"
 _COMPARED = "source_bucket, key, version_id, size, e_tag, storage_class, last_modified_date"
+_ONCE = (
+    "row_number() OVER (PARTITION BY source_bucket, key, coalesce(version_id, '') ORDER BY "
+    + ", ".join(f"{c} DESC NULLS LAST" for c in KEEP_ORDER)
+    + ") AS copy"
+)
 CHANGES = f"""WITH previous AS (
-  SELECT {_COMPARED} FROM {{table}} WHERE run_date = ? AND {_CURRENT}
+  SELECT {_COMPARED} FROM (SELECT {_COMPARED}, {_ONCE} FROM {{table}} WHERE run_date = ? AND {_CURRENT})
+  WHERE copy = 1
 ), latest AS (
-  SELECT {_COMPARED} FROM {{table}} WHERE run_date = ? AND {_CURRENT}
+  SELECT {_COMPARED} FROM (SELECT {_COMPARED}, {_ONCE} FROM {{table}} WHERE run_date = ? AND {_CURRENT})
+  WHERE copy = 1
 ), compared AS (
   SELECT coalesce(l.source_bucket, p.source_bucket) AS source_bucket,
          CASE WHEN p.key IS NULL THEN 'added'
@@ -60,12 +71,13 @@ ORDER BY bytes DESC
 LIMIT 20""",
     ),
     "not-modified-for-a-year": (
-        "Current objects not modified for a year, by storage class (parameter: run date)",
+        "Current objects not modified in the 365 days before the run date (the age rollup's bands from "
+        "1-2y on), by storage class; the same answer whenever it is asked (parameter: run date)",
         """SELECT source_bucket, storage_class, count(*) AS objects, sum(size) AS bytes
 FROM {table}
 WHERE run_date = ?
   AND coalesce(is_latest, true) AND NOT coalesce(is_delete_marker, false)
-  AND last_modified_date < current_timestamp - INTERVAL '1' YEAR
+  AND last_modified_date <= from_iso8601_timestamp(run_date || 'T00:00:00Z') - INTERVAL '365' DAY
 GROUP BY source_bucket, storage_class
 ORDER BY bytes DESC""",
     ),
@@ -102,6 +114,17 @@ ORDER BY source_bucket, change""",
 FROM changes
 ORDER BY bytes_changed DESC, source_bucket, key, version_id
 LIMIT 100""",
+    ),
+    "listed-more-than-once": (
+        "Objects (key and version id) that one run lists more than once, which the day-over-day "
+        "queries count once (parameter: run date)",
+        """SELECT source_bucket, key, version_id, count(*) AS listed
+FROM {table}
+WHERE run_date = ?
+GROUP BY source_bucket, key, version_id
+HAVING count(*) > 1
+ORDER BY listed DESC, source_bucket, key, version_id
+LIMIT 1000""",
     ),
     "duplicate-candidates": (
         "Current objects that may be copies of each other: the same size and single-part ETag (no '-') "

@@ -11,21 +11,24 @@ The rules (the Athena saved queries in ``components/queries.py`` follow the same
 - ``modified``: the size or the ETag differs. When the storage class moved too, the change is
   ``modified`` (modified wins); both classes are in the row. ``storage_class_changed``: same
   size and ETag, another class.
+- An identity listed more than once in one run (a merged or hand-made delivery; S3 does not
+  document whether it can happen) counts once, as the row ``KEEP_ORDER`` puts first: the latest
+  ``last_modified_date``, then the largest size, then the greatest ETag and storage class (nulls
+  last). How many identities were listed twice, with examples, is reported per run.
 - Bytes per kind are the sums of ``size_before`` and ``size_after`` over its rows (null counts 0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from batch_jobs.convert import POLARS_TYPES
-from pipeline.contract.schema import table_columns
+from pipeline.contract.schema import IDENTITY, KEEP_ORDER, table_columns
 
 KINDS = ("added", "deleted", "modified", "storage_class_changed")
-IDENTITY = ("key", "version_id")
 COMPARED = ("size", "e_tag", "storage_class", "last_modified_date")
 _READ = (
     "key",
@@ -39,6 +42,7 @@ _READ = (
 )
 _SCHEMA = pl.Schema({c.name: POLARS_TYPES[c.type] for c in table_columns(()) if c.name in _READ})
 """The columns read from each part, typed as the processor writes them (for a run with no parts)."""
+DUPLICATE_EXAMPLES = 10
 OUTPUT_COLUMNS = (
     "change",
     *IDENTITY,
@@ -53,6 +57,33 @@ class KindTotals:
     bytes_after: int
 
 
+@dataclass(frozen=True)
+class Duplicates:
+    """Identities (key, version id) a run lists more than once; each counts once in the changes."""
+
+    identities: int = 0
+    extra_rows: int = 0
+    examples: list[dict[str, str | None]] = field(default_factory=list)
+
+
+class PartsNotComparableError(ValueError):
+    """A part lacks a column the comparison reads (a part written before the stable table)."""
+
+
+def check_comparable(parts: Path) -> None:
+    """Every part of ``parts`` has every column ``changes`` reads, or the error names the first that
+    does not, and the column (its footer is read, not its data)."""
+    for part in sorted(parts.glob("*.parquet")):
+        have = pl.read_parquet_schema(part)
+        missing = [name for name in _SCHEMA.names() if name not in have]
+        if missing:
+            msg = (
+                f"{part} has no column {missing[0]!r} (a part written before every part had every "
+                "column?): convert that day again with run-local to compare it"
+            )
+            raise PartsNotComparableError(msg)
+
+
 def current_objects(parts: Path) -> pl.LazyFrame:
     """The current objects of one run partition (a folder of Parquet parts), identity and compared columns."""
     files = sorted(parts.glob("*.parquet"))
@@ -65,6 +96,28 @@ def current_objects(parts: Path) -> pl.LazyFrame:
     return frame.filter(current).select(*IDENTITY, *COMPARED)
 
 
+def once_each(objects: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per identity (the first by ``KEEP_ORDER``), with ``listed``: how many rows it had."""
+    first = [pl.col(c).sort_by(list(KEEP_ORDER), descending=True, nulls_last=True).first() for c in COMPARED]
+    return objects.group_by(list(IDENTITY)).agg(*first, pl.len().alias("listed"))
+
+
+def duplicates(parts: Path) -> Duplicates:
+    """The identities the run partition ``parts`` lists more than once."""
+    repeated = (
+        current_objects(parts)
+        .group_by(list(IDENTITY))
+        .agg(pl.len().alias("listed"))
+        .filter(pl.col("listed") > 1)
+    )
+    stats = repeated.select(pl.len().alias("identities"), (pl.col("listed") - 1).sum().alias("extra"))
+    counted = stats.collect(engine="streaming").row(0, named=True)
+    if not counted["identities"]:
+        return Duplicates()
+    examples = repeated.sort(list(IDENTITY), nulls_last=True).head(DUPLICATE_EXAMPLES).select(IDENTITY)
+    return Duplicates(int(counted["identities"]), int(counted["extra"] or 0), examples.collect().to_dicts())
+
+
 def object_changes(before: pl.LazyFrame, after: pl.LazyFrame) -> pl.LazyFrame:
     """One row per changed object, ``OUTPUT_COLUMNS``: a full join on the identity, nulls equal."""
 
@@ -75,6 +128,7 @@ def object_changes(before: pl.LazyFrame, after: pl.LazyFrame) -> pl.LazyFrame:
             *(pl.col(c).alias(f"{c}_{suffix}") for c in COMPARED),
         )
 
+    before, after = once_each(before), once_each(after)
     joined = side(before, "before").join(
         side(after, "after"), on=list(IDENTITY), how="full", nulls_equal=True, coalesce=True
     )
@@ -101,6 +155,8 @@ def object_changes(before: pl.LazyFrame, after: pl.LazyFrame) -> pl.LazyFrame:
 
 def write_changes(before_parts: Path, after_parts: Path, target: Path) -> None:
     """Stream the changes between two run partitions into the Parquet file ``target``."""
+    check_comparable(before_parts)
+    check_comparable(after_parts)
     changes = object_changes(current_objects(before_parts), current_objects(after_parts))
     changes.sink_parquet(target, engine="streaming", maintain_order=False)
 

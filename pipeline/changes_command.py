@@ -20,7 +20,14 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.arguments import path
-from pipeline.changes import KindTotals, totals, write_changes
+from pipeline.changes import (
+    Duplicates,
+    KindTotals,
+    PartsNotComparableError,
+    duplicates,
+    totals,
+    write_changes,
+)
 from pipeline.contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
 from pipeline.errors import EXIT_OK, UsageError
 from pipeline.local.publish import why_incomplete
@@ -70,13 +77,19 @@ def run_date(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     before, after = _check_runs(args.out, args.source_bucket, args.from_date, args.to_date)
     _check_target(args.target, args.out, force=args.force)
-    found = _write(
-        before,
-        after,
-        args.target,
-        {"source_bucket": args.source_bucket, "from": args.from_date, "to": args.to_date},
-    )
+    run = {"source_bucket": args.source_bucket, "from": args.from_date, "to": args.to_date}
+    try:
+        found, repeated = _write(before, after, args.target, run)
+    except PartsNotComparableError as err:
+        raise UsageError(str(err)) from err
     print(render(args.source_bucket, args.from_date, args.to_date, found))
+    for day, dups in zip((args.from_date, args.to_date), repeated, strict=True):
+        if dups.identities:
+            shown = ", ".join(f"{e['key']!r} ({e['version_id'] or 'null'})" for e in dups.examples[:3])
+            print(
+                f"note: {day} lists {dups.identities:,} objects more than once ({dups.extra_rows:,} extra "
+                f"rows), each counted once, e.g. {shown}; see {SUMMARY_FILE}"
+            )
     print(f"object-level rows: {args.target / CHANGES_FILE}")
     return EXIT_OK
 
@@ -184,7 +197,9 @@ def _check_target(target: Path, out: Path, *, force: bool) -> None:
         raise UsageError(msg) from err
 
 
-def _write(before: Path, after: Path, target: Path, run: dict[str, str]) -> dict[str, KindTotals]:
+def _write(
+    before: Path, after: Path, target: Path, run: dict[str, str]
+) -> tuple[dict[str, KindTotals], tuple[Duplicates, Duplicates]]:
     """Assemble the result beside ``target``, then rename it into place; a failure changes nothing."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.parent / f".{target.name}.staging-{uuid.uuid4().hex}"
@@ -192,13 +207,18 @@ def _write(before: Path, after: Path, target: Path, run: dict[str, str]) -> dict
     try:
         write_changes(before, after, staged / CHANGES_FILE)
         found = totals(staged / CHANGES_FILE)
-        summary = {**run, "changes": {kind: asdict(t) for kind, t in found.items()}}
+        repeated = duplicates(before), duplicates(after)
+        summary = {
+            **run,
+            "changes": {kind: asdict(t) for kind, t in found.items()},
+            "listed_more_than_once": {run["from"]: asdict(repeated[0]), run["to"]: asdict(repeated[1])},
+        }
         (staged / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         _replace(staged, target)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    return found
+    return found, repeated
 
 
 def _replace(staged: Path, target: Path) -> None:

@@ -123,3 +123,10 @@ def decode_key(raw: str) -> str:
     The processor applies the same rule vectorised (batch_jobs/convert.py); this is the reference.
     """
     return unquote(raw.replace("+", " "), errors="strict")
+
+
+IDENTITY = ("key", "version_id")
+"""What identifies an object across runs (a null version id, unversioned, equal to a null one)."""
+KEEP_ORDER = ("last_modified_date", "size", "e_tag", "storage_class")
+"""Of an identity one run lists more than once, the row that counts: the first in this order,
+descending, nulls last (the ``changes`` command and the Athena day-over-day queries alike)."""

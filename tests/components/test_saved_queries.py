@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
@@ -21,7 +21,8 @@ import sqlglot
 from components.queries import NAMED_QUERIES
 from pipeline.changes import KINDS
 from pipeline.cli import main
-from pipeline.contract.layout import PROCESSED_ROOT
+from pipeline.contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
+from pipeline.contract.rollups import AGE, CURRENT
 from tests.components.conftest import settings
 from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days
 
@@ -91,18 +92,41 @@ def largest_prefixes(t: Table) -> None:
 
 
 def not_modified_for_a_year(t: Table) -> None:
-    now = datetime.now(UTC)
-    year_ago = now.replace(year=now.year - 1)
-    expected = (
-        _current(t.parts().filter(pl.col("run_date") == datetime.fromisoformat(DAY1).date()))
-        .filter(pl.col("last_modified_date") < year_ago)
-        .group_by("storage_class")
-        .agg(pl.len(), pl.col("size").sum())
-        .collect()
-    )
-    rows = t.run("not-modified-for-a-year", DAY1)
-    assert {r[1]: (r[2], r[3]) for r in rows} == {r[0]: (r[1], r[2]) for r in expected.iter_rows()}
-    assert 0 < sum(r[2] for r in rows) < t.days.day1.truth.rows
+    # counted from each run's date, as the age rollup counts: the same answer on any day it is asked
+    for run_date in (DAY1, DAY2):
+        day = datetime.fromisoformat(run_date).replace(tzinfo=UTC)
+        expected = (
+            _current(t.parts().filter(pl.col("run_date") == day.date()))
+            .filter(pl.col("last_modified_date") <= day - timedelta(days=365))
+            .group_by("storage_class")
+            .agg(pl.len(), pl.col("size").sum())
+            .collect()
+        )
+        rows = t.run("not-modified-for-a-year", run_date)
+        assert {r[1]: (r[2], r[3]) for r in rows} == {r[0]: (r[1], r[2]) for r in expected.iter_rows()}
+        assert 0 < sum(r[2] for r in rows) < t.days.day1.truth.rows
+        rollup = (
+            pl.scan_parquet(t.days.out / ROLLUPS_ROOT / AGE.name, hive_partitioning=True)
+            .filter(
+                (pl.col("run_date") == day.date())
+                & (pl.col("version_kind") == CURRENT)
+                & pl.col("age_band").is_in(["1-2y", "2-5y", "5y+"])
+            )
+            .group_by("storage_class")
+            .agg(pl.col("objects").sum(), pl.col("bytes").sum())
+            .collect()
+        )
+        assert {r[1]: (r[2], r[3]) for r in rows} == {r[0]: (r[1], r[2]) for r in rollup.iter_rows()}
+
+
+def listed_more_than_once(t: Table) -> None:
+    for run_date in (DAY1, DAY2):
+        day = t.parts().filter(pl.col("run_date") == datetime.fromisoformat(run_date).date())
+        repeated = day.group_by("key", "version_id").len().filter(pl.col("len") > 1).collect()
+        assert t.run("listed-more-than-once", run_date) == []
+        assert (
+            repeated.height == 0
+        )  # the generator lists each version once (tests/pipeline/test_changes.py plants repeats)
 
 
 def changes_by_kind(t: Table) -> None:
@@ -155,6 +179,7 @@ CHECKS: dict[str, Callable[[Table], None]] = {
     "changed-objects": changed_objects,
     "largest-changes": largest_changes,
     "duplicate-candidates": duplicate_candidates,
+    "listed-more-than-once": listed_more_than_once,
 }
 
 

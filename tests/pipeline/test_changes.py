@@ -296,3 +296,151 @@ def test_a_folder_without_write_permission_is_refused(capsys, tmp_path, unversio
     locked.mkdir(mode=0o555)
     code, _, stderr = changes(capsys, unversioned.out, locked / "changes")
     assert code == EXIT_BAD_INPUT and "cannot write in" in stderr and not (locked / "changes").exists()
+
+
+# ---------- an identity listed more than once ----------
+
+
+def _rows(gen) -> tuple[list[str], list[list[str]]]:
+    """The field names and the rows of a one-file delivery, as Python's csv module reads them."""
+    import csv
+    import gzip
+    import io
+
+    fields = json.loads(gen.manifest_path.read_bytes())["fileSchema"].split(", ")
+    text = gzip.decompress((gen.root / gen.data_keys[0]).read_bytes()).decode()
+    return fields, list(csv.reader(io.StringIO(text)))
+
+
+def _write_rows(gen, rows: list[list[str]]) -> None:
+    import csv
+    import io
+
+    from tests.pipeline.test_cli_cases import rewrite
+
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    rewrite(gen, 0, lambda _: buffer.getvalue().encode())
+
+
+def _oracle(fields: list[str], before: list[list[str]], after: list[list[str]]) -> dict[str, int]:
+    """The README's rules in plain Python: one row per key (the latest last-modified date, then the
+    largest size), then added, deleted, modified (size or ETag) and class moves."""
+    from urllib.parse import unquote_plus
+
+    at = {name: fields.index(name) for name in ("Key", "Size", "ETag", "StorageClass", "LastModifiedDate")}
+
+    def once(rows: list[list[str]]) -> dict[str, list[str]]:
+        kept: dict[str, list[str]] = {}
+        for row in rows:
+            key = unquote_plus(row[at["Key"]])
+            rank = (row[at["LastModifiedDate"]], int(row[at["Size"]] or 0))
+            if key not in kept or rank > (kept[key][at["LastModifiedDate"]], int(kept[key][at["Size"]] or 0)):
+                kept[key] = row
+        return kept
+
+    old, new = once(before), once(after)
+    counts = dict.fromkeys(KINDS, 0)
+    counts["added"] = len(new.keys() - old.keys())
+    counts["deleted"] = len(old.keys() - new.keys())
+    for key in old.keys() & new.keys():
+        a, b = old[key], new[key]
+        if (a[at["Size"]], a[at["ETag"]]) != (b[at["Size"]], b[at["ETag"]]):
+            counts["modified"] += 1
+        elif a[at["StorageClass"]] != b[at["StorageClass"]]:
+            counts["storage_class_changed"] += 1
+    return counts
+
+
+@pytest.mark.parametrize("listed_twice_on", ["the first day", "the second day", "both days"])
+def test_an_object_listed_twice_in_a_day_counts_once(capsys, tmp_path, listed_twice_on):
+    from datetime import UTC, datetime
+
+    from pipeline.synthetic import generate_delivery
+    from tests.two_days import UNVERSIONED_FIELDS
+
+    # GIVEN two days of one bucket, q modified, p deleted and k added between them, where the days
+    # list q, p and k twice (the adversarial pass's case) on one day or both
+    days = [
+        generate_delivery(
+            tmp_path / f"day{n}",
+            objects=40,
+            files=1,
+            source_bucket=BUCKET,
+            versions=False,
+            fields=UNVERSIONED_FIELDS,
+            tricky_share=0,
+            timestamp=datetime(2026, 11, 24 + n, 1, 0, tzinfo=UTC),
+        )
+        for n in (0, 1)
+    ]
+    fields, rows = _rows(days[0])
+    size, key = fields.index("Size"), fields.index("Key")
+    q, p, k = rows[0], rows[1], [*rows[2][:key], "k-added", *rows[2][key + 1 :]]
+    bigger_q = [*q[:size], str(int(q[size]) + 1), *q[size + 1 :]]
+    twice_first = listed_twice_on in ("the first day", "both days")
+    twice_second = listed_twice_on in ("the second day", "both days")
+    first = rows + ([q, p] if twice_first else [])
+    second = [bigger_q, *rows[2:], k] + ([bigger_q, k] if twice_second else [])
+    _write_rows(days[0], first)
+    _write_rows(days[1], second)
+    out = tmp_path / "out"
+    for gen in days:
+        assert main(["run-local", str(gen.manifest_path), "--out", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    # WHEN the days are compared
+    code, stdout, stderr = changes(capsys, out, tmp_path / "changes")
+    # THEN each object counts once, as plain Python over the CSV counts it, and the repeats are named
+    assert code == EXIT_OK, stderr
+    expected = _oracle(fields, first, second)
+    assert expected == {"added": 1, "deleted": 1, "modified": 1, "storage_class_changed": 0}
+    assert {kind: objects for kind, (objects, *_) in printed_totals(stdout).items()} == expected
+    rows_out = pl.read_parquet(tmp_path / "changes" / "changes.parquet")
+    assert rows_out.height == 3 and rows_out["key"].n_unique() == 3
+    summary = json.loads((tmp_path / "changes" / "summary.json").read_text())["listed_more_than_once"]
+    assert summary[DAY1]["identities"] == (2 if twice_first else 0)
+    assert summary[DAY2]["identities"] == (2 if twice_second else 0)
+    assert ("note: 2026-11-24 lists 2 objects more than once" in stdout) == twice_first
+    assert ("note: 2026-11-25 lists 2 objects more than once" in stdout) == twice_second
+    # and the saved Athena queries (transpiled to DuckDB) count the same, and list the repeats
+    by_kind = {row[1]: row[2] for row in _athena(out, "changes-by-kind", DAY1, DAY2)}
+    assert by_kind == {kind: n for kind, n in expected.items() if n}
+    for day, twice in ((DAY1, twice_first), (DAY2, twice_second)):
+        assert len(_athena(out, "listed-more-than-once", day)) == (2 if twice else 0)
+
+
+def _athena(out: Path, name: str, *params: str) -> list[tuple[Any, ...]]:
+    import duckdb
+    import sqlglot
+
+    from components.queries import NAMED_QUERIES
+    from pipeline.contract.layout import PROCESSED_ROOT
+
+    db = duckdb.connect()
+    db.execute(
+        "CREATE VIEW inventory AS SELECT * FROM "
+        f"read_parquet('{out}/{PROCESSED_ROOT}/*/*/*.parquet', hive_partitioning = true)"
+    )
+    sql = sqlglot.transpile(NAMED_QUERIES[name][1].format(table="inventory"), read="trino", write="duckdb")[0]
+    return db.execute(sql, list(params)).fetchall()
+
+
+def test_parts_without_a_compared_column_are_refused_in_one_line_naming_part_and_column(
+    capsys, tmp_path, unversioned
+):
+    # GIVEN a copy of the output where one part of day 1 predates the stable table (no e_tag)
+    out = tmp_path / "out"
+    shutil.copytree(unversioned.out, out)
+    part = sorted((out / unversioned.layout(DAY1).processed_prefix).glob("*.parquet"))[0]
+    pl.read_parquet(part).drop("e_tag").write_parquet(part)
+    marker = out / unversioned.layout(DAY1).complete_marker_key  # the old part's marker listed it so
+    listed = json.loads(marker.read_text())
+    listed["parts"][part.relative_to(out).as_posix()] = part.stat().st_size
+    marker.write_text(json.dumps(listed))
+    # WHEN the days are compared
+    code, stdout, stderr = changes(capsys, out, tmp_path / "changes")
+    # THEN bad input, said once, naming the part and the column; nothing written
+    assert code == EXIT_BAD_INPUT
+    assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+    assert f"{part} has no column 'e_tag'" in stderr
+    assert not (tmp_path / "changes").exists()
