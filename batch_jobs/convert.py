@@ -20,6 +20,8 @@ from batch_jobs.diagnose import first_malformed_row
 from pipeline.contract.schema import (
     FALSE,
     KEY_FIELD,
+    MAX_OBJECT_SIZE,
+    SIZE_FIELD,
     TIMESTAMP_FORMAT,
     TRUE,
     Column,
@@ -40,6 +42,7 @@ POLARS_TYPES: dict[ColumnType, pl.DataType] = {
     ColumnType.INT64: pl.Int64(),
     ColumnType.BOOLEAN: pl.Boolean(),
     ColumnType.TIMESTAMP_MS_UTC: pl.Datetime("ms", "UTC"),
+    ColumnType.BYTE_TOTAL: pl.Decimal(38, 0),
 }
 INVALID_ROW = "invalid row: short, or a value S3 never writes"
 _FLAGS = pl.Enum([FALSE, TRUE])  # physical 0 = false, 1 = true
@@ -84,7 +87,7 @@ def typed(raw: pl.LazyFrame, columns: Sequence[Column], *, guard_short_rows: boo
     """Raw strings -> the contract's types, in the manifest's field order.
 
     Values S3 never writes fail the query, so that the exact check in ``diagnose`` names the row:
-    an empty key (S3 keys are 1 to 1,024 bytes) and a negative size. A row that ends early reads
+    an empty key (S3 keys are 1 to 1,024 bytes), a negative size and one past S3's 5 TiB maximum. A row that ends early reads
     with null in its missing trailing fields, while a present field, even empty, reads as ""
     (quoted). ``guard_short_rows`` makes a null last field fail the query too. An unquoted empty last
     field also reads as null: when the exact check finds no bad row, the caller converts again
@@ -112,7 +115,10 @@ def _invalid(column: Column) -> pl.Expr | None:
     if column.field == KEY_FIELD:  # quoted "" or an unquoted empty field (null)
         return raw.is_null() | (raw == "")
     if column.type is ColumnType.INT64:
-        return raw.str.starts_with("-") & (raw != "-0")
+        negative = raw.str.starts_with("-") & (raw != "-0")
+        if column.field == SIZE_FIELD:
+            return negative | (raw.cast(pl.Int64, strict=False) > MAX_OBJECT_SIZE)
+        return negative
     return None
 
 
@@ -202,6 +208,11 @@ def _sink(chunk: Path, part: Path, columns: tuple[Column, ...], *, guard_short_r
     )
 
 
+def byte_total(sizes: pl.Expr) -> pl.Expr:
+    """The exact sum of sizes (``pl.Expr.sum`` of Int64 wraps past 2^63 without a word)."""
+    return sizes.cast(pl.Int128).sum()
+
+
 def part_stats(part: Path, columns: tuple[Column, ...]) -> dict[str, Any]:
     """Rows, sum of sizes and the range of last_modified_date, read back from the written part."""
     names = {c.name for c in columns}
@@ -210,7 +221,7 @@ def part_stats(part: Path, columns: tuple[Column, ...]) -> dict[str, Any]:
         if "last_modified_date" in names
         else pl.lit(None, pl.Datetime("ms", "UTC"))
     )
-    size = pl.col("size").sum() if "size" in names else pl.lit(None, pl.Int64)
+    size = byte_total(pl.col("size")) if "size" in names else pl.lit(None, pl.Int128)
     row = (
         pl.scan_parquet(part, glob=False)
         .select(

@@ -11,7 +11,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.contract.schema import FALSE, KEY_FIELD, TRUE, Column, ColumnType, decode_key
+from pipeline.contract.schema import (
+    FALSE,
+    KEY_FIELD,
+    MAX_OBJECT_SIZE,
+    SIZE_FIELD,
+    TRUE,
+    Column,
+    ColumnType,
+    decode_key,
+)
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _INT64 = re.compile(r"^[+-]?\d{1,19}$")
@@ -49,6 +58,8 @@ def _field_problem(column: Column, value: str) -> str | None:
             return "is not an integer"
         case ColumnType.INT64 if value.startswith("-") and int(value) < 0:
             return "is negative"
+        case ColumnType.INT64 if column.field == SIZE_FIELD and int(value) > MAX_OBJECT_SIZE:
+            return f"is larger than S3's largest object ({MAX_OBJECT_SIZE:,} bytes, 5 TiB)"
         case ColumnType.BOOLEAN if value not in (TRUE, FALSE):
             return f"is not {TRUE} or {FALSE}"
         case ColumnType.TIMESTAMP_MS_UTC if not _TIMESTAMP.match(value):

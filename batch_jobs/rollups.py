@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from batch_jobs.convert import POLARS_TYPES
+from batch_jobs.convert import POLARS_TYPES, byte_total
 from pipeline.contract.rollups import (
     AGE,
     AGE_BANDS,
@@ -46,7 +47,7 @@ def partials(part: Path, run_date: str, prefix_depth: int) -> dict[str, pl.DataF
     """Every rollup of one Parquet part (the table's columns), keyed by rollup name."""
     rows = pl.scan_parquet(part, glob=False).with_columns(_VERSION_KIND)
     stored = rows.filter(~_DELETE_MARKER)
-    measured = (pl.len().alias("objects"), pl.col("size").sum().alias("bytes"))
+    measured = (pl.len().alias("objects"), byte_total(pl.col("size")).alias("bytes"))
     queries = {
         STORAGE_CLASS.name: rows.group_by("storage_class", "version_kind").agg(*measured),
         PREFIX.name: _prefix_rollup(stored, prefix_depth, measured),
@@ -152,9 +153,14 @@ def summary(merged: dict[str, list[Path]], *, top: int = 10) -> dict[str, Any]:
 
 
 def _records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON values: timestamps in ISO 8601, byte totals as (exact) integers."""
     return [
         {
-            k: v.isoformat(timespec="milliseconds").replace("+00:00", "Z") if isinstance(v, datetime) else v
+            k: v.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            if isinstance(v, datetime)
+            else int(v)
+            if isinstance(v, Decimal)
+            else v
             for k, v in row.items()
         }
         for row in frame.iter_rows(named=True)

@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.contract.errors import ManifestError, UnsupportedFormatError
+from pipeline.contract.schema import MAX_OBJECT_SIZE
 
 SUPPORTED_FORMATS = ("CSV",)
 KNOWN_FORMATS = ("CSV", "ORC", "Parquet")
 _MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 _EPOCH_MS = re.compile(r"[0-9]{1,16}")  # ASCII digits only (str.isdigit also takes "²" and "١")
-MAX_OBJECT_SIZE = 5 * 1024**4
-"""S3's largest object, 5 TiB: no data file of a delivery can be larger."""
 
 _BUCKET_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:s3:::(?P<name>[^/]+)$")  # aws, aws-cn, aws-us-gov, ...
 

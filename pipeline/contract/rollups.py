@@ -72,7 +72,7 @@ def _key(name: str, kind: ColumnType = ColumnType.STRING) -> Column:
 
 
 OBJECTS = Measure("objects", ColumnType.INT64, Merge.SUM)
-BYTES = Measure("bytes", ColumnType.INT64, Merge.SUM)
+BYTES = Measure("bytes", ColumnType.BYTE_TOTAL, Merge.SUM)
 STORAGE_CLASS = Rollup(
     name="storage_class",
     description="objects and bytes by storage class, for current and noncurrent versions and delete markers",

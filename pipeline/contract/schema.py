@@ -21,6 +21,9 @@ class ColumnType(StrEnum):
     INT64 = "int64"
     BOOLEAN = "boolean"
     TIMESTAMP_MS_UTC = "timestamp_ms_utc"
+    BYTE_TOTAL = "byte_total"
+    """A sum of object sizes: exact past 2^63 (a 64-bit sum wraps at 8 EiB, which 1.7 million
+    objects of S3's 5 TiB maximum reach), as a decimal of 38 digits."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,14 @@ GLUE_TYPES: dict[ColumnType, str] = {
     ColumnType.INT64: "bigint",
     ColumnType.BOOLEAN: "boolean",
     ColumnType.TIMESTAMP_MS_UTC: "timestamp",
+    ColumnType.BYTE_TOTAL: "decimal(38,0)",
 }
 """Hive/Glue type of each column type, as Athena and Spark read the Parquet the processor writes."""
 
 KEY_FIELD = "Key"
+SIZE_FIELD = "Size"
+MAX_OBJECT_SIZE = 5 * 1024**4
+"""S3's largest object, 5 TiB: a larger Size is a value S3 never writes."""
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 """How inventory CSV writes dates (ISO 8601, UTC, optional fraction), in chrono/strftime form."""
 TRUE, FALSE = "true", "false"

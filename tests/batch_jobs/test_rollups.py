@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,59 @@ def test_prefix_depth_out_of_range_is_refused(depth: int) -> None:
 
     with pytest.raises(ValueError, match=f"rollup prefix depth must be 1 to 32, got {depth}"):
         check_prefix_depth(depth)
+
+
+def _big_part(path: Path, rows: int) -> Path:
+    """``rows`` objects of S3's largest size, 5 TiB, in one Parquet part of the table's columns."""
+    from pipeline.contract.schema import MAX_OBJECT_SIZE
+
+    frame = pl.DataFrame({"key": [f"big/{i}" for i in range(rows)]}).with_columns(
+        pl.lit("src").alias("bucket"),
+        pl.lit(MAX_OBJECT_SIZE, pl.Int64).alias("size"),
+        pl.lit(True).alias("is_latest"),
+        pl.lit(False).alias("is_delete_marker"),
+        pl.lit("DEEP_ARCHIVE").alias("storage_class"),
+        pl.lit("SSE-S3").alias("encryption_status"),
+        pl.lit(at("2020-01-01T00:00:00")).alias("last_modified_date"),
+    )
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in TABLE.items() if name not in frame.columns]
+    frame.with_columns(missing).select(TABLE.names()).cast(TABLE).write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "children",
+    [
+        (1_700_000,),  # one child's sum passes 2^63: both sides of a 64-bit check would wrap alike
+        (1_000_000, 1_000_000),  # no child's does, their merge does: the two sides would differ
+    ],
+    ids=["one-child-past-2^63", "children-past-2^63-together"],
+)
+def test_byte_totals_are_exact_past_2_to_the_63(tmp_path: Path, children: tuple[int, ...]) -> None:
+    from batch_jobs.convert import part_stats
+    from pipeline.contract.schema import MAX_OBJECT_SIZE
+
+    # GIVEN children whose parts hold objects of 5 TiB each, 2^63 bytes passed in total
+    parts = [_big_part(tmp_path / f"part-{i}.parquet", n) for i, n in enumerate(children)]
+    exact = sum(children) * MAX_OBJECT_SIZE  # Python's integers: the oracle
+    assert exact > 2**63
+    # WHEN each child sums its part and rolls it up, and finalize merges and reconciles them
+    stats = [part_stats(p, columns_for(TABLE_FIELDS)) for p in parts]
+    merged: dict[str, list[Path]] = {}
+    for rollup in ROLLUPS:
+        inputs = []
+        for i, part in enumerate(parts):
+            inputs.append(tmp_path / f"{rollup.name}-{i}.parquet")
+            rollups.partials(part, RUN_DATE, 1)[rollup.name].write_parquet(inputs[-1])
+        (tmp_path / "merged").mkdir(exist_ok=True)
+        merged[rollup.name] = rollups.merge(rollup, inputs, tmp_path / "merged")
+    size_sum = sum(s["size_sum"] for s in stats)
+    # THEN every total is the exact one, and the run reconciles
+    assert [s["size_sum"] for s in stats] == [n * MAX_OBJECT_SIZE for n in children]
+    assert size_sum == exact
+    assert rollups.reconcile(merged, rows=sum(children), size_sum=size_sum) == []
+    report = rollups.summary(merged)
+    assert [r["bytes"] for r in report["storage_class"]] == [exact]
+    assert [r["bytes"] for r in report["largest_prefixes"]] == [exact]
+    assert isinstance(report["storage_class"][0]["bytes"], int)  # a JSON number, not a string
+    assert json.loads(json.dumps(report))["encryption"][0]["bytes"] == exact

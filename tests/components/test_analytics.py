@@ -24,6 +24,7 @@ ARROW_TO_GLUE = {
     "int64": "bigint",
     "bool": "boolean",
     "timestamp[ms, tz=UTC]": "timestamp",
+    "decimal128(38, 0)": "decimal(38,0)",
 }
 
 
@@ -103,6 +104,7 @@ def test_the_workgroup_enforces_its_own_results_location_and_a_scan_limit():
             "changed-objects",
             "largest-changes",
             "duplicate-candidates",
+            "listed-more-than-once",
         }
     )
     database = stack.one("aws:glue/catalogDatabase:CatalogDatabase").inputs["name"]

@@ -438,7 +438,7 @@ def test_parts_without_a_compared_column_are_refused_in_one_line_naming_part_and
     listed["parts"][part.relative_to(out).as_posix()] = part.stat().st_size
     marker.write_text(json.dumps(listed))
     # WHEN the days are compared
-    code, stdout, stderr = changes(capsys, out, tmp_path / "changes")
+    code, _, stderr = changes(capsys, out, tmp_path / "changes")
     # THEN bad input, said once, naming the part and the column; nothing written
     assert code == EXIT_BAD_INPUT
     assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr

@@ -286,6 +286,12 @@ BAD_ROWS = [
     (replace_field(7, "Key", ""), "line 7", "field Key (key) is empty: S3 keys are 1 to 1,024 bytes"),
     (replace_field(7, "Size", "-3"), "line 7", "field Size (size) is negative: '-3'"),
     (
+        replace_field(7, "Size", "5000000000000000000"),  # 5e18: two such would wrap a 64-bit sum
+        "line 7",
+        "field Size (size) is larger than S3's largest object (5,497,558,138,880 bytes, 5 TiB): "
+        "'5000000000000000000'",
+    ),
+    (
         lambda csv: b"\xef\xbb\xbf" + csv,
         "line 1",
         "starts with a UTF-8 byte-order mark, which S3 Inventory never writes",
@@ -295,7 +301,9 @@ BAD_ROWS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("change", "line", "expected"), BAD_ROWS, ids=["undecodable-key", "empty-key", "negative-size", "bom"]
+    ("change", "line", "expected"),
+    BAD_ROWS,
+    ids=["undecodable-key", "empty-key", "negative-size", "size-past-5-TiB", "bom"],
 )
 def test_bad_data_is_exit_2_naming_file_line_and_value_and_publishes_nothing(
     tmp_path, capsys, change, line, expected
