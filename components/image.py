@@ -1,4 +1,12 @@
-"""The ECR repository and the one image that holds both jobs, built and pushed by pulumi-docker."""
+"""The ECR repository and the one image that holds both jobs, built and pushed by pulumi-docker.
+
+The image is pushed under a tag derived from its inputs (``components/image_context.py``), so
+``pulumi up`` rebuilds exactly when they change, and the job definitions name it by digest
+(``repoDigest``), so each run starts exactly the image that was pushed for it. The tags are mutable
+on purpose: going back to earlier inputs (a revert, a rollback) rebuilds under a tag the
+repository already holds, which an IMMUTABLE repository would refuse; the digest pinning gives the
+guarantee immutability was for.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.image_context import DOCKERFILE, ROOT, content_tag
+from components.image_context import DOCKERFILE, content_tag
 
 KEEP_IMAGES = 10
 
@@ -21,6 +29,7 @@ class JobImageArgs:
 
 class JobImage(pulumi.ComponentResource):
     image_uri: pulumi.Output[str]
+    image_digest_uri: pulumi.Output[str]
     repository_arn: pulumi.Output[str]
     repository_url: pulumi.Output[str]
 
@@ -30,7 +39,7 @@ class JobImage(pulumi.ComponentResource):
         repository = aws.ecr.Repository(
             f"{name}-repository",
             image_scanning_configuration={"scan_on_push": True},
-            image_tag_mutability="IMMUTABLE",
+            image_tag_mutability="MUTABLE",
             # ECR refuses to delete a repository that holds images, and this one always holds the
             # image the stack pushed: a build output, rebuilt by the next `pulumi up`.
             force_delete=True,
@@ -58,9 +67,9 @@ class JobImage(pulumi.ComponentResource):
         image = docker.Image(
             f"{name}-image",
             image_name=pulumi.Output.concat(repository.repository_url, ":", tag),
-            build=docker.DockerBuildArgs(
-                context=str(ROOT), dockerfile=str(ROOT / DOCKERFILE), platform=args.platform
-            ),
+            # Relative to the project folder, where Pulumi runs the program and the provider: an
+            # absolute path would differ between checkouts and rebuild the image from each.
+            build=docker.DockerBuildArgs(context=".", dockerfile=DOCKERFILE, platform=args.platform),
             registry=docker.RegistryArgs(
                 server=repository.repository_url,
                 username=token.user_name,
@@ -69,6 +78,13 @@ class JobImage(pulumi.ComponentResource):
             opts=child,
         )
         self.image_uri = image.image_name
+        self.image_digest_uri = image.repo_digest
         self.repository_arn = repository.arn
         self.repository_url = repository.repository_url
-        self.register_outputs({"image_uri": self.image_uri, "repository_arn": self.repository_arn})
+        self.register_outputs(
+            {
+                "image_uri": self.image_uri,
+                "image_digest_uri": self.image_digest_uri,
+                "repository_arn": self.repository_arn,
+            }
+        )

@@ -1,8 +1,8 @@
 """The files the job image is built from, and a tag derived from their content.
 
-ECR tags are immutable, so the tag must change exactly when the image would, and pulumi-docker
-rebuilds and pushes exactly when its digest of the build context changes. So both derive from one
-list: ``batch_jobs/Dockerfile.dockerignore`` excludes everything and admits only the image's
+pulumi-docker rebuilds and pushes exactly when its digest of the build context (or another input,
+the tag among them) changes, and a push under a tag that holds another image moves the tag. So the
+tag must change exactly when the digest does, and both derive from one list: ``batch_jobs/Dockerfile.dockerignore`` excludes everything and admits only the image's
 inputs with ``!`` lines; the tag hashes the files those lines admit, with their mode (which
 pulumi-docker's digest also covers), plus the target platform.
 """
@@ -19,16 +19,38 @@ IGNORE_FILE = f"{DOCKERFILE}.dockerignore"
 """Docker and pulumi-docker read ``<Dockerfile>.dockerignore`` before ``<context>/.dockerignore``."""
 
 
+class ImageContextError(ValueError):
+    """The image's inputs cannot be hashed as pulumi-docker will hash them; the message says why."""
+
+
 def image_inputs(root: Path = ROOT) -> tuple[str, ...]:
-    """The patterns the ignore file admits (its ``!`` lines), relative to the context (``root``)."""
-    lines = (line.strip() for line in (root / IGNORE_FILE).read_text().splitlines())
-    return tuple(line[1:] for line in lines if line.startswith("!"))
+    """The patterns the ignore file admits (its ``!`` lines), relative to the context (``root``).
+
+    The file must be ``*`` then only ``!`` lines: any other exclusion would make the context and
+    the tag disagree."""
+    lines = [line.strip() for line in (root / IGNORE_FILE).read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    if patterns[:1] != ["*"] or not all(p.startswith("!") for p in patterns[1:]):
+        msg = f"{IGNORE_FILE} must be '*' followed only by '!PATTERN' lines, got {patterns}"
+        raise ImageContextError(msg)
+    return tuple(p[1:] for p in patterns[1:])
 
 
 def image_files(root: Path = ROOT) -> list[Path]:
+    """The files the image is built from. Anything else the patterns match (a symlink, such as an
+    editor's lock file ``.#split.py``, or a folder) is refused: pulumi-docker would hash or fail
+    on it differently from the tag."""
     files: set[Path] = set()
     for pattern in image_inputs(root):
-        files.update(p for p in root.glob(pattern) if p.is_file())
+        for path in root.glob(pattern):
+            if path.is_symlink() or not path.is_file():
+                kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+                msg = (
+                    f"{path.relative_to(root)} matches the image input {pattern!r} but is {kind}; "
+                    "remove it (an editor's lock file?) before `pulumi up`"
+                )
+                raise ImageContextError(msg)
+            files.add(path)
     return sorted(files)
 
 

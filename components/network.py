@@ -41,7 +41,10 @@ class PrivateNetwork(pulumi.ComponentResource):
         vpc = aws.ec2.Vpc(
             f"{name}-vpc", cidr_block=VPC_CIDR, enable_dns_support=True, enable_dns_hostnames=True, opts=child
         )
-        zones = aws.get_availability_zones_output(state="available").names
+        # the Region's own zones: Local and Wavelength Zones an account opted into are left out
+        zones = aws.get_availability_zones_output(
+            state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
+        ).names
         routes = aws.ec2.RouteTable(f"{name}-private", vpc_id=vpc.id, opts=child)  # no route to the internet
         subnets = []
         for i in range(args.subnet_count):
@@ -55,7 +58,9 @@ class PrivateNetwork(pulumi.ComponentResource):
                 cidr_block=SUBNET_CIDRS[i],
                 availability_zone=zones.apply(zone),
                 map_public_ip_on_launch=False,
-                opts=child,
+                # chosen once: a zone list that changes later (a zone added or impaired) must not
+                # replace a subnet, whose new copy would clash with its own CIDR
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["availabilityZone"]),
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=routes.id, opts=child

@@ -41,7 +41,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "batch",
         BatchPipelineArgs(
             settings=settings,
-            image_uri=image.image_uri,
+            image_uri=image.image_digest_uri,
             repository_arn=image.repository_arn,
             bucket_arn=storage.destination_arn,
             account_id=account_id,

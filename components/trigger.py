@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import StackSettings
-from components.lambda_bundle import HANDLER, bundle_archive
+from components.lambda_bundle import HANDLER, ROOT, bundle_archive
 from components.role_policies import trigger_policy, trust_policy
 from pipeline.contract.delivery import MANIFEST_NAME
 
@@ -88,7 +88,9 @@ class InventoryTrigger(pulumi.ComponentResource):
             runtime=RUNTIME,
             architectures=["arm64"],
             handler=HANDLER,
-            code=pulumi.FileArchive(str(bundle_archive())),  # handler, contract and the pinned SDK
+            # handler, contract and the pinned SDK; relative to the project folder, where Pulumi runs
+            # the program, so that the same zip from another checkout is no change
+            code=pulumi.FileArchive(bundle_archive().relative_to(ROOT).as_posix()),
             role=role.arn,
             timeout=s.trigger_timeout_seconds,
             memory_size=256,

@@ -358,10 +358,11 @@ def _lost_race(err: ClientError) -> bool:
 
 
 def _s3_error(err: ClientError, code: str, status: int) -> bool:
-    error = err.response.get("Error", {})
-    return (
-        error.get("Code") == code or err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == status
-    )
+    """S3's error code; the HTTP status only when the response carried no code."""
+    found = err.response.get("Error", {}).get("Code")
+    if found:
+        return bool(found == code)
+    return bool(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == status)
 
 
 def _body(claim: _Claim) -> bytes:

@@ -44,7 +44,7 @@ def context_digest(context: Path, dockerfile: Path) -> str:
     def add(name: str, path: Path, mode: str) -> None:
         accumulator.update(name.encode() + mode.encode() + hashlib.sha256(path.read_bytes()).digest() + b"\0")
 
-    add("Dockerfile", dockerfile, stat.filemode(0))
+    add("Dockerfile", dockerfile, "----------")  # Go's FileMode(0).String(): the provider's literal
     for name in sorted(context_files(context, dockerfile)):
         add(name, context / name, stat.filemode((context / name).stat().st_mode))
     return accumulator.hexdigest()

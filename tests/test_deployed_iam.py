@@ -303,6 +303,34 @@ def test_every_grant_of_the_deployed_policies_is_used_by_some_run(
     assert not dead, f"granted, never used: {sorted(dead)}"
 
 
+# What each statement that no run can reach may grant, exactly: an action added to one of them
+# would escape the check above, so it fails here instead.
+UNREACHABLE_ACTIONS = {
+    "trigger/WriteLogs": {"logs:CreateLogStream", "logs:PutLogEvents"},
+    "trigger/ReportFailedEvents": {"sqs:SendMessage"},
+    "execution/EcrToken": {"ecr:GetAuthorizationToken"},
+    "execution/PullJobImage": {
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchCheckLayerAvailability",
+    },
+    "execution/WriteJobLogs": {"logs:CreateLogStream", "logs:PutLogEvents"},
+    "job/AbortMultipartUploads": {"s3:AbortMultipartUpload"},
+}
+
+
+def test_the_statements_no_run_reaches_grant_exactly_their_actions_and_none_uses_a_wildcard() -> None:
+    definition = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/d:1"
+    documents = render("b", Settings(definition, definition, definition, definition))
+    assert set(UNREACHABLE_ACTIONS) == set(UNREACHABLE_GRANTS)
+    for role, document in documents.items():
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not [a for a in actions if "*" in a or "?" in a], f"{role}/{statement['Sid']}: {actions}"
+            if f"{role}/{statement['Sid']}" in UNREACHABLE_ACTIONS:
+                assert set(actions) == UNREACHABLE_ACTIONS[f"{role}/{statement['Sid']}"], statement["Sid"]
+
+
 def _unused(account: Account) -> set[str]:
     return {g.replace(account.bucket, "BUCKET") for g in unused_grants(account.documents(), account.allowed)}
 

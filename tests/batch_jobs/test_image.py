@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from components.config import PLATFORMS
-from components.image_context import DOCKERFILE, IGNORE_FILE, ROOT, content_tag, image_files, image_inputs
+from components.image_context import (
+    DOCKERFILE,
+    IGNORE_FILE,
+    ROOT,
+    ImageContextError,
+    content_tag,
+    image_files,
+    image_inputs,
+)
 from tests.docker_context import EVERYDAY_WORK, clean_clone, context_digest, context_files, plant
 
 JOB_MODULES = ("batch_jobs.cli", "batch_jobs.split", "batch_jobs.process", "batch_jobs.finalize")
@@ -65,7 +73,7 @@ def test_the_build_context_holds_exactly_the_tags_inputs_after_everyday_work(tmp
     ],
 )
 def test_whatever_changes_the_context_digest_changes_the_tag(tmp_path: Path, change: str):
-    # a rebuild under an unchanged tag is what an IMMUTABLE repository refuses
+    # a rebuild under an unchanged tag would move the tag under the images that name it
     clone = clean_clone(ROOT, tmp_path / "clone")
     dockerfile = clone / DOCKERFILE
     digest, tag = context_digest(clone, dockerfile), content_tag("linux/amd64", clone)
@@ -169,3 +177,23 @@ def test_every_pin_of_the_jobs_lock_has_a_wheel_for_each_image_platform(platform
     for wheel in tmp_path.glob("*.whl"):
         tag = wheel.name.removesuffix(".whl").split("-")[-1]
         assert tag == "any" or machine in tag, wheel.name
+
+
+def test_a_symlink_or_folder_matching_an_input_is_refused_by_name(tmp_path: Path):
+    # an editor's lock file is a dangling symlink named like a module: the provider cannot hash it
+    clone = clean_clone(ROOT, tmp_path / "clone")
+    (clone / "batch_jobs/.#split.py").symlink_to("user@host.1234:1700000000")
+    with pytest.raises(ImageContextError, match=r"batch_jobs/\.#split\.py matches .* symbolic link"):
+        content_tag("linux/amd64", clone)
+    (clone / "batch_jobs/.#split.py").unlink()
+    (clone / "pipeline/contract/odd.py").mkdir()
+    with pytest.raises(ImageContextError, match=r"pipeline/contract/odd\.py .* not a regular file"):
+        content_tag("linux/amd64", clone)
+
+
+def test_the_ignore_file_admits_with_bang_lines_only(tmp_path: Path):
+    clone = clean_clone(ROOT, tmp_path / "clone")
+    with (clone / IGNORE_FILE).open("a") as f:
+        f.write("batch_jobs/test_*.py\n")  # an exclusion the tag would not see
+    with pytest.raises(ImageContextError, match="must be '\\*' followed only by '!PATTERN' lines"):
+        image_inputs(clone)

@@ -58,7 +58,7 @@ def deploy(stack_settings: StackSettings) -> Deployed:
     """Run the whole program under the mocks and wait for every resource to be registered."""
     from components.stack import build_stack
 
-    MOCKS.resources.clear()
+    MOCKS.reset()
     captured: dict[str, Any] = {}
 
     @pulumi.runtime.test

@@ -5,6 +5,7 @@ two-stack test installs its own in a subprocess per stack (``set_mocks`` is proc
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.partition = "aws"  # what the getPartition invoke answers, and every ARN's partition
         self.default_vpc = True  # whether the account has a default VPC
-        self._retain_on_delete = False  # of the registration in progress (RecordingMonitor)
+        self.retained: set[tuple[str, str]] = set()  # (type, name) registered with retainOnDelete
+
+    def reset(self) -> None:
+        """Forget what an earlier program run registered."""
+        self.resources.clear()
+        self.retained.clear()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
@@ -70,6 +76,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:cloudwatch/metricAlarm:MetricAlarm":
                 outputs["name"] = physical
                 outputs["arn"] = f"{arn}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{physical}"
+            case "docker:index/image:Image":  # what the push answers: the manifest's digest
+                built = json.dumps([args.inputs["imageName"], args.inputs["build"]], sort_keys=True)
+                pushed = hashlib.sha256(built.encode()).hexdigest()
+                outputs["repoDigest"] = f"{args.inputs['imageName'].rpartition(':')[0]}@sha256:{pushed}"
             case "aws:sns/topic:Topic":
                 outputs["name"] = physical
                 outputs["arn"] = f"{arn}:sns:{REGION}:{ACCOUNT}:{physical}"
@@ -85,7 +95,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 args.provider or "",
                 outputs,
                 resource_id,
-                self._retain_on_delete,
+                (args.typ, args.name) in self.retained,
             )
         )
         return [resource_id, outputs]
@@ -140,7 +150,8 @@ class RecordingMonitor(MockMonitor):
         self.recording = mocks
 
     def RegisterResource(self, request: Any) -> Any:
-        self.recording._retain_on_delete = bool(request.retainOnDelete)
+        if request.retainOnDelete:  # registrations run on several threads: keyed, not "the current"
+            self.recording.retained.add((request.type, request.name))
         return super().RegisterResource(request)
 
 

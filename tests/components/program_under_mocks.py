@@ -11,6 +11,7 @@ registered (type, logical name, inputs, outputs); a failing program exits 1 with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 import sys
@@ -43,8 +44,16 @@ def main(argv: list[str]) -> int:
 
     program()
     resources = [asdict(r) for r in mocks.resources]
-    print(json.dumps({"outputs": outputs, "resources": resources}, default=str))
+    print(json.dumps({"outputs": outputs, "resources": resources}, default=_plain))
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """An archive as what Pulumi compares of it (its path and its content), anything else as text."""
+    if isinstance(value, pulumi.FileArchive):
+        path = Path(value.path)
+        return {"FileArchive": value.path, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return str(value)
 
 
 if __name__ == "__main__":

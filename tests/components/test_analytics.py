@@ -140,6 +140,11 @@ def test_private_networking_keeps_the_jobs_off_the_internet():
             "assignPublicIp": "DISABLED"
         }
     assert stack.outputs["privateSubnetIds"] == [s.id for s in subnets]
+    from tests.components.conftest import MOCKS
+
+    [zones] = [args for token, args in MOCKS.calls if token.endswith("getAvailabilityZones")][-1:]
+    assert zones["state"] == "available"  # and the Region's own zones only, no opted-in Local Zone
+    assert zones["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""Day 2: the program run again after everyday work plans no rebuild of the image, and a change
-to what the image is built from plans one under a new tag.
+"""Day 2: the program run again after everyday work plans no change, from any checkout, and a
+change to what the image is built from plans a rebuild under a new tag.
 
 Each run is the whole ``__main__.py`` of a clean clone under the mocks, in a process of its own, as
 ``pulumi up`` runs it. pulumi-docker decides to rebuild from the image resource's inputs plus its
-digest of the build context (``tests/docker_context.py``); both are compared between the runs.
+digest of the build context (``tests/docker_context.py``): the image's inputs are compared with
+that digest added, and every other resource's inputs as they are.
 """
 
 from __future__ import annotations
@@ -20,44 +21,59 @@ from tests.docker_context import EVERYDAY_WORK, clean_clone, context_digest, pla
 
 pytestmark = pytest.mark.slow
 IMAGE = "docker:index/image:Image"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def planned_image(clone: Path) -> dict[str, Any]:
-    """What pulumi-docker diffs: the image's inputs with the context digest its Check adds."""
+def planned(clone: Path) -> dict[str, Any]:
+    """Every resource's inputs by type and name, the image's with the context digest its Check adds."""
     done = run_program("dev", project_defaults(), root=clone)
     assert done.returncode == 0, done.stderr[-3000:]
-    [image] = [r for r in json.loads(done.stdout.strip().splitlines()[-1])["resources"] if r["type"] == IMAGE]
-    inputs = dict(image["inputs"])
-    inputs["build"] = {**inputs["build"], "contextDigest": context_digest(clone, clone / DOCKERFILE)}
-    return inputs
+    resources = json.loads(done.stdout.strip().splitlines()[-1])["resources"]
+    found = {(r["type"], r["name"]): r["inputs"] for r in resources}
+    image = next(key for key in found if key[0] == IMAGE)
+    digest = context_digest(clone, clone / DOCKERFILE)
+    found[image] = {**found[image], "build": {**found[image]["build"], "contextDigest": digest}}
+    return found
+
+
+def image_of(plan: dict[str, Any]) -> dict[str, Any]:
+    return next(inputs for (typ, _), inputs in plan.items() if typ == IMAGE)
 
 
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
-    return clean_clone(Path(__file__).resolve().parents[2], tmp_path / "clone")
+    return clean_clone(ROOT, tmp_path / "clone")
 
 
-def test_a_second_up_after_everyday_work_plans_no_rebuild(clone: Path) -> None:
-    first = planned_image(clone)
-    assert first["build"]["context"] == str(clone)  # the clone's program ran, not this checkout's
-    assert first["imageName"].endswith(":" + content_tag("linux/amd64", clone))
+def test_a_second_up_after_everyday_work_plans_no_change(clone: Path) -> None:
+    first = planned(clone)
+    assert image_of(first)["imageName"].endswith(":" + content_tag("linux/amd64", clone))
 
     plant(clone, EVERYDAY_WORK)
 
-    assert planned_image(clone) == first
+    assert planned(clone) == first
 
 
-def test_a_second_up_after_a_job_change_plans_a_rebuild_under_a_new_tag(clone: Path) -> None:
-    first = planned_image(clone)
-    with (clone / "batch_jobs/process.py").open("a") as f:
-        f.write("\n# a change to a job\n")
+def test_an_up_from_another_checkout_plans_no_change(clone: Path, tmp_path: Path) -> None:
+    # a laptop and a CI runner, or a moved checkout: other paths, the same commit
+    other = clean_clone(ROOT, tmp_path / "elsewhere" / "deep" / "checkout")
+    assert planned(other) == planned(clone)
 
-    second = planned_image(clone)
 
-    assert second["build"]["contextDigest"] != first["build"]["contextDigest"]  # rebuilt and pushed
-    assert _tag(second) != _tag(first)  # under a tag the IMMUTABLE repository does not hold yet
+def test_a_job_change_plans_a_rebuild_under_a_new_tag_and_a_revert_plans_the_first_again(clone: Path) -> None:
+    first = planned(clone)
+    job = clone / "batch_jobs/process.py"
+    original = job.read_text()
+    job.write_text(original + "\n# a change to a job\n")
+
+    second = planned(clone)
+
+    assert image_of(second)["build"]["contextDigest"] != image_of(first)["build"]["contextDigest"]
+    assert _tag(second) != _tag(first)  # rebuilt and pushed under a tag of its own
     assert _tag(second) == content_tag("linux/amd64", clone)
+    job.write_text(original)  # git revert: the first tag again, re-pushed over the image it holds
+    assert planned(clone) == first
 
 
-def _tag(inputs: dict[str, Any]) -> str:
-    return str(inputs["imageName"]).rpartition(":")[2]
+def _tag(plan: dict[str, Any]) -> str:
+    return str(image_of(plan)["imageName"]).rpartition(":")[2]

@@ -231,10 +231,12 @@ def test_arns_the_stack_builds_follow_the_partition():
 
 
 @pytest.mark.parametrize(("platform", "architecture"), [("linux/amd64", "X86_64"), ("linux/arm64", "ARM64")])
-def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_content(platform, architecture):
+def test_the_image_is_pushed_to_a_scanned_repository_tagged_by_content_and_run_by_digest(
+    platform, architecture
+):
     stack = deploy(settings(imagePlatform=platform))
     repository = stack.one("aws:ecr/repository:Repository")
-    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repository.inputs["imageTagMutability"] == "MUTABLE"  # a revert re-pushes a tag it holds
     assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     lifecycle = json.loads(stack.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
     assert lifecycle["rules"][0]["selection"] == {
@@ -245,7 +247,10 @@ def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_conten
     image = stack.one("docker:index/image:Image")
     assert image.inputs["imageName"] == f"{repository.outputs['repositoryUrl']}:{content_tag(platform)}"
     assert image.inputs["build"]["platform"] == platform
-    assert image.inputs["build"]["dockerfile"].endswith("batch_jobs/Dockerfile")
+    assert (
+        image.inputs["build"]["dockerfile"] == "batch_jobs/Dockerfile"
+    )  # relative: the same from any checkout
+    assert image.inputs["build"]["context"] == "."
     registry = image.inputs["registry"].get(
         "value", image.inputs["registry"]
     )  # a secret: it holds the password
@@ -253,7 +258,8 @@ def test_the_image_is_pushed_to_an_immutable_scanned_repository_tagged_by_conten
     assert (registry["username"], registry["password"]) == ("AWS", "pw")
     for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
         properties = json.loads(definition.inputs["containerProperties"])
-        assert properties["image"] == image.inputs["imageName"]
+        assert properties["image"] == image.outputs["repoDigest"]  # pinned: the image pushed for it
+        assert properties["image"].startswith(repository.outputs["repositoryUrl"] + "@sha256:")
         assert properties["runtimePlatform"] == {
             "operatingSystemFamily": "LINUX",
             "cpuArchitecture": architecture,
@@ -469,8 +475,8 @@ def test_the_lambda_is_wired_to_this_stacks_queue_and_definitions(stack):
         "CLAIM_LEASE_SECONDS": str(function.inputs["timeout"].__int__()),
     }
     code = function.inputs["code"]  # the zip the bundle tests run the handler from
-    assert code.path == str(ARCHIVE)
-    assert sorted(zipfile.ZipFile(code.path).namelist()) == sorted(bundle_files())
+    assert code.path == ARCHIVE.relative_to(ROOT).as_posix()  # relative: the same from any checkout
+    assert sorted(zipfile.ZipFile(ROOT / code.path).namelist()) == sorted(bundle_files())
     assert (
         function.inputs["loggingConfig"]["logGroup"]
         == stack.one("aws:cloudwatch/logGroup:LogGroup", "trigger-logs").outputs["name"]
@@ -654,7 +660,7 @@ def test_the_program_reads_its_config_and_exports_the_outputs():
         {"aws:region": "us-east-1", "s3-inventory-pipeline:existingSourceBuckets": '["adopted-one"]'}
     )
     pulumi.runtime.set_all_config(config)
-    MOCKS.resources.clear()
+    MOCKS.reset()
     try:
 
         @pulumi.runtime.test
