@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.local.publish import STAGING
+from pipeline.local.locks import LOCKS, STAGING
 from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
 from pipeline.local.stand_in import StandIn
 from pipeline.local.summary import render, render_reconciliation, summarize, what_next
@@ -22,7 +22,7 @@ from pipeline.synthetic import generate_delivery
 SOURCE_BUCKET = "demo-source-bucket"
 DESTINATION_BUCKET = "demo-inventory-destination"
 MARKER = ".s3-inventory-demo"
-OWNED = (MARKER, "bucket", "processed", "run-state", "run-reports", "logs", "summary.json", STAGING)
+OWNED = (MARKER, "bucket", "processed", "run-state", "run-reports", "logs", "summary.json", STAGING, LOCKS)
 """Everything a demo writes in its folder."""
 PROGRESS_SECONDS = 2.0
 """How often generation reports its progress, as often as run-local relays the splitter's."""

@@ -1,8 +1,9 @@
 """A local run's outputs in ``--out``: when a run counts as done, and how a new one replaces it.
 
 A run is done only when its ``_COMPLETE`` marker is there and every part and rollup table the
-marker lists is there at the size it lists. A new run is assembled aside, under ``--out``'s staging folder (the same
-file system, so every move is a rename), and published in an order that never shows a marker
+marker lists is there at the size it lists. A new run is assembled aside, in a staging folder of its
+own under ``--out`` (``pipeline/local/locks.py``; the same file system, so every move is a rename),
+and published, under its partition's lock, in an order that never shows a marker
 without its data: the old marker goes first, then the run's partition of ``processed/``, of each
 rollup table and its run state (each replaced whole, so no part of an earlier run with more chunks survives), then the
 run report, and the marker last. An interruption leaves the previous complete run or no marker.
@@ -10,7 +11,6 @@ run report, and the marker last. An interruption leaves the previous complete ru
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import uuid
@@ -19,9 +19,6 @@ from typing import Any
 
 from pipeline.contract.layout import RunLayout
 from pipeline.contract.rollups import ROLLUPS
-
-STAGING = ".staging"
-"""Folder under ``--out`` where a run is assembled before it is published."""
 
 
 def completed(out: Path, layout: RunLayout, manifest_uri: str) -> dict[str, Any] | None:
@@ -65,38 +62,23 @@ def _check(out: Path, layout: RunLayout, manifest_uri: str) -> tuple[dict[str, A
     return marker, None
 
 
-def staging_dir(out: Path) -> Path:
-    """A fresh folder to assemble one run in; ``publish`` or ``discard`` removes it. What an
-    interrupted run left in the staging folder is removed first (one run at a time per ``out``)."""
-    shutil.rmtree(out / STAGING, ignore_errors=True)
-    path = out / STAGING / uuid.uuid4().hex
-    path.mkdir(parents=True)
-    return path
-
-
 def publish(staged: Path, out: Path, layout: RunLayout) -> None:
     """Move the run assembled in ``staged`` into ``out``: data first, the marker last."""
     (out / layout.complete_marker_key).unlink(missing_ok=True)
     rollups = (layout.rollup_prefix(r.name) for r in ROLLUPS)
     for prefix in (layout.processed_prefix, *rollups, layout.state_prefix):
-        _replace_dir(staged / prefix, out / prefix, out)
+        _replace_dir(staged / prefix, out / prefix, staged)
     for key in (layout.run_report_key, layout.complete_marker_key):
         source = staged / key
         if source.is_file():
             (out / key).parent.mkdir(parents=True, exist_ok=True)
             source.replace(out / key)
-    discard(staged)
 
 
-def discard(staged: Path) -> None:
-    shutil.rmtree(staged, ignore_errors=True)
-    with contextlib.suppress(OSError):  # the staging folder, once no run is assembled in it
-        staged.parent.rmdir()
-
-
-def _replace_dir(new: Path, target: Path, out: Path) -> None:
-    """``target`` becomes ``new`` (or disappears if ``new`` does not exist), by renames."""
-    old = out / STAGING / f"old-{uuid.uuid4().hex}"
+def _replace_dir(new: Path, target: Path, staged: Path) -> None:
+    """``target`` becomes ``new`` (or disappears if ``new`` does not exist), by renames; what it
+    held goes through this run's own staging folder."""
+    old = staged / f".old-{uuid.uuid4().hex}"
     if target.exists():
         old.parent.mkdir(parents=True, exist_ok=True)
         target.replace(old)

@@ -33,7 +33,8 @@ from pipeline.contract.layout import RunLayout
 from pipeline.contract.manifest import Manifest, parse_manifest
 from pipeline.errors import PipelineError, UsageError
 from pipeline.local.flow import trigger_and_run
-from pipeline.local.publish import completed, discard, publish, staging_dir
+from pipeline.local.locks import partition_lock, staging
+from pipeline.local.publish import completed, publish
 from pipeline.local.stand_in import StandIn, stand_in
 
 DEFAULT_TARGET_CHUNK_MIB = 32
@@ -168,20 +169,16 @@ def run_local(
     """Run the delivery's pipeline and publish its outputs into ``out``; a failure publishes nothing."""
     progress = progress or progress_printer()
     layout = source.layout
-    if not force and completed(out, layout, source.manifest_uri):
-        return LocalRun(layout, out, None)
     out.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir(out)
-    try:
+    with partition_lock(out, layout, source.manifest_uri), staging(out) as staged:
+        if not force and completed(out, layout, source.manifest_uri):
+            return LocalRun(layout, out, None)
         result = _run(source, out, staged, target_chunk_mib, workers, progress, before_trigger)
         report = json.loads((staged / layout.run_report_key).read_text())
         if report["status"] != "complete":
             msg = f"the run did not reconcile: {'; '.join(report['problems'])}"
             raise PipelineError(msg)
         publish(staged, out, layout)
-    except BaseException:
-        discard(staged)
-        raise
     progress(f"published {layout.processed_prefix} and its run report into {out}")
     return LocalRun(layout, out, result)
 

@@ -40,39 +40,39 @@ def image_of(plan: dict[str, Any]) -> dict[str, Any]:
     return next(inputs for (typ, _), inputs in plan.items() if typ == IMAGE)
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    return clean_clone(ROOT, tmp_path / "clone")
+@pytest.fixture(scope="module")
+def first_up(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The plan of a clean clone: what the first `pulumi up` deployed."""
+    return planned(clean_clone(ROOT, tmp_path_factory.mktemp("first") / "clone"))
 
 
-def test_a_second_up_after_everyday_work_plans_no_change(clone: Path) -> None:
-    first = planned(clone)
-    assert image_of(first)["imageName"].endswith(":" + content_tag("linux/amd64", clone))
-
-    plant(clone, EVERYDAY_WORK)
-
-    assert planned(clone) == first
-
-
-def test_an_up_from_another_checkout_plans_no_change(clone: Path, tmp_path: Path) -> None:
-    # a laptop and a CI runner, or a moved checkout: other paths, the same commit
+def test_a_second_up_after_everyday_work_from_another_checkout_plans_no_change(
+    first_up: dict[str, Any], tmp_path: Path
+) -> None:
+    # GIVEN another checkout of the same commit (a laptop, then a CI runner, at other paths)
     other = clean_clone(ROOT, tmp_path / "elsewhere" / "deep" / "checkout")
-    assert planned(other) == planned(clone)
+    assert image_of(first_up)["imageName"].endswith(":" + content_tag("linux/amd64", other))
+    # WHEN everyday work leaves its files all over it
+    plant(other, EVERYDAY_WORK)
+    # THEN `pulumi up` from there plans no change to any resource, the image included
+    assert planned(other) == first_up
 
 
-def test_a_job_change_plans_a_rebuild_under_a_new_tag_and_a_revert_plans_the_first_again(clone: Path) -> None:
-    first = planned(clone)
+def test_a_job_change_plans_a_rebuild_under_a_new_tag_and_a_revert_plans_the_first_again(
+    first_up: dict[str, Any], tmp_path: Path
+) -> None:
+    clone = clean_clone(ROOT, tmp_path / "clone")
     job = clone / "batch_jobs/process.py"
     original = job.read_text()
     job.write_text(original + "\n# a change to a job\n")
 
     second = planned(clone)
 
-    assert image_of(second)["build"]["contextDigest"] != image_of(first)["build"]["contextDigest"]
-    assert _tag(second) != _tag(first)  # rebuilt and pushed under a tag of its own
+    assert image_of(second)["build"]["contextDigest"] != image_of(first_up)["build"]["contextDigest"]
+    assert _tag(second) != _tag(first_up)  # rebuilt and pushed under a tag of its own
     assert _tag(second) == content_tag("linux/amd64", clone)
     job.write_text(original)  # git revert: the first tag again, re-pushed over the image it holds
-    assert planned(clone) == first
+    assert planned(clone) == first_up
 
 
 def _tag(plan: dict[str, Any]) -> str:

@@ -1,0 +1,111 @@
+"""Runs side by side in one ``--out``: a lock per run partition, a staging folder per run.
+
+Two runs of different deliveries (days, buckets) proceed together; a second run of the same
+partition (source bucket and date) is refused at once, naming the run that holds it. Each run
+assembles its outputs in a staging folder of its own, under a lock it holds until it is done, so
+starting a run removes only what a run that is gone (crashed, killed) left behind. Locks are
+``flock`` locks: the system releases them when the process ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from pipeline.contract.layout import RunLayout
+from pipeline.errors import PipelineError
+
+STAGING = ".staging"
+"""Folder under ``--out`` where each run is assembled before it is published."""
+LOCKS = ".locks"
+"""Folder under ``--out`` holding one lock file per run partition."""
+
+
+class RunBusyError(PipelineError):
+    """Another run of the same partition is in progress in this ``--out``."""
+
+
+@contextlib.contextmanager
+def partition_lock(out: Path, layout: RunLayout, manifest_uri: str) -> Iterator[None]:
+    """Hold the run partition of ``layout`` in ``out`` for this process, or refuse at once."""
+    path = out / LOCKS / f"{layout.partition.replace('/', '__')}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as held:
+        if not _try_lock(held):
+            held.seek(0)
+            holder = held.read().strip() or "another process"
+            msg = (
+                f"{out} is converting {layout.source_bucket}/{layout.run_date} already ({holder}); wait "
+                "for that run to end, or give another --out"
+            )
+            raise RunBusyError(msg)
+        held.seek(0)
+        held.truncate()
+        held.write(json.dumps({"pid": os.getpid(), "manifest": manifest_uri, "since": _now()}))
+        held.flush()
+        yield
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A fresh folder, under ``out``'s staging folder, to assemble one run in, locked while the run
+    lasts; what runs that are gone left there is removed first, and this one's when it ends."""
+    root = out / STAGING
+    root.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex
+    pending = root / f".{run_id}.lock-new"
+    with pending.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        pending.replace(root / f"{run_id}.lock")  # visible only once held: never taken for stale
+        remove_stale(root)
+        staged = root / run_id
+        staged.mkdir()
+        try:
+            yield staged
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+            (root / f"{run_id}.lock").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the staging folder, once no run is assembled in it
+        root.rmdir()
+
+
+def remove_stale(root: Path) -> list[str]:
+    """Remove the staging folders of runs that no longer hold their lock; returns their names."""
+    removed = []
+    for lock in sorted(root.glob("*.lock")):
+        with lock.open("a") as probe:
+            if not _try_lock(probe):
+                continue  # a live run
+            shutil.rmtree(root / lock.stem, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            removed.append(lock.stem)
+    for pending in root.glob(".*.lock-new"):  # a run that died before its lock was in place
+        with pending.open("a") as probe:
+            if _try_lock(probe):
+                pending.unlink(missing_ok=True)
+    live = {lock.stem for lock in root.glob("*.lock")}
+    for folder in root.iterdir():  # left by a version without locks, or a run that lost its lock file
+        if folder.is_dir() and folder.name not in live:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
