@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from batch_jobs.convert import byte_total
 from pipeline.rollups_view import bytes_by_class, human, render_rollups
 
 
@@ -23,7 +24,7 @@ def summarize(parts_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
     totals = frame.select(
         pl.len().alias("rows"),
         pl.col("is_delete_marker").sum().alias("delete_markers"),
-        pl.col("size").sum().alias("total_size"),
+        byte_total(pl.col("size")).alias("total_size"),
         pl.col("size").is_not_null().any().alias("has_size"),
         pl.col("is_delete_marker").is_not_null().any().alias("has_markers"),
     ).collect()
@@ -81,7 +82,7 @@ def query_command(parts_dir: Path) -> str:
     folder = json.dumps(str(parts_dir))  # a Python string literal in double quotes, as the rest
     code = (
         f"import polars as pl; print(pl.scan_parquet({folder})"
-        '.group_by("storage_class").agg(pl.len().alias("objects"), pl.col("size").sum().alias("bytes"))'
+        '.group_by("storage_class").agg(pl.len().alias("objects"), pl.col("size").cast(pl.Int128).sum().alias("bytes"))'
         '.sort("bytes", descending=True).collect())'
     )
     return f"{_python()} -c {shlex.quote(code)}"

@@ -267,3 +267,14 @@ def test_byte_totals_are_exact_past_2_to_the_63(tmp_path: Path, children: tuple[
     assert [r["bytes"] for r in report["largest_prefixes"]] == [exact]
     assert isinstance(report["storage_class"][0]["bytes"], int)  # a JSON number, not a string
     assert json.loads(json.dumps(report))["encryption"][0]["bytes"] == exact
+
+
+def test_the_local_summarys_total_bytes_are_exact_past_2_to_the_63(tmp_path: Path) -> None:
+    from pipeline.contract.schema import MAX_OBJECT_SIZE
+    from pipeline.local.summary import render, summarize
+
+    (tmp_path / "parts").mkdir()
+    _big_part(tmp_path / "parts" / "part-000000.parquet", 1_700_000)
+    summary = summarize(tmp_path / "parts", {})
+    assert summary["total_size"] == 1_700_000 * MAX_OBJECT_SIZE
+    assert f"total bytes:      {1_700_000 * MAX_OBJECT_SIZE:,}" in render(summary)

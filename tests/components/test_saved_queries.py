@@ -67,28 +67,40 @@ def _current(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.filter(pl.col("is_latest").fill_null(True) & ~pl.col("is_delete_marker").fill_null(False))
 
 
+def _day(t: Table, run_date: str) -> pl.LazyFrame:
+    return t.parts().filter(pl.col("run_date") == datetime.fromisoformat(run_date).date())
+
+
 def storage_by_class(t: Table) -> None:
     rows = t.run("storage-by-class", DAY1)
     assert {r[1]: r[3] for r in rows} == dict(t.days.day1.truth.size_by_class)
     assert {r[0] for r in rows} == {BUCKET}
+    stored = _day(t, DAY2).filter(~pl.col("is_delete_marker").fill_null(False))
+    expected = stored.group_by("storage_class").agg(pl.len(), pl.col("size").sum()).collect()
+    later = t.run("storage-by-class", DAY2)  # the second snapshot answers for itself
+    assert {r[1]: (r[2], r[3]) for r in later} == {r[0]: (r[1], r[2]) for r in expected.iter_rows()}
+    assert later != rows
 
 
 def delete_markers(t: Table) -> None:
     assert sum(r[2] for r in t.run("delete-markers", DAY1)) == t.days.day1.truth.delete_markers
+    markers = _day(t, DAY2).filter(pl.col("is_delete_marker").fill_null(False)).select(pl.len()).collect()
+    assert sum(r[2] for r in t.run("delete-markers", DAY2)) == markers.item()
 
 
 def largest_prefixes(t: Table) -> None:
-    day = t.parts().filter(pl.col("run_date") == datetime.fromisoformat(DAY1).date())
-    expected = (
-        day.filter(~pl.col("is_delete_marker").fill_null(False))
-        .group_by(pl.col("key").str.split("/").list.first().alias("prefix"))
-        .agg(pl.len().alias("objects"), pl.col("size").sum().alias("bytes"))
-        .sort("bytes", descending=True)
-        .head(20)
-        .collect()
-    )
-    rows = t.run("largest-prefixes", DAY1)
-    assert [r[1:] for r in rows] == list(expected.iter_rows())
+    for run_date in (DAY1, DAY2):
+        expected = (
+            _day(t, run_date)
+            .filter(~pl.col("is_delete_marker").fill_null(False))
+            .group_by(pl.col("key").str.split("/").list.first().alias("prefix"))
+            .agg(pl.len().alias("objects"), pl.col("size").sum().alias("bytes"))
+            .sort("bytes", descending=True)
+            .head(20)
+            .collect()
+        )
+        rows = t.run("largest-prefixes", run_date)
+        assert [r[1:] for r in rows] == list(expected.iter_rows())
 
 
 def not_modified_for_a_year(t: Table) -> None:
