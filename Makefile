@@ -29,8 +29,8 @@ lint: $(STAMP) ## ruff lint and format check, hadolint on the Dockerfile
 typecheck: $(STAMP) ## mypy on the package code
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) ## pytest only
-	$(PY) -m pytest $(PYTEST_ARGS)
+pytest: $(STAMP) ## pytest only, one worker per core (PYTEST_ARGS="-n 0 tests/x.py" for one process)
+	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## Install, then lint, type-check and run every test
 
