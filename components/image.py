@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.image_context import DOCKERFILE, content_tag
+from components.image_context import CONTEXT, DOCKERFILE, assemble_context, content_tag
 
 KEEP_IMAGES = 10
 
@@ -64,12 +64,15 @@ class JobImage(pulumi.ComponentResource):
         )
         token = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id)
         tag = content_tag(args.platform)
+        assemble_context()  # build/image/: the inputs alone, with the modes git records
         image = docker.Image(
             f"{name}-image",
             image_name=pulumi.Output.concat(repository.repository_url, ":", tag),
             # Relative to the project folder, where Pulumi runs the program and the provider: an
             # absolute path would differ between checkouts and rebuild the image from each.
-            build=docker.DockerBuildArgs(context=".", dockerfile=DOCKERFILE, platform=args.platform),
+            build=docker.DockerBuildArgs(
+                context=CONTEXT, dockerfile=f"{CONTEXT}/{DOCKERFILE}", platform=args.platform
+            ),
             registry=docker.RegistryArgs(
                 server=repository.repository_url,
                 username=token.user_name,

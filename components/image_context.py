@@ -1,10 +1,14 @@
-"""The files the job image is built from, and a tag derived from their content.
+"""The files the job image is built from, the folder it is built in, and a tag from their content.
 
 pulumi-docker rebuilds and pushes exactly when its digest of the build context (or another input,
 the tag among them) changes, and a push under a tag that holds another image moves the tag. So the
-tag must change exactly when the digest does, and both derive from one list: ``batch_jobs/Dockerfile.dockerignore`` excludes everything and admits only the image's
-inputs with ``!`` lines; the tag hashes the files those lines admit, with their mode (which
-pulumi-docker's digest also covers), plus the target platform.
+tag must change exactly when the digest does, and both derive from one list:
+``batch_jobs/Dockerfile.dockerignore`` excludes everything and admits only the image's inputs with
+``!`` lines. The digest covers each file's mode, and a checkout's modes follow its umask (a laptop
+on umask 002 has ``rw-rw-r--`` where CI has ``rw-r--r--``), so the image is built from a context of
+its own, ``build/image/``: the inputs copied with modes normalised to what git records (``0644``, or
+``0755`` for an executable), nothing else. The same commit then gives the same context, digest and
+tag from every checkout and machine. The tag hashes the files with those modes, plus the platform.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "batch_jobs/Dockerfile"
 IGNORE_FILE = f"{DOCKERFILE}.dockerignore"
-"""Docker and pulumi-docker read ``<Dockerfile>.dockerignore`` before ``<context>/.dockerignore``."""
+"""Docker and pulumi-docker read ``<Dockerfile>.dockerignore`` before ``<context>/.dockerignore``;
+it serves ``docker build -f batch_jobs/Dockerfile .`` by hand, and is the list of inputs here."""
+CONTEXT = "build/image"
+"""The build context pulumi-docker is given, relative to the project folder: the inputs alone."""
 
 
 class ImageContextError(ValueError):
@@ -54,10 +61,41 @@ def image_files(root: Path = ROOT) -> list[Path]:
     return sorted(files)
 
 
+def normalized_mode(path: Path) -> int:
+    """The mode an input has in the build context: what git records, whatever the umask."""
+    return 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644
+
+
 def content_tag(platform: str, root: Path = ROOT) -> str:
     digest = hashlib.sha256(platform.encode())
     for path in image_files(root):
-        mode = stat.filemode(path.stat().st_mode)
+        mode = stat.filemode(stat.S_IFREG | normalized_mode(path))
         name = path.relative_to(root).as_posix()
         digest.update(f"{name}\0{mode}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()[:20]
+
+
+def assemble_context(root: Path = ROOT) -> Path:
+    """Make ``root/build/image`` hold exactly the image's inputs, with normalised modes; returns it.
+
+    Files already there with the same content are left alone, anything else there is removed, and
+    each file is written whole under a temporary name first: an interrupted run leaves no half file."""
+    context = root / CONTEXT
+    wanted = {path.relative_to(root).as_posix(): path for path in image_files(root)}
+    if context.is_dir():
+        for existing in sorted(context.rglob("*"), reverse=True):  # files before their folders
+            name = existing.relative_to(context).as_posix()
+            if existing.is_symlink() or existing.is_file():
+                if name not in wanted:
+                    existing.unlink()
+            elif existing.is_dir() and not any(existing.iterdir()):
+                existing.rmdir()
+    for name, source in wanted.items():
+        target, data = context / name, source.read_bytes()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not (target.is_file() and not target.is_symlink() and target.read_bytes() == data):
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_bytes(data)
+            partial.replace(target)
+        target.chmod(normalized_mode(source))
+    return context

@@ -94,28 +94,40 @@ def _installed(name: str, locked: str) -> importlib.metadata.Distribution:
     return dist
 
 
+INSTALL_RECORDS = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+"""What the installer writes into a distribution's ``.dist-info``: it differs between installs of
+the same wheel (pip or uv, with or without bytecode, which Python), so it would change the zip,
+and with it the function's code, from one deployer's ``.venv`` to another's."""
+
+
 def _distribution_files(dist: importlib.metadata.Distribution) -> dict[str, Path]:
     files = {}
     for entry in dist.files or ():
         path = PurePosixPath(entry.as_posix())
         if ".." in path.parts or "__pycache__" in path.parts or path.suffix == ".pyc":
             continue  # scripts outside site-packages; bytecode compiled for this machine
+        if path.parent.name.endswith(".dist-info") and path.name in INSTALL_RECORDS:
+            continue
         files[path.as_posix()] = Path(str(dist.locate_file(entry)))
     return files
 
 
 def write_bundle(dest: Path, files: dict[str, Path] | None = None) -> Path:
-    """Write the bundle's zip to ``dest``: sorted entries, fixed times and modes, replaced atomically."""
+    """Write the bundle's zip to ``dest``: sorted entries, fixed times and modes, replaced atomically.
+
+    Entries are stored, not deflated: a deflate stream depends on the machine's zlib build (zlib-ng
+    and zlib differ), and Pulumi compares the archive's bytes. Stored, the zip is about 24 MB, under
+    Lambda's 50 MB for a direct upload."""
     files = bundle_files() if files is None else files
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     partial = Path(name)
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
             for entry in sorted(files):
                 info = zipfile.ZipInfo(entry, date_time=_ZIP_TIME)
                 info.external_attr = _ZIP_MODE
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = zipfile.ZIP_STORED
                 zf.writestr(info, files[entry].read_bytes())
         partial.chmod(0o644)
         partial.replace(dest)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from docker.utils.build import PatternMatcher
 
+from components.image_context import DOCKERFILE, assemble_context
+
 
 def ignore_patterns(context: Path, dockerfile: Path) -> list[str]:
     for candidate in (Path(f"{dockerfile}.dockerignore"), context / ".dockerignore"):
@@ -83,8 +85,25 @@ EVERYDAY_WORK = {
     "bench/data/2m/inventory.csv.gz": "gzip",
     "out/processed/part-000000.parquet": "PAR1",
     "build/lambda/handler.zip": "zip",
+    "build/image/batch_jobs/removed_module.py": "what an earlier version's build left\n",
     ".dockerignore": "# a root ignore file: the Dockerfile's own takes precedence\n",
 }
+
+
+def build_context(checkout: Path) -> tuple[set[str], str]:
+    """What ``pulumi up`` from ``checkout`` sends to Docker and digests: the program assembles the
+    context folder, then pulumi-docker walks it with the ignore-file rules above."""
+    context = assemble_context(checkout)
+    dockerfile = context / DOCKERFILE
+    return context_files(context, dockerfile), context_digest(context, dockerfile)
+
+
+def under_umask_002(checkout: Path) -> Path:
+    """The checkout as git leaves it under umask 002: every file group-writable."""
+    for path in checkout.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o020)
+    return checkout
 
 
 def plant(root: Path, files: dict[str, str]) -> None:

@@ -13,15 +13,23 @@ import pytest
 
 from components.config import PLATFORMS
 from components.image_context import (
+    CONTEXT,
     DOCKERFILE,
     IGNORE_FILE,
     ROOT,
     ImageContextError,
+    assemble_context,
     content_tag,
     image_files,
     image_inputs,
 )
-from tests.docker_context import EVERYDAY_WORK, clean_clone, context_digest, context_files, plant
+from tests.docker_context import (
+    EVERYDAY_WORK,
+    build_context,
+    clean_clone,
+    plant,
+    under_umask_002,
+)
 
 JOB_MODULES = ("batch_jobs.cli", "batch_jobs.split", "batch_jobs.process", "batch_jobs.finalize")
 
@@ -49,16 +57,42 @@ def test_every_file_the_dockerfile_copies_feeds_the_content_tag():
 
 
 def test_the_build_context_holds_exactly_the_tags_inputs_after_everyday_work(tmp_path: Path):
-    # GIVEN a clean clone, WHEN everyday work plants files all over it
+    # GIVEN a clean clone, WHEN everyday work plants files all over it (and an older version's
+    # module is left in the build folder)
     clone = clean_clone(ROOT, tmp_path / "clone")
-    dockerfile = clone / DOCKERFILE
-    before = (context_files(clone, dockerfile), context_digest(clone, dockerfile))
+    before = build_context(clone)
     plant(clone, EVERYDAY_WORK)
     # THEN the context pulumi-docker sends and digests is exactly what the tag hashes, both ways
-    files = context_files(clone, dockerfile)
-    assert files == _relative(image_files(clone), clone)
-    assert (files, context_digest(clone, dockerfile)) == before  # no rebuild, no push
+    after = build_context(clone)
+    assert after[0] == _relative(image_files(clone), clone)
+    assert after == before  # no rebuild, no push
     assert content_tag("linux/amd64", clone) == content_tag("linux/amd64", ROOT)
+
+
+def test_a_checkout_under_another_umask_builds_the_same_context_and_tag(tmp_path: Path):
+    # GIVEN the same commit checked out on a laptop with umask 002 (group-writable files) and in CI
+    ci = clean_clone(ROOT, tmp_path / "ci")
+    laptop = under_umask_002(clean_clone(ROOT, tmp_path / "laptop"))
+    assert (laptop / "batch_jobs/split.py").stat().st_mode & 0o777 == 0o664
+    # THEN both send the same files with the modes git records: no rebuild when the other deploys
+    assert build_context(laptop) == build_context(ci)
+    assert content_tag("linux/amd64", laptop) == content_tag("linux/amd64", ci)
+    modes = {p.stat().st_mode & 0o777 for p in (laptop / CONTEXT).rglob("*") if p.is_file()}
+    assert modes == {0o644}
+
+
+def test_assembling_the_context_replaces_whatever_an_earlier_version_left_there(tmp_path: Path):
+    clone = clean_clone(ROOT, tmp_path / "clone")
+    context = assemble_context(clone)
+    (context / "batch_jobs/gone.py").write_text("a module an earlier version had\n")
+    (context / "batch_jobs/split.py").write_text("an earlier version of the module\n")
+    (context / "old/folder").mkdir(parents=True)
+    assemble_context(clone)
+    assert {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()} == _relative(
+        image_files(clone), clone
+    )
+    assert (context / "batch_jobs/split.py").read_bytes() == (clone / "batch_jobs/split.py").read_bytes()
+    assert not (context / "old").exists()
 
 
 @pytest.mark.parametrize(
@@ -69,22 +103,21 @@ def test_the_build_context_holds_exactly_the_tags_inputs_after_everyday_work(tmp
         "edit pipeline/contract/layout.py",
         "edit requirements/jobs.lock",
         "edit batch_jobs/Dockerfile",
-        "chmod batch_jobs/cli.py",
+        "chmod +x batch_jobs/cli.py",
     ],
 )
 def test_whatever_changes_the_context_digest_changes_the_tag(tmp_path: Path, change: str):
     # a rebuild under an unchanged tag would move the tag under the images that name it
     clone = clean_clone(ROOT, tmp_path / "clone")
-    dockerfile = clone / DOCKERFILE
-    digest, tag = context_digest(clone, dockerfile), content_tag("linux/amd64", clone)
+    (_, digest), tag = build_context(clone), content_tag("linux/amd64", clone)
     verb, name = change.split(" ", 1)
-    path = clone / name
+    path = clone / name.removeprefix("+x ")
     if verb == "chmod":
         path.chmod(0o755)
     else:
         with path.open("a") as f:
             f.write("\n# changed\n")
-    assert context_digest(clone, dockerfile) != digest
+    assert build_context(clone)[1] != digest
     assert content_tag("linux/amd64", clone) != tag
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from components.image_context import DOCKERFILE, content_tag
+from components.image_context import CONTEXT, DOCKERFILE, content_tag
 from tests.components.conftest import project_defaults, run_program
-from tests.docker_context import EVERYDAY_WORK, clean_clone, context_digest, plant
+from tests.docker_context import EVERYDAY_WORK, clean_clone, context_digest, plant, under_umask_002
 
 pytestmark = pytest.mark.slow
 IMAGE = "docker:index/image:Image"
@@ -31,7 +31,7 @@ def planned(clone: Path) -> dict[str, Any]:
     resources = json.loads(done.stdout.strip().splitlines()[-1])["resources"]
     found = {(r["type"], r["name"]): r["inputs"] for r in resources}
     image = next(key for key in found if key[0] == IMAGE)
-    digest = context_digest(clone, clone / DOCKERFILE)
+    digest = context_digest(clone / CONTEXT, clone / CONTEXT / DOCKERFILE)  # the folder the program made
     found[image] = {**found[image], "build": {**found[image]["build"], "contextDigest": digest}}
     return found
 
@@ -49,8 +49,8 @@ def first_up(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_a_second_up_after_everyday_work_from_another_checkout_plans_no_change(
     first_up: dict[str, Any], tmp_path: Path
 ) -> None:
-    # GIVEN another checkout of the same commit (a laptop, then a CI runner, at other paths)
-    other = clean_clone(ROOT, tmp_path / "elsewhere" / "deep" / "checkout")
+    # GIVEN another checkout of the same commit (a laptop on umask 002, at another path)
+    other = under_umask_002(clean_clone(ROOT, tmp_path / "elsewhere" / "deep" / "checkout"))
     assert image_of(first_up)["imageName"].endswith(":" + content_tag("linux/amd64", other))
     # WHEN everyday work leaves its files all over it
     plant(other, EVERYDAY_WORK)

@@ -66,6 +66,9 @@ def test_the_readmes_day_2_section_says_what_rebuilds_the_image_and_what_destroy
     for said in (
         "deletes the ECR repository with its images",
         "deletes the Athena workgroup",
+        "log groups with their logs",
+        "the queue of failed trigger events with its messages",
+        "`build/image/`, the build context, with the modes git records",
         "Athena results bucket with its objects",
         "the destination bucket",
         "the source bucket the stack created",

@@ -247,10 +247,12 @@ def test_the_image_is_pushed_to_a_scanned_repository_tagged_by_content_and_run_b
     image = stack.one("docker:index/image:Image")
     assert image.inputs["imageName"] == f"{repository.outputs['repositoryUrl']}:{content_tag(platform)}"
     assert image.inputs["build"]["platform"] == platform
-    assert (
-        image.inputs["build"]["dockerfile"] == "batch_jobs/Dockerfile"
-    )  # relative: the same from any checkout
-    assert image.inputs["build"]["context"] == "."
+    # relative to the project folder: the same from any checkout
+    assert image.inputs["build"]["context"] == "build/image"
+    assert image.inputs["build"]["dockerfile"] == "build/image/batch_jobs/Dockerfile"
+    assert (ROOT / "build/image/batch_jobs/Dockerfile").read_bytes() == (
+        ROOT / "batch_jobs/Dockerfile"
+    ).read_bytes()
     registry = image.inputs["registry"].get(
         "value", image.inputs["registry"]
     )  # a secret: it holds the password

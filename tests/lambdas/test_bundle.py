@@ -25,6 +25,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from components.lambda_bundle import (
+    INSTALL_RECORDS,
     LAMBDA_LOCK,
     ROOT,
     BundleError,
@@ -161,6 +162,20 @@ def test_the_handlers_code_imports_only_the_standard_library_the_sdk_and_the_con
             else:
                 continue
             assert roots <= allowed, f"{name} imports {roots - allowed}"
+
+
+def test_the_zip_holds_nothing_that_differs_between_installs_of_the_same_lock(tmp_path):
+    # pip and uv, with or without bytecode, record different RECORD/INSTALLER files for one wheel;
+    # Pulumi compares the zip's bytes, so they would update the function from another deployer's .venv
+    files = bundle_files()
+    installed = [
+        n for n in files if n.split("/")[0].endswith(".dist-info") and n.split("/")[-1] in INSTALL_RECORDS
+    ]
+    assert installed == []
+    assert {n.split("/")[-1] for n in files if n.startswith("boto3-")} >= {"METADATA", "WHEEL"}
+    archive = write_bundle(tmp_path / "bundle.zip", files)
+    # stored, not deflated: the bytes do not depend on the machine's zlib build
+    assert {e.compress_type for e in zipfile.ZipFile(archive).infolist()} == {zipfile.ZIP_STORED}
 
 
 def test_the_same_files_make_the_same_zip(tmp_path):
