@@ -21,9 +21,10 @@ $(STAMP): $(LOCK) pyproject.toml
 
 install: $(STAMP) ## Create .venv if missing and install the locked dependencies (once)
 
-lint: $(STAMP) ## ruff lint and format check, hadolint on the Dockerfile
+lint: $(STAMP) ## ruff lint and format check, the import layers, hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint --failure-threshold warning batch_jobs/Dockerfile
 
 typecheck: $(STAMP) ## mypy on the package code

@@ -16,10 +16,10 @@ from batch_jobs.finalize import ReconciliationError, finalize
 from batch_jobs.run import load_run
 from batch_jobs.s3io import MiB
 from batch_jobs.storage import storage_for
-from pipeline.contract.errors import ContractError
-from pipeline.contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH, check_prefix_depth
+from inventory_contract.errors import ContractError
+from inventory_contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH, check_prefix_depth
 
 EXIT_INPUT_ERROR = 2
 EXIT_DOES_NOT_RECONCILE = 3

@@ -4,7 +4,7 @@ Every column is read as a string with an explicit schema (no inference), then ty
 contract: ``""`` becomes null, ``Size`` Int64, dates Datetime(ms, UTC), ``Is*`` booleans, and
 ``Key`` is decoded as S3 encodes it (``+`` is a space, ``%XX`` are UTF-8 bytes). Decoding is
 vectorised (``+`` and every ASCII escape such as ``%3D`` in Hive-style keys, in one pass) except for
-keys with an escaped non-ASCII byte, which go through ``pipeline.contract.schema.decode_key``.
+keys with an escaped non-ASCII byte, which go through ``inventory_contract.schema.decode_key``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import polars as pl
 
 from batch_jobs.diagnose import first_malformed_row
-from pipeline.contract.schema import (
+from inventory_contract.schema import (
     FALSE,
     KEY_FIELD,
     MAX_OBJECT_SIZE,

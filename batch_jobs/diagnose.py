@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.contract.schema import (
+from inventory_contract.schema import (
     FALSE,
     KEY_FIELD,
     MAX_OBJECT_SIZE,

@@ -19,8 +19,8 @@ from typing import Any
 from batch_jobs import rollups
 from batch_jobs.run import Run, load_split_report
 from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.rollups import ROLLUPS
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.rollups import ROLLUPS
 
 
 class ReconciliationError(RuntimeError):

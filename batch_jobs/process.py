@@ -19,9 +19,9 @@ from batch_jobs import rollups
 from batch_jobs.convert import convert_chunk
 from batch_jobs.run import JobInputError, Run, load_split_report
 from batch_jobs.storage import Storage, write_json
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH
-from pipeline.contract.schema import columns_for
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH
+from inventory_contract.schema import columns_for
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Compute the rollups (``pipeline/contract/rollups.py``) with Polars: partials from one part,
+"""Compute the rollups (``inventory_contract/rollups.py``) with Polars: partials from one part,
 the merge of every child's partials, and the totals finalize reconciles with the rows."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from batch_jobs.convert import POLARS_TYPES, byte_total
-from pipeline.contract.rollups import (
+from inventory_contract.rollups import (
     AGE,
     AGE_BANDS,
     CURRENT,

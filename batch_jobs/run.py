@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batch_jobs.storage import MissingObjectError, Storage, read_json
-from pipeline.contract.delivery import Delivery, parse_delivery_key
-from pipeline.contract.layout import RunLayout, parse_s3_uri
-from pipeline.contract.manifest import Manifest, parse_manifest
+from inventory_contract.delivery import Delivery, parse_delivery_key
+from inventory_contract.layout import RunLayout, parse_s3_uri
+from inventory_contract.manifest import Manifest, parse_manifest
 
 
 class JobInputError(ValueError):

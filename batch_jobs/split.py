@@ -26,9 +26,9 @@ from typing import Any
 from batch_jobs.run import Run
 from batch_jobs.s3io import MiB
 from batch_jobs.storage import MissingObjectError, ObjectWriter, Storage, write_json
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.manifest import DataFile
-from pipeline.contract.rollups import ROLLUPS
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.manifest import DataFile
+from inventory_contract.rollups import ROLLUPS
 
 try:
     from isal import isal_zlib as zlib_impl

@@ -26,8 +26,8 @@ from typing import IO, Any, Protocol
 from botocore.exceptions import ClientError
 
 from batch_jobs.s3io import TRANSFER, StreamingUpload, s3_client
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, parse_s3_uri
-from pipeline.contract.s3 import is_missing
+from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, parse_s3_uri
+from inventory_contract.s3 import is_missing
 
 LOCAL_OUT_ENV = "S3INV_LOCAL_OUT"
 """The folder the jobs write to (and read their own outputs from) when they run locally."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from pipeline.contract.layout import RunLayout
+from inventory_contract.layout import RunLayout
 from pipeline.synthetic import GeneratedDelivery
 
 HERE = Path(__file__).resolve().parent
@@ -132,7 +132,7 @@ def measure(
 def inventory(data: Path, rows: int, files: int) -> GeneratedDelivery:
     """The benchmark's inventory, generated once (in a child process, so that this process stays
     small: a child's peak RSS counts the parent's pages it maps between fork and exec)."""
-    from pipeline.contract.delivery import parse_delivery_key
+    from inventory_contract.delivery import parse_delivery_key
     from pipeline.synthetic import Truth
 
     root = data / f"inventory-{rows}-{files}"
@@ -355,7 +355,7 @@ def changes_bench(args: argparse.Namespace) -> int:
 def two_days(data: Path, gen: GeneratedDelivery, rows: int) -> tuple[Path, tuple[str, str, str], int]:
     """Day 2 derived from ``gen`` (once, reused) and both days run locally (run-local skips a
     complete run): the output folder, (source bucket, day 1, day 2) and the snapshots' Parquet bytes."""
-    from pipeline.contract.delivery import parse_delivery_key
+    from inventory_contract.delivery import parse_delivery_key
 
     marker = gen.root.parent / "next-day.json"
     if not marker.is_file():

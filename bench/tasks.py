@@ -6,7 +6,7 @@ import io
 import sys
 from pathlib import Path
 
-from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, columns_for
+from inventory_contract.schema import KNOWN_FIELDS, ColumnType, columns_for
 
 COLUMNS = columns_for(KNOWN_FIELDS)
 
@@ -15,8 +15,8 @@ def split(root: str, bucket: str, manifest_key: str, chunks: str, write_root: st
     from batch_jobs.run import load_run
     from batch_jobs.split import split as run_split
     from batch_jobs.storage import LocalStorage
-    from pipeline.contract.delivery import parse_delivery_key
-    from pipeline.contract.jsonlog import JsonLogger
+    from inventory_contract.delivery import parse_delivery_key
+    from inventory_contract.jsonlog import JsonLogger
 
     store = LocalStorage(bucket, out=Path(write_root) / bucket, inputs=Path(root) / bucket)
     d = parse_delivery_key(manifest_key)
@@ -34,7 +34,7 @@ def process_rollups(chunk: str, out: str) -> None:
     """The processor child's whole work on its chunk: the conversion, then its partial rollups."""
     from batch_jobs.convert import convert_chunk
     from batch_jobs.rollups import partials
-    from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH
+    from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH
 
     convert_chunk(Path(chunk), Path(out), COLUMNS, chunk_uri=chunk)
     partials(Path(out), "2026-11-24", DEFAULT_PREFIX_DEPTH)
@@ -113,7 +113,7 @@ def next_day(bucket_root: str, manifest_key: str, data_keys: str, rows: str) -> 
     its manifest key goes to ``next-day.json`` beside the bucket folder."""
     import json
 
-    from pipeline.contract.delivery import parse_delivery_key
+    from inventory_contract.delivery import parse_delivery_key
     from pipeline.synthetic import GeneratedDelivery, Truth
     from pipeline.synthetic_changes import Plan
     from pipeline.synthetic_changes import next_day as derive

@@ -22,7 +22,7 @@ import pulumi_aws as aws
 
 # The status reason Batch gives a job that fails because a job it depends on failed.
 DEPENDENCY_FAILED_REASON = "Dependent Job failed"
-# Metric filter patterns over the trigger's log lines (pipeline/contract/jsonlog.py): the messages
+# Metric filter patterns over the trigger's log lines (inventory_contract/jsonlog.py): the messages
 # lambdas/runs.py and lambdas/inventory_trigger.py log. tests/components/test_alerts.py runs the
 # handler and checks that each pattern matches the line it logs.
 MANIFEST_REJECTED_PATTERN = '{ $.message = "manifest rejected" }'

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from components.config import PROJECT, ConfigError, StackSettings
 from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
 from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy
-from pipeline.contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
+from inventory_contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import pulumi_aws as aws
 
 from components.buckets import secure_bucket
 from components.queries import NAMED_QUERIES
-from pipeline.contract.layout import PARTITION_KEYS, PROCESSED_ROOT, ROLLUPS_ROOT
-from pipeline.contract.rollups import ROLLUPS, Rollup, rollup_table_suffix
-from pipeline.contract.schema import GLUE_TYPES, TABLE_FIELDS, Column, columns_for
+from inventory_contract.layout import PARTITION_KEYS, PROCESSED_ROOT, ROLLUPS_ROOT
+from inventory_contract.rollups import ROLLUPS, Rollup, rollup_table_suffix
+from inventory_contract.schema import GLUE_TYPES, TABLE_FIELDS, Column, columns_for
 
 PROJECTION_DATE_FORMAT = "yyyy-MM-dd"  # Java date format of run_date=YYYY-MM-DD partitions
 PROJECTION_START = "2020-01-01"

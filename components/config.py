@@ -14,8 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from components.fargate import EPHEMERAL_STORAGE_GIB, fargate_size_problem
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
-from pipeline.contract.rollups import MAX_PREFIX_DEPTH, ROLLUPS, rollup_table_suffix
+from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT
+from inventory_contract.rollups import MAX_PREFIX_DEPTH, ROLLUPS, rollup_table_suffix
 
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}

@@ -1,7 +1,7 @@
 """Job definition properties in the Batch API's own (camelCase) shape; no Pulumi import.
 
 The stack (``components/batch.py``) and the local runner (``pipeline/local/batch_env.py``) both
-register job definitions from these functions and ``pipeline.contract.jobs.JOB_SPECS``, so the
+register job definitions from these functions and ``inventory_contract.jobs.JOB_SPECS``, so the
 commands and parameters that run locally are the ones deployed.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.contract.jobs import JobSpec
+from inventory_contract.jobs import JobSpec
 
 # Batch's retry rules (evaluateOnExit), as its documentation states them: tried in order, at most
 # 5; a rule applies when all its patterns match (onStatusReason: the attempt's status reason,

@@ -21,8 +21,7 @@ from pathlib import Path, PurePosixPath
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_LOCK = ROOT / "requirements" / "lambda.lock"
 ARCHIVE = ROOT / "build" / "lambda" / "inventory_trigger.zip"
-BUNDLED_PACKAGES = ("lambdas", "pipeline/contract")
-BUNDLED_FILES = ("pipeline/__init__.py",)
+BUNDLED_PACKAGES = ("lambdas", "inventory_contract")
 HANDLER = "lambdas.inventory_trigger.handler"
 # Fixed entry metadata, so the same files always make the same zip (and Pulumi sees no change).
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -44,7 +43,7 @@ def bundle_files(root: Path = ROOT, lock: Path = LAMBDA_LOCK) -> dict[str, Path]
 
 def code_files(root: Path = ROOT) -> dict[str, Path]:
     """The handler package and the inventory contract."""
-    files = {name: root / name for name in BUNDLED_FILES}
+    files: dict[str, Path] = {}
     for package in BUNDLED_PACKAGES:
         for path in sorted((root / package).glob("*.py")):
             files[path.relative_to(root).as_posix()] = path

@@ -14,7 +14,7 @@ command's ``KEEP_ORDER``).
 
 from __future__ import annotations
 
-from pipeline.contract.schema import KEEP_ORDER
+from inventory_contract.schema import KEEP_ORDER
 
 _CURRENT = "coalesce(is_latest, true) AND NOT coalesce(is_delete_marker, false)"
 _COMPARED = "source_bucket, key, version_id, size, e_tag, storage_class, last_modified_date"

@@ -7,7 +7,7 @@ IAM enforced, so a permission missing here fails a test, as it would fail a run 
 Least privilege, by what each piece of code really does:
 - ``s3:ListBucket`` only for the prefixes the role works under (``s3:prefix``). Without an
   unconditional ListBucket, S3 answers a missing key with 403, not 404; the code tells the two
-  apart with a listing of exactly that key (``pipeline.contract.s3.is_missing``).
+  apart with a listing of exactly that key (``inventory_contract.s3.is_missing``).
 - The run claim (``claim.json``) and a rejection record are the trigger's alone; the jobs write
   only their own run-state files (the split report, the part stats) and can never overwrite it.
 - Job definitions are granted as ``job-definition/NAME:*``, so a new revision registered during
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
+from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
 """Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""

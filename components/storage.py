@@ -11,8 +11,8 @@ import pulumi_aws as aws
 from components.buckets import bucket_options, secure_bucket
 from components.config import StackSettings
 from components.policies import deny_insecure_transport, document, objects
-from pipeline.contract.layout import CHUNKS_ROOT, STATE_ROOT
-from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
+from inventory_contract.layout import CHUNKS_ROOT, STATE_ROOT
+from inventory_contract.schema import INVENTORY_OPTIONAL_FIELDS
 
 
 @dataclass(frozen=True)

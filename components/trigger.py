@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from components.config import StackSettings
 from components.lambda_bundle import HANDLER, ROOT, bundle_archive
 from components.role_policies import trigger_policy, trust_policy
-from pipeline.contract.delivery import MANIFEST_NAME
+from inventory_contract.delivery import MANIFEST_NAME
 
 RUNTIME = "python3.13"
 MAX_EVENT_AGE_SECONDS = 6 * 60 * 60

@@ -1,7 +1,8 @@
 """The inventory contract: the one source of truth for what S3 delivers and where runs write.
 
-Standard library only (plus boto3 where S3 is read): the Lambda bundle ships this package,
-and it must never import Polars.
+The bottom layer (docs/adr/0012): the Lambda bundle, the batch jobs, the Pulumi program and the
+operator CLI import it; it imports the standard library only (``s3`` takes the caller's boto3
+client rather than importing boto3), so the Lambda zip never pulls in Polars or the CLI.
 
 - ``manifest``: parse and validate ``manifest.json`` and ``manifest.checksum``.
 - ``delivery``: parse a delivery key into source bucket, config id, timestamp and run date.

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline.contract.errors import DeliveryKeyError
+from inventory_contract.errors import DeliveryKeyError
 
 MANIFEST_NAME = "manifest.json"
 CHECKSUM_NAME = "manifest.checksum"

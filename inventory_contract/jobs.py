@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pipeline.contract.rollups import DEFAULT_PREFIX_DEPTH
+from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH
 
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 FROM_ARRAY = "array"

@@ -5,7 +5,7 @@
     processed/source_bucket=B/run_date=D/           Parquet parts: the analytics table
     run-state/source_bucket=B/run_date=D/           claim, split report, part stats (expire)
     run-reports/source_bucket=B/run_date=D/         run report and _COMPLETE marker (kept)
-    rollups/NAME/source_bucket=B/run_date=D/        the run's rollup tables (pipeline/contract/rollups.py)
+    rollups/NAME/source_bucket=B/run_date=D/        the run's rollup tables (inventory_contract/rollups.py)
 
 ``run-state/`` and ``run-reports/`` sit outside ``processed/`` so that Athena, which reads every
 object under a table's location, never reads them.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.contract.delivery import Delivery
+from inventory_contract.delivery import Delivery
 
 INVENTORY_PREFIX = "inventory"
 CHUNKS_ROOT = "inventory-chunks"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.contract.errors import ManifestError, UnsupportedFormatError
-from pipeline.contract.schema import MAX_OBJECT_SIZE
+from inventory_contract.errors import ManifestError, UnsupportedFormatError
+from inventory_contract.schema import MAX_OBJECT_SIZE
 
 SUPPORTED_FORMATS = ("CSV",)
 KNOWN_FORMATS = ("CSV", "ORC", "Parquet")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pipeline.contract.schema import Column, ColumnType
+from inventory_contract.schema import Column, ColumnType
 
 DEFAULT_PREFIX_DEPTH = 3
 MAX_PREFIX_DEPTH = 32

@@ -16,12 +16,12 @@ from urllib.parse import unquote_plus
 
 import boto3
 
+from inventory_contract.delivery import MANIFEST_NAME, parse_delivery_key
+from inventory_contract.errors import DeliveryKeyError
+from inventory_contract.jsonlog import JsonLogger
 from lambdas.runs import RunInProgressError, start_run
 from lambdas.sdk import require_conditional_writes
 from lambdas.settings import Settings
-from pipeline.contract.delivery import MANIFEST_NAME, parse_delivery_key
-from pipeline.contract.errors import DeliveryKeyError
-from pipeline.contract.jsonlog import JsonLogger
 
 LOG = JsonLogger(component="inventory_trigger")
 

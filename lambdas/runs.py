@@ -32,14 +32,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from inventory_contract.delivery import Delivery
+from inventory_contract.errors import ManifestError
+from inventory_contract.jobs import MIN_ARRAY_SIZE, chunk_count, run_parameters
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.layout import RunLayout
+from inventory_contract.manifest import Manifest, parse_manifest
+from inventory_contract.s3 import is_missing
 from lambdas.settings import Settings
-from pipeline.contract.delivery import Delivery
-from pipeline.contract.errors import ManifestError
-from pipeline.contract.jobs import MIN_ARRAY_SIZE, chunk_count, run_parameters
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.manifest import Manifest, parse_manifest
-from pipeline.contract.s3 import is_missing
 
 SUBMITTED, CLAIMED = "submitted", "claimed"
 FINISHED = {"SUCCEEDED", "FAILED"}

@@ -1,7 +1,6 @@
 """s3-inventory-pipeline: daily Amazon S3 Inventory to analytics-ready Parquet.
 
-This package holds the operator CLI (``python -m pipeline``) and, in
-``pipeline.contract``, the inventory contract that the Lambda bundle, the batch
-jobs and the CLI all import. Keep this file free of imports: the Lambda bundle
-ships it, and it must not pull in anything beyond the standard library.
+This package is the operator CLI (``python -m pipeline``), the top layer: it may import the Pulumi
+components, the trigger, the jobs and the inventory contract (``inventory_contract``), and nothing
+below it imports it. Neither the Lambda zip nor the job image ships it.
 """

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from batch_jobs.convert import POLARS_TYPES
-from pipeline.contract.schema import IDENTITY, KEEP_ORDER, table_columns
+from inventory_contract.schema import IDENTITY, KEEP_ORDER, table_columns
 
 KINDS = ("added", "deleted", "modified", "storage_class_changed")
 COMPARED = ("size", "e_tag", "storage_class", "last_modified_date")

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
+from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
 from pipeline.arguments import path
 from pipeline.changes import (
     Duplicates,
@@ -28,7 +29,6 @@ from pipeline.changes import (
     totals,
     write_changes,
 )
-from pipeline.contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
 from pipeline.errors import EXIT_OK, UsageError
 from pipeline.local.publish import why_incomplete
 

@@ -16,13 +16,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
 
+from inventory_contract.delivery import parse_delivery_key
+from inventory_contract.errors import ContractError, DeliveryKeyError
+from inventory_contract.layout import RunLayout
+from inventory_contract.manifest import parse_manifest
+from inventory_contract.schema import columns_for
 from lambdas.settings import SettingsError
 from pipeline.arguments import CommandListFormatter, Parser, manifest_source, path, positive_int
-from pipeline.contract.delivery import parse_delivery_key
-from pipeline.contract.errors import ContractError, DeliveryKeyError
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.manifest import parse_manifest
-from pipeline.contract.schema import columns_for
 from pipeline.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pipeline.contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
+from inventory_contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
 
 
 def bytes_by_class(rollups: dict[str, Any]) -> dict[str, int]:

@@ -32,8 +32,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.config import inventory_prefix_problem
-from pipeline.contract.delivery import MANIFEST_NAME
-from pipeline.contract.layout import RunLayout
+from inventory_contract.delivery import MANIFEST_NAME
+from inventory_contract.layout import RunLayout
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, PipelineError, UsageError
 from pipeline.rollups_view import render_rollups
 from pipeline.smoke_scope import SmokeScope, remove, smoke_policy, smoke_source

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from components.role_policies import allow, document
-from pipeline.contract.layout import (
+from inventory_contract.layout import (
     CHUNKS_ROOT,
     PROCESSED_ROOT,
     REPORTS_ROOT,
@@ -29,7 +29,7 @@ from pipeline.contract.layout import (
     STATE_ROOT,
     RunLayout,
 )
-from pipeline.contract.rollups import ROLLUPS
+from inventory_contract.rollups import ROLLUPS
 
 RESERVED_PREFIX = "amzn-s3-demo-"
 """S3 refuses to create a general purpose bucket whose name starts with this (bucket naming rules)."""

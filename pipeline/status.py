@@ -24,11 +24,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from inventory_contract.delivery import BUCKET_NAME
+from inventory_contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
+from inventory_contract.s3 import is_missing
 from lambdas.runs import JOB_KINDS
 from pipeline.arguments import positive_int
-from pipeline.contract.delivery import BUCKET_NAME
-from pipeline.contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
-from pipeline.contract.s3 import is_missing
 from pipeline.errors import UsageError
 from pipeline.rollups_view import render_rollups
 

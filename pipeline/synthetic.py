@@ -29,8 +29,8 @@ from urllib.parse import quote_plus
 
 from isal import igzip
 
-from pipeline.contract.delivery import Delivery
-from pipeline.contract.schema import KNOWN_FIELDS
+from inventory_contract.delivery import Delivery
+from inventory_contract.schema import KNOWN_FIELDS
 
 STORAGE_CLASSES = (
     "STANDARD",

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from isal import igzip
 
-from pipeline.contract.delivery import Delivery
+from inventory_contract.delivery import Delivery
 from pipeline.synthetic import GeneratedDelivery, Truth, encode_key
 
 CHANGE_KINDS = ("added", "deleted", "modified", "storage_class_changed")

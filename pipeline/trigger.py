@@ -14,12 +14,12 @@ from typing import Any
 
 import boto3
 
+from inventory_contract.delivery import parse_delivery_key
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.layout import parse_s3_uri
 from lambdas.runs import RunInProgressError, start_run
 from lambdas.settings import Settings
 from pipeline.arguments import positive_int
-from pipeline.contract.delivery import parse_delivery_key
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.layout import parse_s3_uri
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PipelineError, UsageError
 
 

@@ -78,7 +78,7 @@ EVERYDAY_WORK = {
     ".mypy_cache/3.11/batch_jobs/split.data.json": "{}",
     ".ruff_cache/0.15/123": "x",
     "batch_jobs/__pycache__/split.cpython-311.pyc": "pyc",
-    "pipeline/contract/__pycache__/layout.cpython-311.pyc": "pyc",
+    "inventory_contract/__pycache__/layout.cpython-311.pyc": "pyc",
     ".venv/lib/python3.11/site-packages/polars/__init__.py": "x = 1\n",
     ".git/HEAD": "ref: refs/heads/main\n",
     ".git/objects/ab/cdef": "blob",

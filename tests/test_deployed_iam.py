@@ -21,13 +21,13 @@ import boto3
 import pytest
 
 from components.role_policies import execution_policy, job_policy, trigger_policy
+from inventory_contract.delivery import parse_delivery_key
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, ROLLUPS_ROOT, STATE_ROOT, RunLayout
 from lambdas import runs
 from lambdas.inventory_trigger import handle_event
 from lambdas.runs import start_run
 from lambdas.settings import Settings
-from pipeline.contract.delivery import parse_delivery_key
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, ROLLUPS_ROOT, STATE_ROOT, RunLayout
 from pipeline.local.batch_env import create_local_batch
 from pipeline.local.executor import Executor, JobFailedError, plan
 from pipeline.synthetic import generate_delivery

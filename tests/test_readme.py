@@ -28,8 +28,8 @@ import polars as pl
 import pytest
 import sqlglot
 
-from pipeline.contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
-from pipeline.contract.rollups import ROLLUPS
+from inventory_contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
+from inventory_contract.rollups import ROLLUPS
 from pipeline.synthetic import generate_delivery
 from tests.components.conftest import settings
 from tests.conftest import spark_session, upload_tree

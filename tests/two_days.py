@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from inventory_contract.layout import RunLayout
+from inventory_contract.schema import KNOWN_FIELDS
 from pipeline.cli import main
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.schema import KNOWN_FIELDS
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
 from pipeline.synthetic_changes import NextDay, Plan, next_day
 

@@ -1,6 +1,6 @@
 """A Batch queue and the pipeline's job definitions in a Batch API stand-in (moto).
 
-The job definitions are registered from ``pipeline.contract.jobs.JOB_SPECS`` and
+The job definitions are registered from ``inventory_contract.jobs.JOB_SPECS`` and
 ``components.job_definitions``, the same source the Pulumi stack registers them from, so what runs
 locally is what runs on AWS.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.job_definitions import container_properties, retry_strategy
-from pipeline.contract.jobs import JOB_SPECS
+from inventory_contract.jobs import JOB_SPECS
 
 
 @dataclass(frozen=True)

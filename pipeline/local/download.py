@@ -18,11 +18,11 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from pipeline.contract.delivery import parse_delivery_key
-from pipeline.contract.errors import ContractError
-from pipeline.contract.layout import parse_s3_uri
-from pipeline.contract.manifest import parse_manifest
-from pipeline.contract.s3 import is_missing
+from inventory_contract.delivery import parse_delivery_key
+from inventory_contract.errors import ContractError
+from inventory_contract.layout import parse_s3_uri
+from inventory_contract.manifest import parse_manifest
+from inventory_contract.s3 import is_missing
 from pipeline.errors import UsageError
 
 MB = 1_000_000

@@ -1,7 +1,7 @@
 """Run the jobs that the trigger submitted, as AWS Batch would, in local processes.
 
 The jobs are read back from the Batch API: each job's definition gives the command, the job's
-parameters are substituted for ``Ref::NAME`` (``pipeline.contract.jobs.render_command``), array
+parameters are substituted for ``Ref::NAME`` (``inventory_contract.jobs.render_command``), array
 children get ``AWS_BATCH_JOB_ARRAY_INDEX`` and run in parallel up to the CPU count, and a job
 starts only after the jobs it depends on succeeded. The image's ``python`` is this interpreter.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.contract.jobs import ARRAY_INDEX_ENV, render_command
+from inventory_contract.jobs import ARRAY_INDEX_ENV, render_command
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from inventory_contract.delivery import Delivery
+from inventory_contract.jsonlog import JsonLogger
 from lambdas import inventory_trigger
 from lambdas.runs import RunResult
-from pipeline.contract.delivery import Delivery
-from pipeline.contract.jsonlog import JsonLogger
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
 from pipeline.local.batch_env import create_local_batch
 from pipeline.local.executor import Executor, plan

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from pipeline.contract.layout import RunLayout
+from inventory_contract.layout import RunLayout
 from pipeline.errors import PipelineError
 
 STAGING = ".staging"

@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.rollups import ROLLUPS
+from inventory_contract.layout import RunLayout
+from inventory_contract.rollups import ROLLUPS
 
 
 def completed(out: Path, layout: RunLayout, manifest_uri: str) -> dict[str, Any] | None:

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from batch_jobs.storage import LOCAL_INPUTS_ENV, LOCAL_OUT_ENV
+from inventory_contract.delivery import CHECKSUM_NAME, Delivery, parse_delivery_key
+from inventory_contract.errors import ContractError
+from inventory_contract.layout import RunLayout
+from inventory_contract.manifest import Manifest, parse_manifest
 from lambdas.runs import RunResult
-from pipeline.contract.delivery import CHECKSUM_NAME, Delivery, parse_delivery_key
-from pipeline.contract.errors import ContractError
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.manifest import Manifest, parse_manifest
 from pipeline.errors import PipelineError, UsageError
 from pipeline.local.flow import trigger_and_run
 from pipeline.local.locks import partition_lock, staging

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 import polars as pl
 
 from batch_jobs.convert import convert_chunk
-from pipeline.contract.schema import columns_for, decode_key
+from inventory_contract.schema import columns_for, decode_key
 
 ALPHABET = list("abcXYZ019 /+%=&?#,\"'\t\n;:@!$()[]{}~*^`|\\<>") + list("éüßñ日本語😀🎉\u00a0\u200b")
 

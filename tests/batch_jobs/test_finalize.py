@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.contract.layout import RunLayout
+from inventory_contract.layout import RunLayout
 from tests.batch_jobs.test_split_process import _deliver, _process, _run_args, _split
 from tests.conftest import run_job
 
@@ -104,7 +104,7 @@ def test_the_rollups_are_merged_from_every_child_and_add_up(s3, bucket, aws_env,
 
     import polars as pl
 
-    from pipeline.contract.rollups import ROLLUPS
+    from inventory_contract.rollups import ROLLUPS
 
     assert _finalize(aws_env, finished_run, bucket).returncode == 0
     layout = RunLayout.of(finished_run.delivery)

@@ -100,7 +100,7 @@ def test_assembling_the_context_replaces_whatever_an_earlier_version_left_there(
     [
         "edit batch_jobs/split.py",
         "add batch_jobs/extra.py",
-        "edit pipeline/contract/layout.py",
+        "edit inventory_contract/layout.py",
         "edit requirements/jobs.lock",
         "edit batch_jobs/Dockerfile",
         "chmod +x batch_jobs/cli.py",
@@ -127,8 +127,7 @@ def test_the_tag_changes_when_an_input_changes(tmp_path: Path):
     for name in (
         "batch_jobs/Dockerfile",
         "requirements/jobs.lock",
-        "pipeline/__init__.py",
-        "pipeline/contract/a.py",
+        "inventory_contract/a.py",
         "batch_jobs/b.py",
     ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +143,7 @@ def test_the_jobs_import_nothing_the_image_does_not_ship(tmp_path: Path):
         line.split("==")[0].lower().replace("-", "_")
         for line in (ROOT / "requirements/jobs.lock").read_text().split()
     }
-    allowed = set(sys.stdlib_module_names) | lock | {"batch_jobs", "pipeline"}
+    allowed = set(sys.stdlib_module_names) | lock | {"batch_jobs", "inventory_contract"}
     for path in sorted((ROOT / "batch_jobs").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -155,10 +154,6 @@ def test_the_jobs_import_nothing_the_image_does_not_ship(tmp_path: Path):
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
-                if name.startswith("pipeline"):
-                    assert name == "pipeline" or name.startswith("pipeline.contract"), (
-                        f"{path.name} imports {name}"
-                    )
     # and at run time, with what the image lacks made unimportable
     probe = "import sys\n"
     for blocked in (
@@ -219,8 +214,8 @@ def test_a_symlink_or_folder_matching_an_input_is_refused_by_name(tmp_path: Path
     with pytest.raises(ImageContextError, match=r"batch_jobs/\.#split\.py matches .* symbolic link"):
         content_tag("linux/amd64", clone)
     (clone / "batch_jobs/.#split.py").unlink()
-    (clone / "pipeline/contract/odd.py").mkdir()
-    with pytest.raises(ImageContextError, match=r"pipeline/contract/odd\.py .* not a regular file"):
+    (clone / "inventory_contract/odd.py").mkdir()
+    with pytest.raises(ImageContextError, match=r"inventory_contract/odd\.py .* not a regular file"):
         content_tag("linux/amd64", clone)
 
 

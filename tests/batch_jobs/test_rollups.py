@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 
 from batch_jobs import rollups
 from batch_jobs.convert import output_schema
-from pipeline.contract.rollups import AGE, ENCRYPTION, PREFIX, ROLLUPS, STORAGE_CLASS
-from pipeline.contract.schema import TABLE_FIELDS, columns_for
+from inventory_contract.rollups import AGE, ENCRYPTION, PREFIX, ROLLUPS, STORAGE_CLASS
+from inventory_contract.schema import TABLE_FIELDS, columns_for
 
 RUN_DATE = "2026-11-24"
 TABLE = output_schema(columns_for(TABLE_FIELDS))
@@ -207,7 +207,7 @@ def test_a_delivery_without_versions_classes_or_sizes_still_rolls_up(tmp_path: P
 
 @pytest.mark.parametrize("depth", [0, 33, -1])
 def test_prefix_depth_out_of_range_is_refused(depth: int) -> None:
-    from pipeline.contract.rollups import check_prefix_depth
+    from inventory_contract.rollups import check_prefix_depth
 
     with pytest.raises(ValueError, match=f"rollup prefix depth must be 1 to 32, got {depth}"):
         check_prefix_depth(depth)
@@ -215,7 +215,7 @@ def test_prefix_depth_out_of_range_is_refused(depth: int) -> None:
 
 def _big_part(path: Path, rows: int) -> Path:
     """``rows`` objects of S3's largest size, 5 TiB, in one Parquet part of the table's columns."""
-    from pipeline.contract.schema import MAX_OBJECT_SIZE
+    from inventory_contract.schema import MAX_OBJECT_SIZE
 
     frame = pl.DataFrame({"key": [f"big/{i}" for i in range(rows)]}).with_columns(
         pl.lit("src").alias("bucket"),
@@ -241,7 +241,7 @@ def _big_part(path: Path, rows: int) -> Path:
 )
 def test_byte_totals_are_exact_past_2_to_the_63(tmp_path: Path, children: tuple[int, ...]) -> None:
     from batch_jobs.convert import part_stats
-    from pipeline.contract.schema import MAX_OBJECT_SIZE
+    from inventory_contract.schema import MAX_OBJECT_SIZE
 
     # GIVEN children whose parts hold objects of 5 TiB each, 2^63 bytes passed in total
     parts = [_big_part(tmp_path / f"part-{i}.parquet", n) for i, n in enumerate(children)]
@@ -270,7 +270,7 @@ def test_byte_totals_are_exact_past_2_to_the_63(tmp_path: Path, children: tuple[
 
 
 def test_the_local_summarys_total_bytes_are_exact_past_2_to_the_63(tmp_path: Path) -> None:
-    from pipeline.contract.schema import MAX_OBJECT_SIZE
+    from inventory_contract.schema import MAX_OBJECT_SIZE
     from pipeline.local.summary import render, summarize
 
     (tmp_path / "parts").mkdir()

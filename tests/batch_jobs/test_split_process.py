@@ -16,9 +16,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from batch_jobs.convert import output_schema
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.rollups import ROLLUPS
-from pipeline.contract.schema import KNOWN_FIELDS, columns_for
+from inventory_contract.layout import RunLayout
+from inventory_contract.rollups import ROLLUPS
+from inventory_contract.schema import KNOWN_FIELDS, columns_for
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
 from tests.conftest import run_job, upload_tree
 
@@ -182,7 +182,7 @@ def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws
 
     from batch_jobs import process as process_module
     from batch_jobs.run import load_run
-    from pipeline.contract.jsonlog import JsonLogger
+    from inventory_contract.jsonlog import JsonLogger
 
     gen = _deliver(s3, tmp_path, bucket, objects=300, files=2)
     assert _split(aws_env, gen, bucket, 2).returncode == 0

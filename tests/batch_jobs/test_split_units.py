@@ -13,7 +13,7 @@ import pytest
 import batch_jobs.split as split_module
 from batch_jobs.cli import _parser
 from batch_jobs.split import _ChunkRouter
-from pipeline.contract.jobs import JOB_SPECS, PROCESS, SPLIT, render_command, run_parameters
+from inventory_contract.jobs import JOB_SPECS, PROCESS, SPLIT, render_command, run_parameters
 
 
 class _Sink:
@@ -77,7 +77,7 @@ def test_fewer_rows_than_chunks_gives_one_row_each_then_empty_chunks():
 def test_progress_is_logged_as_json_lines(monkeypatch):
     monkeypatch.setattr(split_module, "PROGRESS_SECONDS", 0.0)
     stream = io.StringIO()
-    from pipeline.contract.jsonlog import JsonLogger
+    from inventory_contract.jsonlog import JsonLogger
 
     class _Estimate:
         compressed_seen, total_compressed, uncompressed_seen = 10, 20, 80

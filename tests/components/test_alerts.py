@@ -20,9 +20,9 @@ from components.alerts import (
     failed_run_pattern,
     topic_policy,
 )
+from inventory_contract.jsonlog import JsonLogger
 from lambdas.inventory_trigger import handle_event
 from lambdas.runs import RunInProgressError
-from pipeline.contract.jsonlog import JsonLogger
 from tests.aws_fixtures import DEST, EVENTS, object_created
 from tests.components.conftest import ACCOUNT, deploy, settings
 

@@ -12,8 +12,8 @@ import pytest
 from batch_jobs.convert import convert_chunk
 from components.catalog import PROJECTION_DATE_FORMAT
 from components.queries import NAMED_QUERIES
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
+from inventory_contract.layout import RunLayout
+from inventory_contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
 from tests.components.conftest import deploy, project_defaults, run_program, settings
 
 DATABASE, TABLE = settings().catalog_database, settings().catalog_table  # derived / Pulumi.yaml's default

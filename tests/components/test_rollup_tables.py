@@ -12,9 +12,9 @@ import pytest
 from batch_jobs import rollups
 from batch_jobs.convert import output_schema
 from components.catalog import rollup_table_name
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.rollups import ROLLUPS, Rollup
-from pipeline.contract.schema import TABLE_FIELDS, columns_for
+from inventory_contract.layout import RunLayout
+from inventory_contract.rollups import ROLLUPS, Rollup
+from inventory_contract.schema import TABLE_FIELDS, columns_for
 from tests.components.conftest import deploy, settings
 from tests.components.test_analytics import ARROW_TO_GLUE
 

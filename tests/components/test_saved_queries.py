@@ -19,10 +19,10 @@ import pytest
 import sqlglot
 
 from components.queries import NAMED_QUERIES
+from inventory_contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
+from inventory_contract.rollups import AGE, CURRENT
 from pipeline.changes import KINDS
 from pipeline.cli import main
-from pipeline.contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
-from pipeline.contract.rollups import AGE, CURRENT
 from tests.components.conftest import settings
 from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days
 

@@ -15,8 +15,8 @@ from components.image_context import content_tag
 from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import ARCHIVE, HANDLER, bundle_files
 from components.role_policies import execution_policy, job_policy, trigger_policy
-from pipeline.contract.jobs import JOB_SPECS
-from pipeline.contract.schema import INVENTORY_OPTIONAL_FIELDS
+from inventory_contract.jobs import JOB_SPECS
+from inventory_contract.schema import INVENTORY_OPTIONAL_FIELDS
 from tests.components.conftest import (
     ACCOUNT,
     MOCKS,

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.contract.delivery import parse_delivery_key
-from pipeline.contract.errors import DeliveryKeyError
+from inventory_contract.delivery import parse_delivery_key
+from inventory_contract.errors import DeliveryKeyError
 
 
 def test_parses_a_delivery_key():

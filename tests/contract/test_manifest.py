@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.contract.errors import ManifestError, UnsupportedFormatError
-from pipeline.contract.manifest import DataFile, parse_manifest, verify_checksum
+from inventory_contract.errors import ManifestError, UnsupportedFormatError
+from inventory_contract.manifest import DataFile, parse_manifest, verify_checksum
 
 SAMPLE = Path(__file__).parent.parent / "events" / "manifest.json"
 

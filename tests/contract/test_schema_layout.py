@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.contract.layout import RunLayout, parse_s3_uri
-from pipeline.contract.schema import KNOWN_FIELDS, Column, ColumnType, columns_for, snake_case
+from inventory_contract.layout import RunLayout, parse_s3_uri
+from inventory_contract.schema import KNOWN_FIELDS, Column, ColumnType, columns_for, snake_case
 
 # The names S3 Inventory's own Parquet output uses (S3_INVENTORY_FACTS.md), in S3's field order.
 S3_PARQUET_NAMES = [
@@ -110,13 +110,13 @@ def test_parse_s3_uri():
     ],
 )
 def test_decode_key_is_form_url_decoding(encoded, key):
-    from pipeline.contract.schema import decode_key
+    from inventory_contract.schema import decode_key
 
     assert decode_key(encoded) == key
 
 
 def test_decode_key_rejects_invalid_utf8():
-    from pipeline.contract.schema import decode_key
+    from inventory_contract.schema import decode_key
 
     with pytest.raises(UnicodeDecodeError):
         decode_key("bad%FF%FE")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from inventory_contract.jobs import MAX_ARRAY_SIZE, chunk_count
 from lambdas.settings import Settings, SettingsError
 from pipeline.cli import main as cli
-from pipeline.contract.jobs import MAX_ARRAY_SIZE, chunk_count
 
 REQUIRED = {
     "JOB_QUEUE": "q",

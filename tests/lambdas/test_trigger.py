@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.layout import RunLayout
 from lambdas import runs
 from lambdas.inventory_trigger import handle_event
 from lambdas.runs import RunInProgressError, job_name, start_run
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.layout import RunLayout
 from pipeline.synthetic import generate_delivery
 from tests.aws_fixtures import DEST, EVENTS, object_created
 from tests.conftest import upload_tree
@@ -379,7 +379,7 @@ def test_every_log_line_of_a_run_carries_the_run_id(aws, delivery):
 def test_job_names_are_valid_for_batch_readable_and_distinct_per_exact_bucket():
     from datetime import UTC, datetime
 
-    from pipeline.contract.delivery import Delivery
+    from inventory_contract.delivery import Delivery
 
     def name(bucket: str, kind: str = "process", generation: int = 12) -> str:
         return job_name(

@@ -414,7 +414,7 @@ def _athena(out: Path, name: str, *params: str) -> list[tuple[Any, ...]]:
     import sqlglot
 
     from components.queries import NAMED_QUERIES
-    from pipeline.contract.layout import PROCESSED_ROOT
+    from inventory_contract.layout import PROCESSED_ROOT
 
     db = duckdb.connect()
     db.execute(

@@ -21,10 +21,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from inventory_contract.layout import RunLayout
+from inventory_contract.rollups import ROLLUPS
+from inventory_contract.schema import KNOWN_FIELDS
 from pipeline.cli import main
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.rollups import ROLLUPS
-from pipeline.contract.schema import KNOWN_FIELDS
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
 
 CURRENT_ONLY = tuple(f for f in KNOWN_FIELDS if f not in ("VersionId", "IsLatest", "IsDeleteMarker"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.contract.layout import RunLayout
+from inventory_contract.layout import RunLayout
 from pipeline.local.publish import why_incomplete
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from inventory_contract.layout import RunLayout
 from pipeline.cli import main
-from pipeline.contract.layout import RunLayout
 from pipeline.synthetic import generate_delivery
 from tests.conftest import upload_tree
 

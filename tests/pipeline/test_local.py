@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from inventory_contract.layout import RunLayout
+from inventory_contract.schema import KNOWN_FIELDS, ColumnType, table_columns
 from pipeline.cli import main
-from pipeline.contract.layout import RunLayout
-from pipeline.contract.schema import KNOWN_FIELDS, ColumnType, table_columns
 from pipeline.synthetic import generate_delivery
 
 pytestmark = pytest.mark.slow

@@ -33,9 +33,9 @@ from moto.batch_simple.models import BatchSimpleBackend
 from moto.moto_api import state_manager
 
 from components.role_policies import job_policy, trigger_policy
+from inventory_contract.jsonlog import JsonLogger
 from lambdas import inventory_trigger
 from pipeline.cli import main
-from pipeline.contract.jsonlog import JsonLogger
 from pipeline.local.batch_env import LocalBatch, create_local_batch
 from pipeline.local.executor import Executor, JobFailedError, plan
 from pipeline.local.flow import manifest_event

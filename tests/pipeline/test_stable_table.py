@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 
 from components.catalog import glue_columns
+from inventory_contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
+from inventory_contract.rollups import ROLLUPS
+from inventory_contract.schema import KNOWN_FIELDS, TABLE_FIELDS, table_columns
 from pipeline.cli import main
-from pipeline.contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
-from pipeline.contract.rollups import ROLLUPS
-from pipeline.contract.schema import KNOWN_FIELDS, TABLE_FIELDS, table_columns
 from pipeline.synthetic import generate_delivery
 
 SOURCE = "demo-source-bucket"

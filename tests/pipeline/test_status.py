@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.layout import RunLayout
 from lambdas.runs import start_run
 from pipeline.cli import main
-from pipeline.contract.jsonlog import JsonLogger
-from pipeline.contract.layout import RunLayout
 from pipeline.status import derive_state
 from pipeline.synthetic import generate_delivery
 from tests.aws_fixtures import DEST
