@@ -17,6 +17,9 @@ from __future__ import annotations
 from inventory_contract.schema import KEEP_ORDER
 
 _CURRENT = "coalesce(is_latest, true) AND NOT coalesce(is_delete_marker, false)"
+_SIZE = "CAST(size AS DECIMAL(38, 0))"
+"""Sizes are summed as DECIMAL(38, 0): Trino's sum of a bigint is a bigint, which fails the query
+past 2^63 bytes (a few million objects at S3's 5 TiB maximum)."""
 _COMPARED = "source_bucket, key, version_id, size, e_tag, storage_class, last_modified_date"
 _ONCE = (
     "row_number() OVER (PARTITION BY source_bucket, key, coalesce(version_id, '') ORDER BY "
@@ -55,16 +58,16 @@ CHANGES = f"""WITH previous AS (
 NAMED_QUERIES: dict[str, tuple[str, str]] = {
     "storage-by-class": (
         "Objects and bytes by storage class for one run date (parameter: run date, YYYY-MM-DD)",
-        """SELECT source_bucket, storage_class, count(*) AS objects, sum(size) AS bytes
-FROM {table}
+        f"""SELECT source_bucket, storage_class, count(*) AS objects, sum({_SIZE}) AS bytes
+FROM {{table}}
 WHERE run_date = ? AND NOT coalesce(is_delete_marker, false)
 GROUP BY source_bucket, storage_class
 ORDER BY bytes DESC""",
     ),
     "largest-prefixes": (
         "The 20 top-level prefixes holding the most bytes (parameter: run date)",
-        """SELECT source_bucket, split_part(key, '/', 1) AS prefix, count(*) AS objects, sum(size) AS bytes
-FROM {table}
+        f"""SELECT source_bucket, split_part(key, '/', 1) AS prefix, count(*) AS objects, sum({_SIZE}) AS bytes
+FROM {{table}}
 WHERE run_date = ? AND NOT coalesce(is_delete_marker, false)
 GROUP BY source_bucket, split_part(key, '/', 1)
 ORDER BY bytes DESC
@@ -73,8 +76,8 @@ LIMIT 20""",
     "not-modified-for-a-year": (
         "Current objects not modified in the 365 days before the run date (the age rollup's bands from "
         "1-2y on), by storage class; the same answer whenever it is asked (parameter: run date)",
-        """SELECT source_bucket, storage_class, count(*) AS objects, sum(size) AS bytes
-FROM {table}
+        f"""SELECT source_bucket, storage_class, count(*) AS objects, sum({_SIZE}) AS bytes
+FROM {{table}}
 WHERE run_date = ?
   AND coalesce(is_latest, true) AND NOT coalesce(is_delete_marker, false)
   AND last_modified_date <= from_iso8601_timestamp(run_date || 'T00:00:00Z') - INTERVAL '365' DAY
@@ -95,7 +98,8 @@ ORDER BY delete_markers DESC""",
         "run (parameters: previous run date, current run date)",
         CHANGES
         + """SELECT source_bucket, change, count(*) AS objects,
-       coalesce(sum(size_before), 0) AS bytes_before, coalesce(sum(size_after), 0) AS bytes_after
+       coalesce(sum(CAST(size_before AS DECIMAL(38, 0))), 0) AS bytes_before,
+       coalesce(sum(CAST(size_after AS DECIMAL(38, 0))), 0) AS bytes_after
 FROM changes
 GROUP BY source_bucket, change
 ORDER BY source_bucket, change""",
@@ -128,8 +132,10 @@ LIMIT 1000""",
     ),
     "duplicate-candidates": (
         "Current objects that may be copies of each other: the same size and single-part ETag (no '-') "
-        "under more than one key, most redundant bytes first (parameter: run date)",
-        f"""SELECT source_bucket, size, e_tag, count(*) AS objects, (count(*) - 1) * size AS redundant_bytes,
+        "under more than one key (a key listed twice counts once), most redundant bytes first "
+        "(parameter: run date)",
+        f"""SELECT source_bucket, size, e_tag, count(DISTINCT key) AS objects,
+       (count(DISTINCT key) - 1) * {_SIZE} AS redundant_bytes,
        min(key) AS first_key, max(key) AS last_key
 FROM {{table}}
 WHERE run_date = ? AND {_CURRENT}

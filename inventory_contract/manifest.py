@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -146,7 +147,7 @@ def _file_schema(text: str, source: str) -> tuple[str, ...]:
     if not all(names):
         msg = f"{source}: fileSchema has an empty field name: {text!r}"
         raise ManifestError(msg)
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(name for name, times in Counter(names).items() if times > 1)
     if duplicates:
         msg = f"{source}: fileSchema names {', '.join(duplicates)} more than once"
         raise ManifestError(msg)
@@ -218,7 +219,7 @@ _TYPE_NAMES: dict[type, str] = {str: "a string", int: "an integer", list: "a lis
 def _unique_keys(source: str) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [key for key, _ in items]
-        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        repeated = sorted(key for key, times in Counter(keys).items() if times > 1)  # linear, any size
         if repeated:  # json.loads would keep the last one silently: which one S3 meant is unknown
             msg = f"{source}: the key {repeated[0]!r} appears more than once in one JSON object"
             raise ManifestError(msg)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from batch_jobs.convert import POLARS_TYPES
+from batch_jobs.convert import POLARS_TYPES, byte_total
 from inventory_contract.schema import IDENTITY, KEEP_ORDER, table_columns
 
 KINDS = ("added", "deleted", "modified", "storage_class_changed")
@@ -67,21 +67,29 @@ class Duplicates:
 
 
 class PartsNotComparableError(ValueError):
-    """A part lacks a column the comparison reads (a part written before the stable table)."""
+    """A part lacks a column the comparison reads, or holds it with another type (a part written
+    before the stable table, or by something else)."""
 
 
 def check_comparable(parts: Path) -> None:
-    """Every part of ``parts`` has every column ``changes`` reads, or the error names the first that
-    does not, and the column (its footer is read, not its data)."""
+    """Every part of ``parts`` has every column ``changes`` reads, with the type the processor
+    writes, or the error names the first part and column that do not (its footer is read, not its
+    data)."""
     for part in sorted(parts.glob("*.parquet")):
         have = pl.read_parquet_schema(part)
-        missing = [name for name in _SCHEMA.names() if name not in have]
-        if missing:
-            msg = (
-                f"{part} has no column {missing[0]!r} (a part written before every part had every "
-                "column?): convert that day again with run-local to compare it"
-            )
-            raise PartsNotComparableError(msg)
+        for name, dtype in _SCHEMA.items():
+            if name not in have:
+                msg = (
+                    f"{part} has no column {name!r} (a part written before every part had every "
+                    "column?): convert that day again with run-local to compare it"
+                )
+                raise PartsNotComparableError(msg)
+            if have[name] != dtype:
+                msg = (
+                    f"{part}: column {name!r} is {have[name]}, not the {dtype} the processor writes "
+                    "(a part written by something else?): convert that day again with run-local"
+                )
+                raise PartsNotComparableError(msg)
 
 
 def current_objects(parts: Path) -> pl.LazyFrame:
@@ -168,8 +176,8 @@ def totals(changes_file: Path) -> dict[str, KindTotals]:
         .group_by("change")
         .agg(
             pl.len().alias("objects"),
-            pl.col("size_before").sum().alias("bytes_before"),
-            pl.col("size_after").sum().alias("bytes_after"),
+            byte_total(pl.col("size_before")).alias("bytes_before"),  # exact past 2^63
+            byte_total(pl.col("size_after")).alias("bytes_after"),
         )
         .collect(engine="streaming")
     )
@@ -177,8 +185,8 @@ def totals(changes_file: Path) -> dict[str, KindTotals]:
     return {
         kind: KindTotals(
             int(by_kind.get(kind, {}).get("objects", 0)),
-            int(by_kind.get(kind, {}).get("bytes_before", 0)),
-            int(by_kind.get(kind, {}).get("bytes_after", 0)),
+            int(by_kind.get(kind, {}).get("bytes_before") or 0),
+            int(by_kind.get(kind, {}).get("bytes_after") or 0),
         )
         for kind in KINDS
     }

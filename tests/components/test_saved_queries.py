@@ -215,3 +215,53 @@ def test_the_view_reads_both_runs_as_one_table(table):
         f'SELECT DISTINCT CAST(run_date AS VARCHAR) FROM "{DATABASE}"."{TABLE}"'
     ).fetchall()
     assert sorted(d[0] for d in dates) == [DAY1, DAY2]
+
+
+def test_every_sum_of_sizes_is_exact_past_2_to_the_63():
+    # Trino sums a bigint into a bigint and fails the query past 2^63 bytes (DuckDB, which the other
+    # tests run, sums into 128 bits and cannot show it): every sum of a size is over a DECIMAL(38, 0)
+    sizes = {"size", "size_before", "size_after"}
+    found = 0
+    for name, (_, sql) in NAMED_QUERIES.items():
+        tree = sqlglot.parse_one(sql.format(table="t"), read="trino")
+        for total in tree.find_all(sqlglot.exp.Sum):
+            if {c.name for c in total.find_all(sqlglot.exp.Column)} & sizes:
+                found += 1
+                cast = total.this
+                assert isinstance(cast, sqlglot.exp.Cast), (name, total.sql("trino"))
+                assert cast.to.sql("trino") == "DECIMAL(38, 0)", (name, total.sql("trino"))
+        for product in tree.find_all(sqlglot.exp.Mul):  # redundant bytes: a count times a size
+            if {c.name for c in product.find_all(sqlglot.exp.Column)} & sizes:
+                assert any(
+                    c.to.sql("trino") == "DECIMAL(38, 0)" for c in product.find_all(sqlglot.exp.Cast)
+                ), name
+    assert found >= 5  # storage by class, largest prefixes, not modified for a year, changes by kind (2)
+
+
+def test_not_modified_for_a_year_counts_exactly_365_days_back_from_the_run_date():
+    # GIVEN objects modified exactly 365 days before the run date's midnight (UTC), and a millisecond
+    # either side, and one on the run date itself
+    run_date = "2026-11-24"
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    edge = start - timedelta(days=365)
+    modified = {
+        "a-ms-before": edge - timedelta(milliseconds=1),
+        "exactly": edge,
+        "a-ms-after": edge + timedelta(milliseconds=1),
+        "on-the-day": start + timedelta(hours=5),
+    }
+    db = duckdb.connect()
+    db.execute(
+        "CREATE TABLE t (source_bucket VARCHAR, run_date VARCHAR, key VARCHAR, storage_class VARCHAR, "
+        "size BIGINT, is_latest BOOLEAN, is_delete_marker BOOLEAN, last_modified_date TIMESTAMPTZ)"
+    )
+    for key, when in modified.items():
+        db.execute("INSERT INTO t VALUES ('b', ?, ?, 'STANDARD', 10, true, false, ?)", [run_date, key, when])
+    sql = sqlglot.transpile(
+        NAMED_QUERIES["not-modified-for-a-year"][1].format(table="t"), read="trino", write="duckdb"
+    )[0]
+    # WHEN the saved query runs THEN it counts what is at least 365 days old, as the age rollup's
+    # 1-2y band does (whole days since the run date's midnight), in plain Python
+    oracle = [k for k, when in modified.items() if (start - when) // timedelta(days=1) >= 365]
+    assert oracle == ["a-ms-before", "exactly"]
+    assert db.execute(sql, [run_date]).fetchall() == [("b", "STANDARD", len(oracle), 10 * len(oracle))]

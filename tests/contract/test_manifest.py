@@ -243,3 +243,17 @@ def test_every_malformed_manifest_is_a_manifest_error_naming_the_problem(doc, sh
         parse_manifest(raw.encode() if isinstance(raw, str) else raw, source="s3://dest/m/manifest.json")
     assert said in str(err.value)
     assert str(err.value).startswith("s3://dest/m/manifest.json: ")
+
+
+def test_a_manifest_with_very_many_keys_is_checked_in_one_pass(doc):
+    # 200,000 extra keys and fileSchema names (about 3 MB): a check that counts each key against all
+    # the others would take hours (quadratic); a Lambda would time out and retry instead of rejecting
+    extra = {f"k{i}": i for i in range(200_000)}
+    raw = json.dumps({**doc, **extra}).encode()
+    assert parse_manifest(raw).source_bucket == "example-source"
+    repeated = raw[:-1] + b', "k199999": 1}'
+    with pytest.raises(ManifestError, match="the key 'k199999' appears more than once"):
+        parse_manifest(repeated)
+    names = ", ".join([*doc["fileSchema"].split(", "), *(f"Field{i}" for i in range(200_000)), "Field7"])
+    with pytest.raises(ManifestError, match="fileSchema names Field7 more than once"):
+        parse_manifest(json.dumps({**doc, "fileSchema": names}).encode())

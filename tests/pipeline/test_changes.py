@@ -409,6 +409,60 @@ def test_an_object_listed_twice_in_a_day_counts_once(capsys, tmp_path, listed_tw
         assert len(_athena(out, "listed-more-than-once", day)) == (2 if twice else 0)
 
 
+def test_of_an_object_listed_twice_the_latest_listing_counts(capsys, tmp_path):
+    from datetime import UTC, datetime
+
+    from pipeline.synthetic import generate_delivery
+    from tests.two_days import UNVERSIONED_FIELDS
+
+    # GIVEN day 1 listing q and r twice each, the copies differing in last-modified date, size and
+    # ETag, and day 2 listing each once, as the later of its two copies
+    days = [
+        generate_delivery(
+            tmp_path / f"day{n}",
+            objects=20,
+            files=1,
+            source_bucket=BUCKET,
+            versions=False,
+            fields=UNVERSIONED_FIELDS,
+            tricky_share=0,
+            timestamp=datetime(2026, 11, 24 + n, 1, 0, tzinfo=UTC),
+        )
+        for n in (0, 1)
+    ]
+    fields, rows = _rows(days[0])
+    at = {name: fields.index(name) for name in ("Size", "ETag", "LastModifiedDate")}
+
+    def copy(row: list[str], *, when: str, grow: int) -> list[str]:
+        changed = list(row)
+        changed[at["LastModifiedDate"]] = when
+        changed[at["Size"]] = str(int(row[at["Size"]]) + grow)
+        changed[at["ETag"]] = f"{grow:032x}"
+        return changed
+
+    q, r = rows[0], rows[1]
+    q_older = copy(q, when="2001-01-01T00:00:00.000Z", grow=5)  # q itself is the later copy
+    r_later = copy(r, when="2099-01-01T00:00:00.000Z", grow=7)  # r itself is the earlier copy
+    _write_rows(days[0], [*rows, q_older, r_later])
+    _write_rows(days[1], [q, r_later, *rows[2:]])
+    out = tmp_path / "out"
+    for gen in days:
+        assert main(["run-local", str(gen.manifest_path), "--out", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    # WHEN the days are compared
+    code, stdout, stderr = changes(capsys, out, tmp_path / "changes")
+    # THEN nothing changed: the later copy of each counted on day 1, and is what day 2 lists (were
+    # the earlier copy to count, q and r would both be modified), in the command and in Athena
+    assert code == EXIT_OK, stderr
+    assert {kind: objects for kind, (objects, *_) in printed_totals(stdout).items()} == dict.fromkeys(
+        KINDS, 0
+    )
+    assert _athena(out, "changes-by-kind", DAY1, DAY2) == []
+    assert sorted(row[1] for row in _athena(out, "listed-more-than-once", DAY1)) == sorted(
+        [q[fields.index("Key")], r[fields.index("Key")]]
+    )
+
+
 def _athena(out: Path, name: str, *params: str) -> list[tuple[Any, ...]]:
     import duckdb
     import sqlglot
@@ -425,22 +479,71 @@ def _athena(out: Path, name: str, *params: str) -> list[tuple[Any, ...]]:
     return db.execute(sql, list(params)).fetchall()
 
 
-def test_parts_without_a_compared_column_are_refused_in_one_line_naming_part_and_column(
-    capsys, tmp_path, unversioned
-):
-    # GIVEN a copy of the output where one part of day 1 predates the stable table (no e_tag)
-    out = tmp_path / "out"
-    shutil.copytree(unversioned.out, out)
-    part = sorted((out / unversioned.layout(DAY1).processed_prefix).glob("*.parquet"))[0]
-    pl.read_parquet(part).drop("e_tag").write_parquet(part)
-    marker = out / unversioned.layout(DAY1).complete_marker_key  # the old part's marker listed it so
+def _replace_part(out: Path, layout: Any, frame: pl.DataFrame) -> Path:
+    """Put ``frame`` in place of the run's first part, and list it in the run's marker at its size."""
+    part = sorted((out / layout.processed_prefix).glob("*.parquet"))[0]
+    frame.write_parquet(part)
+    marker = out / layout.complete_marker_key
     listed = json.loads(marker.read_text())
     listed["parts"][part.relative_to(out).as_posix()] = part.stat().st_size
     marker.write_text(json.dumps(listed))
+    return part
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda f: f.drop("e_tag"), "has no column 'e_tag'"),
+        (lambda f: f.with_columns(pl.col("size").cast(pl.String)), "column 'size' is String, not the Int64"),
+        (lambda f: f.with_columns(pl.col("is_latest").cast(pl.String)), "column 'is_latest' is String"),
+    ],
+    ids=["a column missing", "size as text", "is_latest as text"],
+)
+def test_parts_that_cannot_be_compared_are_refused_in_one_line_naming_part_and_column(
+    capsys, tmp_path, unversioned, edit, said
+):
+    # GIVEN a copy of the output where one part of day 1 predates the stable table, or was written
+    # by something else with another type
+    out = tmp_path / "out"
+    shutil.copytree(unversioned.out, out)
+    layout = unversioned.layout(DAY1)
+    first = sorted((out / layout.processed_prefix).glob("*.parquet"))[0]
+    part = _replace_part(out, layout, edit(pl.read_parquet(first)))
     # WHEN the days are compared
     code, _, stderr = changes(capsys, out, tmp_path / "changes")
     # THEN bad input, said once, naming the part and the column; nothing written
     assert code == EXIT_BAD_INPUT
     assert stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
-    assert f"{part} has no column 'e_tag'" in stderr
+    assert f"{part}" in stderr and said in stderr, stderr
     assert not (tmp_path / "changes").exists()
+
+
+def test_byte_totals_of_changes_are_exact_past_2_to_the_63(capsys, tmp_path, unversioned):
+    # GIVEN day 1 holding 1,700,000 objects of S3's largest size (5 TiB) that day 2 does not list:
+    # their sum, 9.35e18 bytes, is past 2^63 (an Int64 sum would wrap to a negative number)
+    out = tmp_path / "out"
+    shutil.copytree(unversioned.out, out)
+    layout = unversioned.layout(DAY1)
+    template = pl.read_parquet(sorted((out / layout.processed_prefix).glob("*.parquet"))[0]).head(1)
+    count, largest = 1_700_000, 5 * 2**40
+    huge = pl.concat([template] * count).with_columns(
+        pl.format("gone/{}", pl.int_range(count)).alias("key"), pl.lit(largest, pl.Int64).alias("size")
+    )
+    for part in sorted((out / layout.processed_prefix).glob("*.parquet")):  # day 1 is one part of these
+        part.unlink()
+    part = out / layout.part_key(0)
+    huge.write_parquet(part)
+    marker = out / layout.complete_marker_key
+    listed = json.loads(marker.read_text())
+    listed["parts"] = {part.relative_to(out).as_posix(): part.stat().st_size}
+    marker.write_text(json.dumps(listed))
+    # WHEN the days are compared
+    code, stdout, stderr = changes(capsys, out, tmp_path / "changes")
+    # THEN the deleted bytes are exact, in the printout and in summary.json (Python's integers: the oracle)
+    assert code == EXIT_OK, stderr
+    expected = count * largest
+    assert expected > 2**63
+    deleted = printed_totals(stdout)["deleted"]
+    assert deleted[0] == count and deleted[1] == expected
+    summary = json.loads((tmp_path / "changes" / "summary.json").read_text())
+    assert summary["changes"]["deleted"] == {"objects": count, "bytes_before": expected, "bytes_after": 0}
