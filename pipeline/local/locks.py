@@ -57,28 +57,43 @@ def partition_lock(out: Path, layout: RunLayout, manifest_uri: str) -> Iterator[
 @contextlib.contextmanager
 def staging(out: Path) -> Iterator[Path]:
     """A fresh folder, under ``out``'s staging folder, to assemble one run in, locked while the run
-    lasts; what runs that are gone left there is removed first, and this one's when it ends."""
+    lasts; what runs that are gone left there is removed first, and this one's when it ends.
+
+    Creating and removing staging folders happens under one lock per ``--out`` (held for those few
+    file operations only), so runs starting and ending at the same moment never take each other's
+    new folder or lock file for stale, nor remove the staging folder under one another."""
     root = out / STAGING
-    root.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex
-    pending = root / f".{run_id}.lock-new"
-    with pending.open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        pending.replace(root / f"{run_id}.lock")  # visible only once held: never taken for stale
+    with _bookkeeping(out):
+        root.mkdir(parents=True, exist_ok=True)
+        held = (root / f"{run_id}.lock").open("w")
+        fcntl.flock(held, fcntl.LOCK_EX)  # free: nobody else knows the name yet
         remove_stale(root)
         staged = root / run_id
         staged.mkdir()
-        try:
-            yield staged
-        finally:
+    try:
+        yield staged
+    finally:
+        with _bookkeeping(out):
             shutil.rmtree(staged, ignore_errors=True)
             (root / f"{run_id}.lock").unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # the staging folder, once no run is assembled in it
-        root.rmdir()
+            held.close()
+            with contextlib.suppress(OSError):  # the staging folder, once no run is assembled in it
+                root.rmdir()
+
+
+@contextlib.contextmanager
+def _bookkeeping(out: Path) -> Iterator[None]:
+    path = out / LOCKS / "staging.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as mutex:
+        fcntl.flock(mutex, fcntl.LOCK_EX)  # waits: the holder is doing a few file operations
+        yield
 
 
 def remove_stale(root: Path) -> list[str]:
-    """Remove the staging folders of runs that no longer hold their lock; returns their names."""
+    """Remove the staging folders of runs that no longer hold their lock; returns their names.
+    Called under the ``--out``'s bookkeeping lock."""
     removed = []
     for lock in sorted(root.glob("*.lock")):
         with lock.open("a") as probe:
@@ -87,10 +102,8 @@ def remove_stale(root: Path) -> list[str]:
             shutil.rmtree(root / lock.stem, ignore_errors=True)
             lock.unlink(missing_ok=True)
             removed.append(lock.stem)
-    for pending in root.glob(".*.lock-new"):  # a run that died before its lock was in place
-        with pending.open("a") as probe:
-            if _try_lock(probe):
-                pending.unlink(missing_ok=True)
+    for pending in root.glob(".*.lock-new"):  # an earlier version's lock, never put in place
+        pending.unlink(missing_ok=True)
     live = {lock.stem for lock in root.glob("*.lock")}
     for folder in root.iterdir():  # left by a version without locks, or a run that lost its lock file
         if folder.is_dir() and folder.name not in live:
