@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -142,7 +143,9 @@ class Executor:
                 if self._stopping:
                     msg = f"{job.name}: stopped before child {index} started"
                     raise JobFailedError(msg)
-                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                )
                 self._processes.add(process)
             try:
                 code = self._wait(process, job.name, log_path)
@@ -216,6 +219,16 @@ def _rows_written(log_path: Path) -> int | None:
         e for e in _json_lines(log_path.read_text(errors="replace")) if e.get("message") == "part written"
     ]
     return int(entries[-1]["rows"]) if entries else None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux: the job gets SIGTERM when run-local ends, however it ends (even SIGKILL), so no job
+    keeps writing into a staging folder nobody holds. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _stop(*processes: subprocess.Popen[bytes]) -> None:
