@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batch_jobs import rollups
+from batch_jobs import duplicates, rollups
 from batch_jobs.run import Run, load_split_report
 from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
 from inventory_contract.jsonlog import JsonLogger
@@ -43,6 +43,7 @@ class RunReport:
     max_last_modified_date: str | None
     finished_at: str
     rollups: dict[str, Any] = field(default_factory=dict)
+    duplicates: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -90,6 +91,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
             merged = _merge_rollups(store, run, chunks, Path(tmp), problems)
         if merged:
             problems += rollups.reconcile(merged, rows=rows_out, size_sum=size_sum)
+        repeats = _repeated_objects(store, run, report, parts, Path(tmp), problems) if not problems else None
         rollup_summary = rollups.summary(merged) if merged else {}
         rollup_files = {
             run.layout.rollup_key(name, index): path
@@ -116,6 +118,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         max_last_modified_date=max(dates_max, default=None),
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         rollups=rollup_summary,
+        duplicates=asdict(repeats) if repeats else {},
         problems=problems,
     )
     write_json(store, run.layout.run_report_key, asdict(result))
@@ -133,8 +136,49 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         "rollups": rollup_sizes,
     }
     write_json(store, run.layout.complete_marker_key, marker)
+    if repeats and repeats.identities:
+        log.warning(
+            "objects listed more than once", identities=repeats.identities, extra_rows=repeats.extra_rows
+        )
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
     return result
+
+
+def _repeated_objects(
+    store: Storage,
+    run: Run,
+    report: dict[str, Any],
+    parts: list[dict[str, Any]],
+    tmp: Path,
+    problems: list[str],
+) -> duplicates.Repeats | None:
+    """The identities the run lists more than once, from every child's identity hashes; the chunks
+    that share one are named with their data files."""
+    folder = tmp / "identities"
+    folder.mkdir()
+
+    def fetch(index: int) -> Path | None:
+        path = folder / f"{index:06d}.parquet"
+        try:
+            store.fetch(run.layout.identity_partial_key(index), path)
+        except MissingObjectError:
+            problems.append(f"part {index}: its identity hashes are missing")
+            return None
+        return path
+
+    indexes = [int(p["index"]) for p in parts]
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="identities") as pool:
+        fetched = list(pool.map(fetch, indexes))
+    if any(path is None for path in fetched):
+        return None
+    per_chunk = [
+        duplicates.Repeats(**p["duplicates"]) if p.get("duplicates") else duplicates.Repeats() for p in parts
+    ]
+    found = duplicates.merge([p for p in fetched if p is not None], indexes, per_chunk)
+    files_of = {c["index"]: sorted({s["key"] for s in c.get("sources", [])}) for c in report["chunks"]}
+    for shared in found.across_chunks:
+        shared["data_files"] = [key for index in shared["chunks"] for key in files_of.get(index, [])][:10]
+    return found
 
 
 def _merge_rollups(

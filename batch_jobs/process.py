@@ -11,12 +11,13 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batch_jobs import rollups
 from batch_jobs.convert import convert_chunk
+from batch_jobs.duplicates import write_partial as write_identities
 from batch_jobs.run import JobInputError, Run, load_split_report
 from batch_jobs.storage import Storage, write_json
 from inventory_contract.jsonlog import JsonLogger
@@ -35,6 +36,7 @@ class PartStats:
     min_last_modified_date: str | None
     max_last_modified_date: str | None
     duration_seconds: float
+    duplicates: dict[str, Any] = field(default_factory=dict)
 
 
 class RunSupersededError(RuntimeError):
@@ -84,6 +86,8 @@ def process(
         locate = source_locator(store.uri, report["chunks"][index].get("sources", []), chunk_uri)
         stats = convert_chunk(chunk_path, part_path, columns, chunk_uri=chunk_uri, locate=locate)
         aggregates = rollups.partials(part_path, run.layout.run_date, prefix_depth)
+        identities = Path(tmp) / "identities.parquet"
+        repeats = write_identities(part_path, identities)
         if store.version(run.layout.split_report_key) != split_version:
             msg = (
                 f"{run.manifest_uri}: a rerun replaced this run's split while chunk {index} was converted; "
@@ -96,12 +100,14 @@ def process(
             partial = Path(tmp) / f"{name}.parquet"
             frame.write_parquet(partial)
             store.store(partial, run.layout.rollup_partial_key(name, index))
+        store.store(identities, run.layout.identity_partial_key(index))
         result = PartStats(
             index=index,
             chunk=chunk_key,
             part=part_key,
             parquet_bytes=parquet_bytes,
             duration_seconds=round(time.monotonic() - started, 3),
+            duplicates=asdict(repeats),
             **stats,
         )
     write_json(store, run.layout.part_stats_key(index), asdict(result))

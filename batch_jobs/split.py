@@ -156,6 +156,7 @@ def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
             layout.part_key(i),
             layout.part_stats_key(i),
             layout.chunk_key(i),
+            layout.identity_partial_key(i),
             *(layout.rollup_partial_key(r.name, i) for r in ROLLUPS),
         )
     }

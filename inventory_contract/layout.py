@@ -83,6 +83,10 @@ class RunLayout:
         """One child's partial aggregate of one rollup, beside its part stats."""
         return f"{self.part_stats_prefix}part-{_number(index)}.{rollup}.parquet"
 
+    def identity_partial_key(self, index: int) -> str:
+        """One child's sorted identity hashes, for finalize's count of repeated objects."""
+        return f"{self.part_stats_prefix}part-{_number(index)}.identities.parquet"
+
     def rollup_prefix(self, rollup: str) -> str:
         return f"{ROLLUPS_ROOT}/{rollup}/{self.partition}/"
 

@@ -1,4 +1,5 @@
-"""The run report's rollups as text: what ``status RUN`` and the local summary print."""
+"""The run report's rollups and repeated objects as text: what ``status RUN`` and the local summary
+print."""
 
 from __future__ import annotations
 
@@ -68,3 +69,22 @@ def human(size: int | None) -> str:
             return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} PiB"  # pragma: no cover
+
+
+def render_repeats(duplicates: dict[str, Any]) -> str | None:
+    """A note on the objects the run lists more than once (None when it lists each once)."""
+    if not duplicates or not duplicates.get("identities"):
+        return None
+    lines = [
+        f"note: {duplicates['identities']:,} object(s) (key and version id) listed more than once, "
+        f"{duplicates['extra_rows']:,} extra row(s); the rollups count rows as delivered, changes "
+        "and the saved queries count each object once"
+    ]
+    for example in duplicates.get("examples", [])[:3]:
+        version = f" version {example['version_id']}" if example.get("version_id") else ""
+        key = example["key"].encode("unicode_escape").decode()
+        lines.append(f"  {key}{version}: {example['listed']} times")
+    for shared in duplicates.get("across_chunks", [])[:3]:
+        files = ", ".join(shared.get("data_files", [])[:4])
+        lines.append(f"  {shared['identities']:,} listed by chunks {shared['chunks']} ({files})")
+    return "\n".join(lines)

@@ -30,7 +30,7 @@ from inventory_contract.s3 import is_missing
 from lambdas.runs import JOB_KINDS
 from pipeline.arguments import positive_int
 from pipeline.errors import UsageError
-from pipeline.rollups_view import render_rollups
+from pipeline.rollups_view import render_repeats, render_rollups
 
 _KIND_ORDER = {kind: index for index, kind in enumerate(JOB_KINDS)}
 _RUN = re.compile(rf"^{BUCKET_NAME}/\d{{4}}-\d{{2}}-\d{{2}}$")
@@ -46,6 +46,7 @@ class RunStatus:
     rows: int | None = None
     claimed_at: str | None = None
     rollups: dict[str, Any] | None = None  # a complete run's, when one run was asked for
+    duplicates: dict[str, Any] | None = None  # the objects it lists more than once (same)
 
 
 def derive_state(
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             if s.state == "complete":
                 report = _json(session.client("s3"), args.bucket, RunLayout(*s.run.split("/")).run_report_key)
                 s.rollups = (report or {}).get("rollups")
+                s.duplicates = (report or {}).get("duplicates")
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2))
         return 0
@@ -185,4 +187,6 @@ def run(args: argparse.Namespace) -> int:
     for s in statuses:
         if s.rollups:
             print(render_rollups(s.rollups))
+        if repeats := render_repeats(s.duplicates or {}):
+            print(repeats)
     return 0 if all(s.state != "failed" for s in statuses) else 1

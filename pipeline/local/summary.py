@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from batch_jobs.convert import byte_total
-from pipeline.rollups_view import bytes_by_class, human, render_rollups
+from pipeline.rollups_view import bytes_by_class, human, render_repeats, render_rollups
 
 
 def summarize(parts_dir: Path, report: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +61,8 @@ def render_reconciliation(report: dict[str, Any]) -> str:
         f"                  {report['chunks']} chunk(s), {report['parquet_bytes']:,} Parquet bytes",
     ]
     lines += [f"  problem: {p}" for p in report.get("problems", [])]
-    return "\n".join(lines)
+    repeats = render_repeats(report.get("duplicates", {}))
+    return "\n".join([*lines, repeats] if repeats else lines)
 
 
 def what_next(parts_dir: Path, run_report: Path) -> str:

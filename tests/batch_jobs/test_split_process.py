@@ -160,6 +160,7 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
     assert keys(layout.processed_prefix) == [layout.part_key(0), layout.part_key(1)]
     assert keys(layout.part_stats_prefix) == sorted(
         [layout.part_stats_key(i) for i in range(2)]
+        + [layout.identity_partial_key(i) for i in range(2)]
         + [layout.rollup_partial_key(r.name, i) for r in ROLLUPS for i in range(2)]
     )
     assert keys(layout.chunk_prefix) == [layout.chunk_key(0), layout.chunk_key(1)]

@@ -547,3 +547,55 @@ def test_byte_totals_of_changes_are_exact_past_2_to_the_63(capsys, tmp_path, unv
     assert deleted[0] == count and deleted[1] == expected
     summary = json.loads((tmp_path / "changes" / "summary.json").read_text())
     assert summary["changes"]["deleted"] == {"objects": count, "bytes_before": expected, "bytes_after": 0}
+
+
+def test_a_run_reports_the_objects_it_lists_more_than_once(capsys, tmp_path):
+    import csv
+    import gzip
+    import io
+    from collections import Counter
+    from urllib.parse import unquote_plus
+
+    from pipeline.synthetic import generate_delivery
+    from tests.pipeline.test_cli_cases import rewrite
+
+    # GIVEN a delivery of two data files (a chunk each) where file 0 lists one version twice and
+    # file 1 lists again a version of file 0
+    gen = generate_delivery(
+        tmp_path / "bucket", objects=30_000, files=2, source_bucket=BUCKET, tricky_share=0.3
+    )
+    first = gzip.decompress((gen.root / gen.data_keys[0]).read_bytes()).decode().splitlines(keepends=True)
+    rewrite(gen, 0, lambda data: data + first[3].encode())
+    rewrite(gen, 1, lambda data: data + first[10].encode())
+    # WHEN it is converted in two chunks
+    out = tmp_path / "out"
+    assert main(["run-local", str(gen.manifest_path), "--out", str(out), "--target-chunk-mib", "1"]) == 0
+    printed = capsys.readouterr().out
+    # THEN the run report counts them as plain Python over the CSV does, and the summary says so
+    fields = json.loads(gen.manifest_path.read_bytes())["fileSchema"].split(", ")
+    key, version = fields.index("Key"), fields.index("VersionId")
+    listed: Counter[tuple[str, str]] = Counter()
+    for data_key in gen.data_keys:
+        text = gzip.decompress((gen.root / data_key).read_bytes()).decode()
+        listed.update((unquote_plus(row[key]), row[version]) for row in csv.reader(io.StringIO(text)))
+    repeated = {identity: n for identity, n in listed.items() if n > 1}
+    assert len(repeated) == 2
+    report = json.loads((out / gen_layout(gen).run_report_key).read_text())
+    assert report["chunks"] >= 2
+    found = report["duplicates"]
+    assert (found["identities"], found["extra_rows"]) == (2, 2)
+    # each named once: with its key when one chunk lists it twice, by its chunks and their data
+    # files when two chunks do (which it is depends on where the chunks begin)
+    repeated_keys = {k for k, _ in repeated}
+    assert {e["key"] for e in found["examples"]} <= repeated_keys
+    assert all(e["listed"] == 2 for e in found["examples"])
+    assert len(found["examples"]) + sum(a["identities"] for a in found["across_chunks"]) == 2
+    for shared in found["across_chunks"]:
+        assert len(shared["chunks"]) == 2 and set(shared["data_files"]) <= set(gen.data_keys)
+    assert "note: 2 object(s) (key and version id) listed more than once, 2 extra row(s)" in printed
+
+
+def gen_layout(gen):  # type: ignore[no-untyped-def]
+    from inventory_contract.layout import RunLayout
+
+    return RunLayout.of(gen.delivery)

@@ -427,7 +427,8 @@ def test_a_forced_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state
     after = published(out, layout)
     assert after["parts"] == ["part-000000.parquet"]
     assert [s for s in after["state"] if s.startswith("parts/")] == sorted(
-        ["parts/part-000000.json"] + [f"parts/part-000000.{r.name}.parquet" for r in ROLLUPS]
+        ["parts/part-000000.json", "parts/part-000000.identities.parquet"]
+        + [f"parts/part-000000.{r.name}.parquet" for r in ROLLUPS]
     )
     assert after["staging"] == [] and not (out / ".staging").exists()
     assert pl.read_parquet(out / layout.processed_prefix / "*.parquet").height == gen.truth.rows
