@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from batch_jobs.finalize import ReconciliationError, finalize
 from batch_jobs.run import load_run
-from batch_jobs.s3io import MiB
 from batch_jobs.storage import storage_for
 from inventory_contract.errors import ContractError
 from inventory_contract.jobs import ARRAY_INDEX_ENV, FROM_ARRAY
@@ -34,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "split":
             from batch_jobs.split import split
 
-            split(store, run, args.chunks, log=log, part_size=args.part_size_mib * MiB)
+            split(store, run, args.chunks, target_chunk_bytes=args.target_chunk_bytes, log=log)
         elif args.command == "process":
             from batch_jobs.process import process
 
@@ -86,13 +85,20 @@ def _parser() -> argparse.ArgumentParser:
         "--run-date", required=True, help="the run's date, YYYY-MM-DD (checked against the key)"
     )
 
-    split = commands.add_parser("split", parents=[run_args], help="split the delivery into N chunk files")
-    split.add_argument("--chunks", type=int, required=True, help="how many chunk files to write (N)")
+    split = commands.add_parser(
+        "split", parents=[run_args], help="check the delivery and write the run's plan of N chunks"
+    )
+    split.add_argument("--chunks", type=int, required=True, help="how many chunks the trigger planned (N)")
     split.add_argument(
-        "--part-size-mib", type=int, default=16, help="multipart upload part size (default 16)"
+        "--target-chunk-bytes",
+        type=int,
+        required=True,
+        help="compressed bytes per chunk the trigger planned with",
     )
 
-    process = commands.add_parser("process", parents=[run_args], help="convert one chunk to a Parquet part")
+    process = commands.add_parser(
+        "process", parents=[run_args], help="convert one chunk of the plan to a Parquet part"
+    )
     process.add_argument(
         "--index",
         default=FROM_ARRAY,
@@ -106,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     finalize = commands.add_parser(
-        "finalize", parents=[run_args], help="reconcile the run's parts with its split and mark it complete"
+        "finalize", parents=[run_args], help="reconcile the run's parts with its plan and mark it complete"
     )
     finalize.add_argument("--chunks", type=int, required=True, help="how many chunks the run was split into")
     return parser

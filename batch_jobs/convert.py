@@ -1,7 +1,9 @@
-"""The typed transform of one chunk, as Polars lazy frames: read -> transform -> sink.
+"""The typed transform of a chunk's rows with Polars: parse each batch, type it, sink the part.
 
-Every column is read as a string with an explicit schema (no inference), then typed by the
-contract: ``""`` becomes null, ``Size`` Int64, dates Datetime(ms, UTC), ``Is*`` booleans, and
+Rows arrive in batches of whole rows (``batch_jobs/source.py``); each is parsed with every column a
+string (an explicit schema, no inference) and typed by the contract, and the typed batches stream
+into one Parquet part through a Polars IO source (``register_io_source``) and ``sink_parquet``, so
+memory holds a batch or two whatever the chunk's size. Typing: ``""`` becomes null, ``Size`` Int64, dates Datetime(ms, UTC), ``Is*`` booleans, and
 ``Key`` is decoded as S3 encodes it (``+`` is a space, ``%XX`` are UTF-8 bytes). Decoding is
 vectorised (``+`` and every ASCII escape such as ``%3D`` in Hive-style keys, in one pass) except for
 keys with an escaped non-ASCII byte, which go through ``inventory_contract.schema.decode_key``.
@@ -9,14 +11,17 @@ keys with an escaped non-ASCII byte, which go through ``inventory_contract.schem
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from batch_jobs.diagnose import first_malformed_row
+from batch_jobs.source import Batch
 from inventory_contract.schema import (
     FALSE,
     KEY_FIELD,
@@ -33,8 +38,8 @@ PARQUET_COMPRESSION: Final = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1  # measured on inventory data: faster than zstd's default 3, files no larger
 
 
-class MalformedChunkError(ValueError):
-    """A row of the chunk cannot be typed; the message names the chunk, line and value."""
+class MalformedRowError(ValueError):
+    """A row cannot be typed; the message names the data file, its line and the value."""
 
 
 POLARS_TYPES: dict[ColumnType, pl.DataType] = {
@@ -70,16 +75,15 @@ def as_table(frame: pl.LazyFrame, columns: Sequence[Column]) -> pl.LazyFrame:
     )
 
 
-def scan_chunk(path: Path, columns: Sequence[Column]) -> pl.LazyFrame:
-    """The chunk as raw strings: no header, every field a String, quotes removed."""
-    return pl.scan_csv(
-        path,
+def raw_rows(data: bytes, columns: Sequence[Column]) -> pl.DataFrame:
+    """Rows of CSV as raw strings: no header, every field a String, quotes removed."""
+    return pl.read_csv(
+        data,
         has_header=False,
         schema={c.name: pl.String for c in columns},
         quote_char='"',
         raise_if_empty=False,
         encoding="utf8",
-        glob=False,  # a path, never a pattern: folders may hold [ ] ? *
     )
 
 
@@ -159,53 +163,63 @@ def _decode_keys(keys: pl.Series) -> pl.Series:
     return spaced.scatter(where, decoded)
 
 
-def convert_chunk(
-    chunk: Path,
-    part: Path,
-    columns: tuple[Column, ...],
-    *,
-    chunk_uri: str,
-    locate: Callable[[int], str] | None = None,
-) -> dict[str, Any]:
-    """Chunk CSV -> Parquet part in one streaming pass; returns the part's stats.
+def parse_batch(batch: Batch, columns: Sequence[Column], *, uri: str) -> pl.DataFrame:
+    """One batch of rows of the data file at ``uri`` -> the table's typed columns.
 
-    ``columns`` are the delivery's (its ``fileSchema``); the part has the table's (``output_schema``).
-
-    ``locate`` turns a line of the chunk into where that row was delivered ("s3://.../data/x.csv.gz:
-    line 7"); without it, errors name the chunk's line.
-    """
+    A value S3 never writes fails the fast path; the exact check (``diagnose``) then names the row
+    by the file's line. When it finds none, the fast path stopped at an unquoted empty last field,
+    which is valid: the batch is typed again without that guard."""
     try:
-        _sink(chunk, part, columns, guard_short_rows=True)
+        return _typed_frame(batch.data, columns, guard_short_rows=True)
     except pl.exceptions.PolarsError as err:
-        part.unlink(missing_ok=True)
-        found = first_malformed_row(chunk, columns)
+        found = first_malformed_row(io.BytesIO(batch.data), columns)
         if found:
             line, problem = found
-            where = locate(line) if locate else f"{chunk_uri}: line {line}"
-            msg = f"{where}: {problem}"
-            raise MalformedChunkError(msg) from err
-        try:  # no malformed row: the guard saw an unquoted empty last field, which is valid
-            _sink(chunk, part, columns, guard_short_rows=False)
+            msg = f"{uri}: line {batch.first_line + line - 1}: {problem}"
+            raise MalformedRowError(msg) from err
+        try:
+            return _typed_frame(batch.data, columns, guard_short_rows=False)
         except pl.exceptions.PolarsError as again:
-            part.unlink(missing_ok=True)
-            msg = f"{chunk_uri}: cannot convert: {again}"
-            raise MalformedChunkError(msg) from again
+            last = batch.first_line + batch.rows - 1
+            msg = f"{uri}: lines {batch.first_line} to {last}: cannot convert: {again}"
+            raise MalformedRowError(msg) from again
+
+
+def _typed_frame(data: bytes, columns: Sequence[Column], *, guard_short_rows: bool) -> pl.DataFrame:
+    raw = raw_rows(data, columns).lazy()
+    return as_table(typed(raw, columns, guard_short_rows=guard_short_rows), columns).collect()
+
+
+def write_part(frames: Iterable[pl.DataFrame], part: Path, columns: Sequence[Column]) -> dict[str, Any]:
+    """Stream typed frames into the Parquet part at ``part``; returns its stats, read back from it.
+
+    Polars pulls the frames through an IO source as it writes, so only a frame or two is held at
+    once. An error while producing them (a malformed row, a data file that does not match its
+    manifest) propagates unchanged, and no part is left behind."""
+    schema = output_schema(columns)
+    pending: Iterator[pl.DataFrame] = iter(frames)
+
+    def source(
+        with_columns: list[str] | None, predicate: Any, n_rows: int | None, batch_size: int | None
+    ) -> Iterator[pl.DataFrame]:
+        yield from pending
+
+    try:
+        register_io_source(source, schema=schema).sink_parquet(
+            part,
+            compression=PARQUET_COMPRESSION,
+            compression_level=PARQUET_COMPRESSION_LEVEL,
+            statistics=True,
+            engine="streaming",
+        )
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     written = pl.scan_parquet(part, glob=False).collect_schema()
-    if written != output_schema(columns):
-        msg = f"{part}: wrote schema {written}, expected {output_schema(columns)}"
+    if written != schema:
+        msg = f"{part}: wrote schema {written}, expected {schema}"
         raise AssertionError(msg)
     return part_stats(part, columns)
-
-
-def _sink(chunk: Path, part: Path, columns: tuple[Column, ...], *, guard_short_rows: bool) -> None:
-    frame = as_table(typed(scan_chunk(chunk, columns), columns, guard_short_rows=guard_short_rows), columns)
-    frame.sink_parquet(
-        part,
-        compression=PARQUET_COMPRESSION,
-        compression_level=PARQUET_COMPRESSION_LEVEL,
-        statistics=True,
-        engine="streaming",
-    )
 
 
 def byte_total(sizes: pl.Expr) -> pl.Expr:
@@ -213,7 +227,7 @@ def byte_total(sizes: pl.Expr) -> pl.Expr:
     return sizes.cast(pl.Int128).sum()
 
 
-def part_stats(part: Path, columns: tuple[Column, ...]) -> dict[str, Any]:
+def part_stats(part: Path, columns: Sequence[Column]) -> dict[str, Any]:
     """Rows, sum of sizes and the range of last_modified_date, read back from the written part."""
     names = {c.name for c in columns}
     lmd = (

@@ -1,4 +1,4 @@
-"""The slow path: find the first malformed row of a chunk, with its line number and value.
+"""The slow path: find the first malformed row of a batch, with its line number and value.
 
 Runs only after the fast path failed or saw a short row, so it can afford Python per row. It
 checks each row exactly as ``convert`` types it, and says what it found.
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 from inventory_contract.schema import (
     FALSE,
@@ -26,27 +25,26 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _INT64 = re.compile(r"^[+-]?\d{1,19}$")
 
 
-def first_malformed_row(path: Path, columns: Sequence[Column]) -> tuple[int, str] | None:
-    """``(line, problem)`` for the first malformed row of the chunk at ``path``, or None.
+def first_malformed_row(rows: Iterable[bytes], columns: Sequence[Column]) -> tuple[int, str] | None:
+    """``(line, problem)`` for the first malformed of ``rows`` (counted from 1), or None.
 
-    A row is a line (keys are URL-encoded, so no field holds a newline), numbered as the splitter
+    A row is a line (keys are URL-encoded, so no field holds a newline), numbered as the reader
     counts them, so the line maps back to the delivered data file."""
-    with path.open("rb") as f:
-        for line, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                return (
-                    line,
-                    f"is not UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1}): {raw[:200]!r}",
-                )
-            row = next(csv.reader([text.rstrip("\r\n")]), [])
-            if len(row) != len(columns):
-                return line, f"{len(row)} fields, expected {len(columns)}: {_excerpt(row)}"
-            for column, value in zip(columns, row, strict=True):
-                problem = _field_problem(column, value)
-                if problem:
-                    return line, f"field {column.field} ({column.name}) {problem}: {value[:200]!r}"
+    for line, raw in enumerate(rows, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return (
+                line,
+                f"is not UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1}): {raw[:200]!r}",
+            )
+        row = next(csv.reader([text.rstrip("\r\n")]), [])
+        if len(row) != len(columns):
+            return line, f"{len(row)} fields, expected {len(columns)}: {_excerpt(row)}"
+        for column, value in zip(columns, row, strict=True):
+            problem = _field_problem(column, value)
+            if problem:
+                return line, f"field {column.field} ({column.name}) {problem}: {value[:200]!r}"
     return None
 
 

@@ -1,9 +1,15 @@
 """The finalize job: after every processor child succeeded, prove the run is whole, then mark it.
 
-Reconciles the split report with each part's stats and object: every part present with the size
-its stats say, rows in each chunk = rows in its part, rows in = rows out. On success it writes the
-run report and the ``_COMPLETE`` marker under ``run-reports/`` (outside the table's location); on a
-mismatch it writes the run report with the problems and fails with the numbers.
+Reconciles the plan with the manifest and with each part's stats and object:
+- the plan reads every data file of the manifest exactly once (whole, or as all its pieces), at the
+  manifest's key, size and MD5;
+- each part is present at the size its stats say, and its child read exactly its chunk's sources;
+- each data file was read to its end, with its size and MD5 checked, by the child that read it
+  whole or its last piece, and a cut file's pieces hold all its rows, as that child counted them;
+- rows counted by newlines as they were read = rows in the part, for every chunk; rows in = rows out.
+On success it writes the run report and the ``_COMPLETE`` marker under ``run-reports/`` (outside
+the table's location); on a mismatch it writes the run report with the problems, naming the data
+file and the chunk, and fails with the numbers.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from batch_jobs import duplicates, rollups
-from batch_jobs.run import Run, load_split_report
+from batch_jobs.run import Run, load_plan
 from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
 from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.plan import ChunkPlan, Share, check_plan
 from inventory_contract.rollups import ROLLUPS
 
 
@@ -48,15 +55,15 @@ class RunReport:
 
 
 def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunReport:
-    report = load_split_report(store, run)
+    report = load_plan(store, run)
     if int(report["chunk_count"]) != chunks:
-        msg = f"the split wrote {report['chunk_count']} chunks but the job was given --chunks {chunks}"
+        msg = f"the plan has {report['chunk_count']} chunks but the job was given --chunks {chunks}"
         raise ReconciliationError(msg)
-    problems: list[str] = []
-    parts = []
+    problems: list[str] = plan_problems(report, run)
+    parts, rows_in = [], 0  # rows in: as each child counted them, its part there or not
     objects = dict(store.list(run.layout.processed_prefix))  # one listing, not a request per part
     for chunk in report["chunks"]:
-        index, expected = chunk["index"], chunk["rows"]
+        index = chunk["index"]
         stats_key = run.layout.part_stats_key(index)
         size = objects.pop(run.layout.part_key(index), None)
         try:
@@ -64,6 +71,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         except MissingObjectError:
             problems.append(f"part {index}: missing (no stats at {stats_key})")
             continue
+        rows_in += int(stats["rows_counted"])
         if size is None:
             problems.append(f"part {index}: missing ({run.layout.part_key(index)} does not exist)")
             continue
@@ -71,16 +79,13 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
             problems.append(
                 f"part {index}: object is {size} bytes but its stats say {stats['parquet_bytes']}"
             )
-        if stats["rows"] != expected:
-            what = "extra" if stats["rows"] > expected else "lost"
-            problems.append(
-                f"part {index}: {stats['rows']} rows but chunk {index} has {expected} ({what} rows)"
-            )
+        problems += chunk_problems(chunk, stats)
         parts.append(stats)
     problems += [
         f"unexpected object {key}: not written by this run; Athena would read it" for key in sorted(objects)
     ]
-    rows_in = int(report["rows"])
+    if not problems:
+        problems += file_problems(report, parts)
     rows_out = sum(p["rows"] for p in parts)
     if rows_in != rows_out:
         problems.append(f"rows in = {rows_in} but rows out = {rows_out} (difference {rows_out - rows_in:+d})")
@@ -179,6 +184,75 @@ def _repeated_objects(
     for shared in found.across_chunks:
         shared["data_files"] = [key for index in shared["chunks"] for key in files_of.get(index, [])][:10]
     return found
+
+
+def plan_problems(plan: dict[str, Any], run: Run) -> list[str]:
+    """The plan against the manifest: every data file read exactly once, at its key, size and MD5."""
+    files = run.manifest.files
+    shares = ChunkPlan(
+        tuple(tuple(Share(s["file"], s["piece"], s["pieces"]) for s in c["sources"]) for c in plan["chunks"])
+    )
+    problems = [f"plan: {problem}" for problem in check_plan(shares, len(files))]
+    for chunk in plan["chunks"]:
+        for source in chunk["sources"]:
+            index = source["file"]
+            if not 0 <= index < len(files):
+                continue  # check_plan named it
+            expected = (files[index].key, files[index].size, files[index].md5)
+            if (source["key"], source["size"], source["md5"]) != expected:
+                problems.append(
+                    f"plan: chunk {chunk['index']} reads {source['key']} ({source['size']} bytes, MD5 "
+                    f"{source['md5']}) as data file {index}, which the manifest lists as {expected}"
+                )
+    return problems
+
+
+def chunk_problems(chunk: dict[str, Any], stats: dict[str, Any]) -> list[str]:
+    """A child's stats against its chunk: it read exactly the chunk's sources, and its part holds
+    every row it counted."""
+    index = chunk["index"]
+    planned = [(s["file"], s["piece"], s["pieces"]) for s in chunk["sources"]]
+    read = [(s["file"], s["piece"], s["pieces"]) for s in stats.get("sources", [])]
+    if read != planned:
+        return [f"part {index}: its child read {read}, but chunk {index} is {planned}"]
+    problems = []
+    if stats["rows_counted"] != sum(s["rows"] for s in stats["sources"]):
+        problems.append(
+            f"part {index}: {stats['rows_counted']} rows counted but its sources add up otherwise"
+        )
+    if stats["rows"] != stats["rows_counted"]:
+        what = "extra" if stats["rows"] > stats["rows_counted"] else "lost"
+        problems.append(
+            f"part {index}: {stats['rows']} rows in the part but {stats['rows_counted']} read from "
+            f"{', '.join(s['key'] for s in stats['sources'])} ({what} rows)"
+        )
+    return problems
+
+
+def file_problems(plan: dict[str, Any], parts: list[dict[str, Any]]) -> list[str]:
+    """Each data file read to its end and checked by one child, and a cut file's pieces holding
+    exactly its rows."""
+    problems = []
+    read: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for part in parts:
+        for source in part["sources"]:
+            read.setdefault(source["file"], []).append((part["index"], source))
+    for index, entry in enumerate(plan["files"]):
+        pieces = sorted(read.get(index, []), key=lambda item: item[1]["piece"])
+        last_chunk, last = pieces[-1]
+        if not last["verified"]:
+            problems.append(
+                f"data file {entry['key']}: chunk {last_chunk} did not read it to its end with its size and MD5"
+            )
+            continue
+        counted = sum(source["rows"] for _, source in pieces)
+        if counted != last["file_rows"]:
+            chunks = sorted({chunk for chunk, _ in pieces})
+            problems.append(
+                f"data file {entry['key']}: its {len(pieces)} piece(s) in chunks {chunks} hold {counted} rows "
+                f"but the file has {last['file_rows']} ({'extra' if counted > last['file_rows'] else 'lost'} rows)"
+            )
+    return problems
 
 
 def _merge_rollups(

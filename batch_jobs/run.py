@@ -49,19 +49,14 @@ def load_run(store: Storage, manifest_uri: str, source_bucket: str, run_date: st
     return Run(bucket, key, delivery, RunLayout.of(delivery), manifest)
 
 
-def load_split_report(store: Storage, run: Run) -> dict[str, Any]:
-    """The splitter's report for this run; it exists only if the split succeeded."""
+def load_plan(store: Storage, run: Run) -> dict[str, Any]:
+    """The splitter's plan for this run; it exists only if the split succeeded."""
     try:
-        report: dict[str, Any] = read_json(store, run.layout.split_report_key)
+        plan: dict[str, Any] = read_json(store, run.layout.plan_key)
     except MissingObjectError as err:
-        msg = (
-            f"{store.uri(run.layout.split_report_key)} is missing: the splitter has not "
-            f"completed for {run.manifest_uri}"
-        )
+        msg = f"{store.uri(run.layout.plan_key)} is missing: the splitter has not completed for {run.manifest_uri}"
         raise JobInputError(msg) from err
-    if report.get("manifest") != run.manifest_uri:
-        msg = (
-            f"the split report for this run was written for {report.get('manifest')}, not {run.manifest_uri}"
-        )
+    if plan.get("manifest") != run.manifest_uri:
+        msg = f"the plan for this run was written for {plan.get('manifest')}, not {run.manifest_uri}"
         raise JobInputError(msg)
-    return report
+    return plan

@@ -1,8 +1,8 @@
 """Where the jobs read and write: one small interface, an S3 backend and a local-folder backend.
 
-The jobs depend only on ``Storage``: read an object, open it as a stream, read its tail, write it
-(whole, streamed, or from a file), fetch it to a file, list a prefix, delete, and tell whether it
-changed. ``S3Storage`` does it with boto3, as on AWS. ``LocalStorage`` does it in a folder that
+The jobs depend only on ``Storage``: read an object, open it as a stream, read its tail or its
+size, write it (whole, or from a file), fetch it to a file, list a prefix, delete, and tell whether
+it changed. ``S3Storage`` does it with boto3, as on AWS. ``LocalStorage`` does it in a folder that
 stands for the destination bucket, so ``run-local`` runs the same job code with no HTTP in the data
 path: reads look in the output folder, then in the folder that holds the delivery; writes go to
 the output folder; a fetch is a hard link and a store is a rename, so nothing is copied.
@@ -18,20 +18,19 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from batch_jobs.s3io import TRANSFER, StreamingUpload, s3_client
-from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, parse_s3_uri
+from batch_jobs.s3io import TRANSFER, s3_client
+from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT, parse_s3_uri
 from inventory_contract.s3 import is_missing
 
 LOCAL_OUT_ENV = "S3INV_LOCAL_OUT"
 """The folder the jobs write to (and read their own outputs from) when they run locally."""
-RUN_ROOTS = tuple(f"{root}/" for root in (CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT))
+RUN_ROOTS = tuple(f"{root}/" for root in (PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT, ROLLUPS_ROOT))
 """What a run writes: never read from the delivery folder."""
 LOCAL_INPUTS_ENV = "S3INV_LOCAL_INPUTS"
 """The folder that holds the delivery at its keys (the downloaded destination bucket)."""
@@ -41,14 +40,6 @@ class MissingObjectError(LookupError):
     """The key does not exist (S3: 404, or 403 with a listing that does not find it)."""
 
 
-class ObjectWriter(Protocol):
-    key: str
-
-    def write(self, block: bytes) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
 class Storage(Protocol):
     bucket: str
 
@@ -56,8 +47,8 @@ class Storage(Protocol):
     def read(self, key: str) -> bytes: ...
     def open(self, key: str) -> IO[bytes]: ...
     def tail(self, key: str, size: int) -> bytes: ...
+    def size(self, key: str) -> int: ...
     def write(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
-    def writer(self, key: str, pool: ThreadPoolExecutor, part_size: int) -> ObjectWriter: ...
     def fetch(self, key: str, path: Path) -> None: ...
     def store(self, path: Path, key: str) -> None: ...
     def list(self, prefix: str) -> Iterator[tuple[str, int]]: ...
@@ -100,8 +91,13 @@ class S3Storage:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
 
-    def writer(self, key: str, pool: ThreadPoolExecutor, part_size: int) -> ObjectWriter:
-        return StreamingUpload(self.client, pool, self.bucket, key, part_size=part_size, max_in_flight=3)
+    def size(self, key: str) -> int:
+        try:
+            size: int = self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as err:
+            self._missing(err, key)
+            raise
+        return size
 
     def fetch(self, key: str, path: Path) -> None:
         try:
@@ -174,8 +170,8 @@ class LocalStorage:
         partial.write_bytes(data)
         partial.replace(target)
 
-    def writer(self, key: str, pool: ThreadPoolExecutor, part_size: int) -> ObjectWriter:
-        return _FileWriter(key, self._target(key))
+    def size(self, key: str) -> int:
+        return self._find(key).stat().st_size
 
     def fetch(self, key: str, path: Path) -> None:
         source = self._find(key)
@@ -258,26 +254,6 @@ def _umask() -> int:
 
 
 _UMASK = _umask()
-
-
-class _FileWriter:
-    def __init__(self, key: str, target: Path) -> None:
-        self.key = key
-        self._target = target
-        self._partial = _partial(target)
-        self._file = self._partial.open("wb")
-
-    def write(self, block: bytes) -> None:
-        if block:
-            self._file.write(block)
-
-    def close(self) -> None:
-        self._file.close()
-        self._partial.replace(self._target)
-
-    def abort(self) -> None:
-        self._file.close()
-        self._partial.unlink(missing_ok=True)
 
 
 def read_json(store: Storage, key: str) -> Any:

@@ -11,33 +11,176 @@ from inventory_contract.schema import KNOWN_FIELDS, ColumnType, columns_for
 COLUMNS = columns_for(KNOWN_FIELDS)
 
 
-def split(root: str, bucket: str, manifest_key: str, chunks: str, write_root: str) -> None:
+def _source(path: Path, file: int = 0) -> tuple[object, object]:
+    """A local data file as a whole-file source of the plan, on the local storage backend."""
+    import hashlib
+
+    from batch_jobs.source import Source
+    from batch_jobs.storage import LocalStorage
+
+    store = LocalStorage("bench", out=path.parent / ".bench-out", inputs=path.parent)
+    data = path.read_bytes()
+    return store, Source(file, path.name, len(data), hashlib.md5(data).hexdigest())
+
+
+def process(gz: str, out: str) -> None:
+    """The processor's conversion of one whole gzip data file: read, check, inflate, parse, type, sink."""
+    from batch_jobs.convert import parse_batch, write_part
+    from batch_jobs.source import SourceStats, read_source
+
+    store, source = _source(Path(gz))
+    stats = SourceStats(0, source.key, 0, 1)  # type: ignore[attr-defined]
+    frames = (parse_batch(b, COLUMNS, uri=gz) for b in read_source(store, source, stats))  # type: ignore[arg-type]
+    write_part(frames, Path(out), COLUMNS)
+
+
+def process_whole(gz: str, out: str) -> None:
+    """The processor child's whole work on one data file: the conversion, its partial rollups and
+    its identity hashes."""
+    from batch_jobs.duplicates import write_partial
+    from batch_jobs.rollups import partials
+    from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH
+
+    process(gz, out)
+    partials(Path(out), "2026-11-24", DEFAULT_PREFIX_DEPTH)
+    write_partial(Path(out), Path(out).with_suffix(".identities"))
+
+
+def jobs(root: str, bucket: str, manifest_key: str, target: str, write_root: str, counts: str) -> None:
+    """A whole run's jobs, in this process, on local storage wrapped to count what each would ask of
+    S3: ``counts`` gets one JSON object per job, its storage calls and their bytes."""
+    import json
+    import resource
+    import time
+
+    from batch_jobs.finalize import finalize
+    from batch_jobs.process import process as run_child
     from batch_jobs.run import load_run
     from batch_jobs.split import split as run_split
     from batch_jobs.storage import LocalStorage
     from inventory_contract.delivery import parse_delivery_key
     from inventory_contract.jsonlog import JsonLogger
 
-    store = LocalStorage(bucket, out=Path(write_root) / bucket, inputs=Path(root) / bucket)
+    inner = LocalStorage(bucket, out=Path(write_root) / bucket, inputs=Path(root) / bucket)
+    store = CountingStorage(inner)
     d = parse_delivery_key(manifest_key)
-    run = load_run(store, f"s3://{bucket}/{manifest_key}", d.source_bucket, d.run_date)
-    run_split(store, run, int(chunks), log=JsonLogger(io.StringIO()))
+    run = load_run(store, f"s3://{bucket}/{manifest_key}", d.source_bucket, d.run_date)  # type: ignore[arg-type]
+    log = JsonLogger(io.StringIO())
+    found = []
+
+    def measured(job: str, work) -> None:  # type: ignore[no-untyped-def]
+        store.counts.clear()
+        before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        work()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        found.append({"job": job, "cpu_s": cpu, "wall_s": time.perf_counter() - started, **store.requests()})
+
+    from inventory_contract.plan import plan_chunks
+
+    chunks = plan_chunks([f.size for f in run.manifest.files], int(target)).count
+    measured("split", lambda: run_split(store, run, chunks, target_chunk_bytes=int(target), log=log))  # type: ignore[arg-type]
+    for index in range(chunks):
+        measured("process", lambda i=index: run_child(store, run, i, log=log))  # type: ignore[arg-type]
+    measured("finalize", lambda: finalize(store, run, chunks, log=log))  # type: ignore[arg-type]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    Path(counts).write_text(json.dumps({"chunks": chunks, "jobs": found, "peak_rss": peak}))
 
 
-def process(chunk: str, out: str) -> None:
-    from batch_jobs.convert import convert_chunk
+class CountingStorage:
+    """The storage interface, counting each call as the S3 requests it makes on AWS (S3Storage)."""
 
-    convert_chunk(Path(chunk), Path(out), COLUMNS, chunk_uri=chunk)
+    MULTIPART_PART = 64 * 2**20  # batch_jobs/s3io.py TRANSFER: parts of 64 MiB above 64 MiB
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.bucket = inner.bucket
+        self.counts: dict[str, int] = {}
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    def uri(self, key: str) -> str:
+        return self.inner.uri(key)
+
+    def read(self, key: str) -> bytes:
+        self._count("GET")
+        return self.inner.read(key)
+
+    def open(self, key: str):  # type: ignore[no-untyped-def]
+        self._count("GET")
+        return self.inner.open(key)
+
+    def tail(self, key: str, size: int) -> bytes:
+        self._count("GET")
+        return self.inner.tail(key, size)
+
+    def size(self, key: str) -> int:
+        self._count("HEAD")
+        return self.inner.size(key)
+
+    def write(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        self._count("PUT")
+        self.inner.write(key, data, content_type)
+
+    def fetch(self, key: str, path: Path) -> None:
+        size = self.inner.size(key)
+        self._count("GET", max(1, -(-size // self.MULTIPART_PART)) if size > self.MULTIPART_PART else 1)
+        self.inner.fetch(key, path)
+
+    def store(self, path: Path, key: str) -> None:
+        size = path.stat().st_size
+        parts = -(-size // self.MULTIPART_PART)
+        self._count("PUT", parts + 2 if size > self.MULTIPART_PART else 1)  # create, parts, complete
+        self.inner.store(path, key)
+
+    def list(self, prefix: str):  # type: ignore[no-untyped-def]
+        found = list(self.inner.list(prefix))
+        self._count("LIST", max(1, -(-len(found) // 1000)))
+        return iter(found)
+
+    def delete(self, key: str) -> None:
+        self._count("DELETE")
+        self.inner.delete(key)
+
+    def version(self, key: str) -> str | None:
+        self._count("HEAD")
+        return self.inner.version(key)
+
+    def scratch(self) -> Path | None:
+        return self.inner.scratch()
 
 
-def process_rollups(chunk: str, out: str) -> None:
-    """The processor child's whole work on its chunk: the conversion, then its partial rollups."""
-    from batch_jobs.convert import convert_chunk
-    from batch_jobs.rollups import partials
-    from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH
+def interpreter_seconds(runs: int = 3) -> float:
+    """What a job's start costs here: a new interpreter importing the processor (median wall)."""
+    import statistics
+    import subprocess
+    import time
 
-    convert_chunk(Path(chunk), Path(out), COLUMNS, chunk_uri=chunk)
-    partials(Path(out), "2026-11-24", DEFAULT_PREFIX_DEPTH)
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import batch_jobs.process, batch_jobs.finalize"], check=True)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def inflate_seconds_per_gb(path: Path) -> float:
+    """ISA-L inflate alone (what a later piece of a cut file spends on the head it skips), per GB of
+    gzip, in this process."""
+    import time
+
+    from batch_jobs.source import GZIP_WBITS, zlib_impl
+
+    data = path.read_bytes()
+    started = time.perf_counter()
+    inflate = zlib_impl.decompressobj(GZIP_WBITS)
+    for at in range(0, len(data), 1 << 20):
+        inflate.decompress(data[at : at + (1 << 20)])
+    return (time.perf_counter() - started) / (len(data) / 1e9)
 
 
 def duckdb_sql(source: str, out: str) -> str:
@@ -69,7 +212,8 @@ def duckdb(source: str, out: str) -> None:
     db.sql(duckdb_sql(f"[{', '.join(files)}]", out))
 
 
-def pyarrow(chunk: str, out: str) -> None:
+def pyarrow(gz: str, out: str) -> None:
+    """pyarrow's streaming CSV reader on the same gzip file, typed without any key decoding."""
     import pyarrow as pa
     import pyarrow.csv as csv
     import pyarrow.parquet as pq
@@ -81,7 +225,7 @@ def pyarrow(chunk: str, out: str) -> None:
         ColumnType.TIMESTAMP_MS_UTC: pa.timestamp("ms", tz="UTC"),
     }
     reader = csv.open_csv(
-        chunk,
+        gz,
         read_options=csv.ReadOptions(column_names=[c.name for c in COLUMNS], block_size=16 << 20),
         convert_options=csv.ConvertOptions(
             column_types={c.name: types[c.type] for c in COLUMNS},
@@ -149,9 +293,9 @@ if __name__ == "__main__":
     task, *args = sys.argv[1:]
     tasks = {
         "generate": generate,
-        "split": split,
         "process": process,
-        "process_rollups": process_rollups,
+        "process_whole": process_whole,
+        "jobs": jobs,
         "duckdb": duckdb,
         "pyarrow": pyarrow,
         "next-day": next_day,

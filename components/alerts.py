@@ -32,14 +32,14 @@ RUN_IN_PROGRESS_METRIC = "RunInProgressRetries"
 PERIOD_SECONDS = 300
 
 
-def failed_run_pattern(queue_arn: pulumi.Input[str]) -> dict[str, Any]:
-    """The EventBridge pattern of one event per failed run of this queue."""
+def failed_run_pattern(queue_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """The EventBridge pattern of one event per failed run of this stack's queues."""
     return {
         "source": ["aws.batch"],
         "detail-type": ["Batch Job State Change"],
         "detail": {
             "status": ["FAILED"],
-            "jobQueue": [queue_arn],
+            "jobQueue": list(queue_arns),
             # an array child: the array job's own FAILED event stands for its children
             "arrayProperties": {"index": [{"exists": False}]},
             # a job whose dependency failed: the dependency's own event says why
@@ -83,7 +83,7 @@ def topic_policy(
 @dataclass(frozen=True)
 class PipelineAlertsArgs:
     account_id: pulumi.Input[str]
-    queue_arn: pulumi.Input[str]
+    queue_arns: Sequence[pulumi.Input[str]]  # the stack's queue, and the processors' (Spot) when apart
     function_name: pulumi.Input[str]
     trigger_log_group_name: pulumi.Input[str]
     failed_events_queue_name: pulumi.Input[str]
@@ -107,7 +107,7 @@ class PipelineAlerts(pulumi.ComponentResource):
         rule = aws.cloudwatch.EventRule(
             f"{name}-failed-runs",
             description="A run of the s3-inventory-pipeline queue FAILED (one event per run)",
-            event_pattern=pulumi.Output.json_dumps(failed_run_pattern(args.queue_arn)),
+            event_pattern=pulumi.Output.json_dumps(failed_run_pattern(args.queue_arns)),
             opts=child,
         )
         aws.cloudwatch.EventTarget(

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.config import PROJECT, ConfigError, StackSettings
+from components.config import CAPACITIES, ON_DEMAND, PROJECT, ConfigError, StackSettings
 from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
 from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy
 from inventory_contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
@@ -29,6 +29,8 @@ class BatchPipelineArgs:
 
 class BatchPipeline(pulumi.ComponentResource):
     queue_arn: pulumi.Output[str]
+    process_queue_arn: pulumi.Output[str]  # the queue of the processor children (Spot, or queue_arn)
+    queue_arns: list[pulumi.Output[str]]  # every queue of the stack
     job_definition_arns: dict[str, pulumi.Output[str]]
     job_role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
@@ -95,18 +97,21 @@ class BatchPipeline(pulumi.ComponentResource):
             )
             security_groups = [group.id]
 
-        compute = aws.batch.ComputeEnvironment(
-            f"{name}-compute",
-            type="MANAGED",
-            state="ENABLED",
-            compute_resources={
-                "type": "FARGATE",
-                "max_vcpus": s.max_vcpus,
-                "subnets": subnets,
-                "security_group_ids": security_groups,
-            },
-            opts=child,
-        )
+        def compute_environment(suffix: str, capacity: str) -> aws.batch.ComputeEnvironment:
+            return aws.batch.ComputeEnvironment(
+                f"{name}-{suffix}",
+                type="MANAGED",
+                state="ENABLED",
+                compute_resources={
+                    "type": capacity,
+                    "max_vcpus": s.max_vcpus,
+                    "subnets": subnets,
+                    "security_group_ids": security_groups,
+                },
+                opts=child,
+            )
+
+        compute = compute_environment("compute", CAPACITIES[ON_DEMAND])
         queue = aws.batch.JobQueue(
             f"{name}-queue",
             state="ENABLED",
@@ -114,6 +119,21 @@ class BatchPipeline(pulumi.ComponentResource):
             compute_environment_orders=[{"order": 1, "compute_environment": compute.arn}],
             opts=child,
         )
+        process_queue = queue
+        if s.process_capacity != ON_DEMAND:
+            # Fargate Spot first; the on-demand environment takes children only once the Spot one is
+            # at its maxVcpus (Batch does not fall back when Spot capacity is short: they wait)
+            spot = compute_environment("spot-compute", CAPACITIES[s.process_capacity])
+            process_queue = aws.batch.JobQueue(
+                f"{name}-process-queue",
+                state="ENABLED",
+                priority=1,
+                compute_environment_orders=[
+                    {"order": 1, "compute_environment": spot.arn},
+                    {"order": 2, "compute_environment": compute.arn},
+                ],
+                opts=child,
+            )
         retry = retry_strategy(s.job_attempts)
         retry_args: Any = {
             "attempts": retry["attempts"],
@@ -167,9 +187,17 @@ class BatchPipeline(pulumi.ComponentResource):
             )
             self.job_definition_arns[spec.name] = definition.arn
         self.queue_arn = queue.arn
+        self.process_queue_arn = process_queue.arn
+        self.queue_arns = [queue.arn] if process_queue is queue else [queue.arn, process_queue.arn]
         self.job_role_arn = job_role.arn
         self.log_group_name = log_group.name
-        self.register_outputs({"queue_arn": self.queue_arn, **self.job_definition_arns})
+        self.register_outputs(
+            {
+                "queue_arn": self.queue_arn,
+                "process_queue_arn": self.process_queue_arn,
+                **self.job_definition_arns,
+            }
+        )
 
 
 _NO_DEFAULT_NETWORK = (

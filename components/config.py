@@ -19,6 +19,9 @@ from inventory_contract.rollups import MAX_PREFIX_DEPTH, ROLLUPS, rollup_table_s
 
 PROJECT = "s3-inventory-pipeline"
 PLATFORMS = {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}
+ON_DEMAND, SPOT = "on-demand", "spot"
+CAPACITIES = {ON_DEMAND: "FARGATE", SPOT: "FARGATE_SPOT"}
+"""processCapacity -> the compute environment type the processor children run on."""
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/.+$")
 # The only retention periods CloudWatch Logs accepts (PutRetentionPolicy), in days.
 LOG_RETENTION_DAYS = (
@@ -60,6 +63,7 @@ class StackSettings:
     split_memory_mib: int
     process_vcpu: str
     process_memory_mib: int
+    process_capacity: str
     ephemeral_storage_gib: int
     job_attempts: int
     job_timeout_minutes: int
@@ -211,11 +215,14 @@ def _validate(s: StackSettings) -> None:
         if problem:
             fail(key, problem)
     low, high = EPHEMERAL_STORAGE_GIB
-    if not low <= s.ephemeral_storage_gib <= high:
+    if s.ephemeral_storage_gib != 0 and not low <= s.ephemeral_storage_gib <= high:
         fail(
             "ephemeralStorageGib",
-            f"Fargate ephemeral storage is {low} to {high} GiB, got {s.ephemeral_storage_gib}",
+            f"Fargate ephemeral storage is {low} to {high} GiB, or 0 for its default 20 GiB, "
+            f"got {s.ephemeral_storage_gib}",
         )
+    if s.process_capacity not in CAPACITIES:
+        fail("processCapacity", f"must be one of {', '.join(CAPACITIES)}, got {s.process_capacity!r}")
     if not 1 <= s.job_attempts <= 10:
         fail("jobAttempts", f"AWS Batch allows 1 to 10 attempts, got {s.job_attempts}")
     if s.job_timeout_minutes < 1:

@@ -17,17 +17,22 @@ from inventory_contract.jobs import JobSpec
 # an attempt that matches no rule is RETRIED.
 # - A Fargate task that could not start fails with status reason "Task failed to start", and the
 #   container's reason says why ("CannotPullContainerError: ...", "ResourceInitializationError:
-#   ..."). Nothing ran, so a retry is safe; the two reason rules also catch such a failure if its
-#   status reason is worded otherwise. Start failures have no exit code.
-# - A job that ran exits 1 on an unexpected error (retried) and 2 on bad input (never retried);
-#   any other exit code (137: out of memory, 143: stopped) ends the job.
+#   ..."). Nothing ran, so a retry is safe, however the reason is worded. Start failures have no
+#   exit code.
+# - A job that ran exits 1 on an unexpected error (retried), 2 on bad input and 3 when the run
+#   does not reconcile (never retried: the same input fails the same way). 137 is a kill, out of
+#   memory: the same task size would fail again, so it ends the job.
+# - A Fargate Spot task about to be reclaimed gets SIGTERM and exits 143 (the job's Python stops at
+#   once): retried, so an interruption costs a retry, never the run. A job stopped by TerminateJob,
+#   CancelJob or its timeout also exits 143, but Batch never retries those, whatever the rules.
+# So the rules name what must not be retried and retry the rest, start failures included.
 # tests/components/test_retry_rules.py evaluates these rules on Batch's documented failures.
 RETRY_RULES: tuple[dict[str, str], ...] = (
-    {"action": "RETRY", "onStatusReason": "Task failed to start"},
-    {"action": "RETRY", "onReason": "CannotPullContainerError*"},
-    {"action": "RETRY", "onReason": "ResourceInitializationError*"},
-    {"action": "RETRY", "onExitCode": "1"},
-    {"action": "EXIT", "onExitCode": "*"},  # 2 (bad input), 137 (out of memory), any other code
+    {"action": "EXIT", "onExitCode": "2"},  # bad input
+    {"action": "EXIT", "onExitCode": "3"},  # the run does not reconcile
+    {"action": "EXIT", "onExitCode": "137"},  # killed: out of memory
+    {"action": "EXIT", "onStatusReason": "OutOfMemoryError*"},  # out of memory, without an exit code
+    {"action": "RETRY", "onStatusReason": "*"},  # the rest: 1, 143 (Spot), start failures, ...
 )
 
 
@@ -48,7 +53,7 @@ def container_properties(
     execution_role_arn: str,
     vcpu: str,
     memory_mib: int,
-    ephemeral_storage_gib: int,
+    ephemeral_storage_gib: int,  # 0: Fargate's default (20 GiB)
     assign_public_ip: bool,
     cpu_architecture: str,
     log_group: str,
@@ -63,7 +68,7 @@ def container_properties(
             {"type": "VCPU", "value": vcpu},
             {"type": "MEMORY", "value": str(memory_mib)},
         ],
-        "ephemeralStorage": {"sizeInGiB": ephemeral_storage_gib},
+        **({"ephemeralStorage": {"sizeInGiB": ephemeral_storage_gib}} if ephemeral_storage_gib else {}),
         "networkConfiguration": {"assignPublicIp": "ENABLED" if assign_public_ip else "DISABLED"},
         "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
         "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": cpu_architecture},

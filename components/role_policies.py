@@ -9,7 +9,8 @@ Least privilege, by what each piece of code really does:
   unconditional ListBucket, S3 answers a missing key with 403, not 404; the code tells the two
   apart with a listing of exactly that key (``inventory_contract.s3.is_missing``).
 - The run claim (``claim.json``) and a rejection record are the trigger's alone; the jobs write
-  only their own run-state files (the split report, the part stats) and can never overwrite it.
+  only their own run-state files (the plan, the part stats) and can never overwrite it.
+- The jobs only read the delivery: nothing is copied out of it (no ``inventory-chunks/`` grant).
 - Job definitions are granted as ``job-definition/NAME:*``, so a new revision registered during
   ``pulumi up`` never fails a submission that still names the previous one.
 """
@@ -18,13 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
+from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
 """Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""
-MULTIPART_WRITES = (f"{CHUNKS_ROOT}/*", f"{PROCESSED_ROOT}/*", f"{RUN_STATE}/parts/*", f"{ROLLUPS_ROOT}/*")
-"""What the jobs write with ``Storage.writer`` or ``Storage.store``, which may upload in parts
-(checked against the keys a run really writes so: tests/test_deployed_iam.py)."""
+MULTIPART_WRITES = (f"{PROCESSED_ROOT}/*", f"{RUN_STATE}/parts/*", f"{ROLLUPS_ROOT}/*")
+"""What the jobs write with ``Storage.store``, which uploads in parts above 64 MiB (checked against
+the keys a run really writes so: tests/test_deployed_iam.py)."""
 
 
 def document(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def trigger_policy(
     *,
     bucket_arn: str,
     inventory_prefix: str,
-    queue_arn: str,
+    queue_arns: list[str],
     job_definition_arns: list[str],
     log_group_arn: str,
     failed_events_queue_arn: str,
@@ -101,7 +102,7 @@ def trigger_policy(
         allow(
             "SubmitRunJobs",
             ["batch:SubmitJob"],
-            [queue_arn, *(job_definition_pattern(arn) for arn in job_definition_arns)],
+            [*dict.fromkeys(queue_arns), *(job_definition_pattern(arn) for arn in job_definition_arns)],
         ),
         # ListJobs and DescribeJobs have no resource-level permissions: "*" is the only form.
         allow("FindSubmittedJobs", ["batch:ListJobs", "batch:DescribeJobs"], ["*"]),
@@ -117,32 +118,29 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             "ListRunPrefixes",
             bucket_arn,
             inventory_prefix,
-            CHUNKS_ROOT,
             PROCESSED_ROOT,
             STATE_ROOT,
             REPORTS_ROOT,
             ROLLUPS_ROOT,
         ),
         allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
-        allow("ChunkFiles", ["s3:GetObject", "s3:PutObject"], objects(bucket_arn, f"{CHUNKS_ROOT}/*")),
         allow("ParquetParts", ["s3:PutObject"], objects(bucket_arn, f"{PROCESSED_ROOT}/*")),
         allow(
             "RunState",
             ["s3:GetObject", "s3:PutObject"],
-            objects(bucket_arn, f"{RUN_STATE}/split-report.json", f"{RUN_STATE}/parts/*"),
+            objects(bucket_arn, f"{RUN_STATE}/plan.json", f"{RUN_STATE}/parts/*"),
         ),
         allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
         allow("RollupTables", ["s3:PutObject"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
-        # Every key a job may write in parts (a streamed chunk, a stored file above the multipart
-        # threshold): a failed upload is aborted, and a retry must be able to abort its own.
+        # Every key a job may write in parts (a stored file above the multipart threshold): a failed
+        # upload is aborted, and a retry must be able to abort its own.
         allow(
             "AbortMultipartUploads",
             ["s3:AbortMultipartUpload"],
             objects(bucket_arn, *MULTIPART_WRITES),
         ),
         # A rerun first retires the earlier run: its marker, report and rollup tables, and the
-        # parts, part stats, partial rollups and chunks it wrote beyond the rerun's chunk count
-        # (batch_jobs/split.py).
+        # parts, part stats and partials it wrote beyond the rerun's chunk count (batch_jobs/split.py).
         allow(
             "RetireEarlierRuns",
             ["s3:DeleteObject"],
@@ -151,7 +149,6 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
                 f"{REPORTS_ROOT}/*",
                 f"{PROCESSED_ROOT}/*",
                 f"{RUN_STATE}/parts/*",
-                f"{CHUNKS_ROOT}/*",
                 f"{ROLLUPS_ROOT}/*",
             ),
         ),

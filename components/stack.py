@@ -58,6 +58,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             bucket_id=storage.destination_id,
             bucket_arn=storage.destination_arn,
             queue_arn=batch.queue_arn,
+            process_queue_arn=batch.process_queue_arn,
             split_job_definition_arn=batch.job_definition_arns["split"],
             process_job_definition_arn=batch.job_definition_arns["process"],
             finalize_job_definition_arn=batch.job_definition_arns["finalize"],
@@ -77,7 +78,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "alerts",
         PipelineAlertsArgs(
             account_id=account_id,
-            queue_arn=batch.queue_arn,
+            queue_arns=batch.queue_arns,
             function_name=trigger.function_name,
             trigger_log_group_name=trigger.log_group_name,
             failed_events_queue_name=trigger.failed_events_queue_name,
@@ -86,7 +87,8 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         ),
     )
     backfill = pulumi.Output.format(
-        "JOB_QUEUE={0} SPLIT_JOB_DEFINITION={1} PROCESS_JOB_DEFINITION={2} FINALIZE_JOB_DEFINITION={3} "
+        "JOB_QUEUE={0} PROCESS_JOB_QUEUE={7} SPLIT_JOB_DEFINITION={1} PROCESS_JOB_DEFINITION={2} "
+        "FINALIZE_JOB_DEFINITION={3} TARGET_CHUNK_MIB={8} "
         "python -m pipeline trigger s3://{4}/{5}/SOURCE-BUCKET/{6}/YYYY-MM-DDTHH-MMZ/manifest.json",
         batch.queue_arn,
         batch.job_definition_arns["split"],
@@ -95,6 +97,8 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         storage.destination_bucket,
         settings.inventory_prefix,
         settings.inventory_config_id,
+        batch.process_queue_arn,
+        settings.target_chunk_mib,
     )
     return {
         "destinationBucket": storage.destination_bucket,
@@ -102,6 +106,7 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "sourceBuckets": storage.source_buckets,
         "imageUri": image.image_uri,
         "jobQueueArn": batch.queue_arn,
+        "processJobQueueArn": batch.process_queue_arn,
         "splitJobDefinitionArn": batch.job_definition_arns["split"],
         "processJobDefinitionArn": batch.job_definition_arns["process"],
         "finalizeJobDefinitionArn": batch.job_definition_arns["finalize"],

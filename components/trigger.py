@@ -24,6 +24,7 @@ class InventoryTriggerArgs:
     bucket_id: pulumi.Input[str]
     bucket_arn: pulumi.Input[str]
     queue_arn: pulumi.Input[str]
+    process_queue_arn: pulumi.Input[str]  # the processor children's (Fargate Spot), or queue_arn
     split_job_definition_arn: pulumi.Input[str]
     process_job_definition_arn: pulumi.Input[str]
     finalize_job_definition_arn: pulumi.Input[str]
@@ -64,6 +65,7 @@ class InventoryTrigger(pulumi.ComponentResource):
             policy=pulumi.Output.all(
                 bucket_arn=args.bucket_arn,
                 queue_arn=args.queue_arn,
+                process_queue_arn=args.process_queue_arn,
                 split=args.split_job_definition_arn,
                 process=args.process_job_definition_arn,
                 finalize=args.finalize_job_definition_arn,
@@ -74,7 +76,7 @@ class InventoryTrigger(pulumi.ComponentResource):
                     trigger_policy(
                         bucket_arn=v["bucket_arn"],
                         inventory_prefix=s.inventory_prefix,
-                        queue_arn=v["queue_arn"],
+                        queue_arns=[v["queue_arn"], v["process_queue_arn"]],
                         job_definition_arns=[v["split"], v["process"], v["finalize"]],
                         log_group_arn=v["log_group_arn"],
                         failed_events_queue_arn=v["failed_events_queue_arn"],
@@ -98,6 +100,7 @@ class InventoryTrigger(pulumi.ComponentResource):
             environment={
                 "variables": {
                     "JOB_QUEUE": args.queue_arn,
+                    "PROCESS_JOB_QUEUE": args.process_queue_arn,
                     "SPLIT_JOB_DEFINITION": args.split_job_definition_arn,
                     "PROCESS_JOB_DEFINITION": args.process_job_definition_arn,
                     "FINALIZE_JOB_DEFINITION": args.finalize_job_definition_arn,

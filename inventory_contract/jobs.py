@@ -36,7 +36,17 @@ _RUN_ARGS = (
 )
 SPLIT = JobSpec(
     name="split",
-    command=("python", "-m", "batch_jobs", "split", *_RUN_ARGS, "--chunks", "Ref::chunks"),
+    command=(
+        "python",
+        "-m",
+        "batch_jobs",
+        "split",
+        *_RUN_ARGS,
+        "--chunks",
+        "Ref::chunks",
+        "--target-chunk-bytes",
+        "Ref::target_chunk_bytes",
+    ),
 )
 PROCESS = JobSpec(
     name="process",
@@ -60,27 +70,19 @@ FINALIZE = JobSpec(
 JOB_SPECS = (SPLIT, PROCESS, FINALIZE)
 
 
-def run_parameters(manifest_uri: str, source_bucket: str, run_date: str, chunks: int) -> dict[str, str]:
-    """The parameters every job of a run is submitted with."""
+def run_parameters(
+    manifest_uri: str, source_bucket: str, run_date: str, chunks: int, target_chunk_bytes: int
+) -> dict[str, str]:
+    """The parameters every job of a run is submitted with: the splitter plans its ``chunks``
+    again from the manifest and ``target_chunk_bytes`` (``inventory_contract/plan.py``) and checks
+    that they are as many."""
     return {
         "manifest": manifest_uri,
         "source_bucket": source_bucket,
         "run_date": run_date,
         "chunks": str(chunks),
+        "target_chunk_bytes": str(target_chunk_bytes),
     }
-
-
-def chunk_count(total_bytes: int, target_chunk_bytes: int) -> int:
-    """How many chunks a delivery is split into: one per ``target_chunk_bytes`` of compressed data.
-
-    At least 1 (an empty or tiny inventory is one chunk, processed by a single job, because an
-    array job needs 2 to 10,000 children) and at most 10,000 (past that, chunks grow instead).
-    """
-    if target_chunk_bytes <= 0:
-        msg = f"target chunk size must be positive, got {target_chunk_bytes}"
-        raise ValueError(msg)
-    wanted = -(-total_bytes // target_chunk_bytes)  # ceiling division
-    return min(max(wanted, 1), MAX_ARRAY_SIZE)
 
 
 def render_command(command: tuple[str, ...] | list[str], parameters: Mapping[str, str]) -> list[str]:

@@ -1,14 +1,15 @@
 """Every key the pipeline reads or writes in the destination bucket, in one place.
 
     inventory/...                                   S3 Inventory deliveries (written by S3)
-    inventory-chunks/source_bucket=B/run_date=D/    splitter output, one CSV per chunk
     processed/source_bucket=B/run_date=D/           Parquet parts: the analytics table
-    run-state/source_bucket=B/run_date=D/           claim, split report, part stats (expire)
+    run-state/source_bucket=B/run_date=D/           claim, plan, part stats (expire)
     run-reports/source_bucket=B/run_date=D/         run report and _COMPLETE marker (kept)
     rollups/NAME/source_bucket=B/run_date=D/        the run's rollup tables (inventory_contract/rollups.py)
 
 ``run-state/`` and ``run-reports/`` sit outside ``processed/`` so that Athena, which reads every
-object under a table's location, never reads them.
+object under a table's location, never reads them. ``inventory-chunks/`` held the uncompressed
+copies of the delivery that versions before the plan (docs/adr/0013) wrote; nothing writes it now,
+and the stack's lifecycle rule still expires what an earlier version left there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from inventory_contract.delivery import Delivery
 
 INVENTORY_PREFIX = "inventory"
-CHUNKS_ROOT = "inventory-chunks"
+CHUNKS_ROOT = "inventory-chunks"  # written by earlier versions only: see the docstring
 PROCESSED_ROOT = "processed"
 STATE_ROOT = "run-state"
 REPORTS_ROOT = "run-reports"
@@ -43,13 +44,6 @@ class RunLayout:
         return f"source_bucket={self.source_bucket}/run_date={self.run_date}"
 
     @property
-    def chunk_prefix(self) -> str:
-        return f"{CHUNKS_ROOT}/{self.partition}/"
-
-    def chunk_key(self, index: int) -> str:
-        return f"{self.chunk_prefix}inventory-part-{_number(index)}.csv"
-
-    @property
     def processed_prefix(self) -> str:
         return f"{PROCESSED_ROOT}/{self.partition}/"
 
@@ -69,8 +63,10 @@ class RunLayout:
         return f"{self.state_prefix}rejected.json"
 
     @property
-    def split_report_key(self) -> str:
-        return f"{self.state_prefix}split-report.json"
+    def plan_key(self) -> str:
+        """The splitter's plan: which rows of which data files each child reads
+        (``inventory_contract/plan.py``)."""
+        return f"{self.state_prefix}plan.json"
 
     @property
     def part_stats_prefix(self) -> str:

@@ -34,10 +34,11 @@ from botocore.exceptions import ClientError
 
 from inventory_contract.delivery import Delivery
 from inventory_contract.errors import ManifestError
-from inventory_contract.jobs import MIN_ARRAY_SIZE, chunk_count, run_parameters
+from inventory_contract.jobs import MIN_ARRAY_SIZE, run_parameters
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import RunLayout
 from inventory_contract.manifest import Manifest, parse_manifest
+from inventory_contract.plan import plan_chunks
 from inventory_contract.s3 import is_missing
 from lambdas.settings import Settings
 
@@ -107,7 +108,8 @@ def start_run(
         log.info("duplicate delivery ignored", jobs=claim.jobs)
         return RunResult(claim.run_id, "duplicate", uri, claim.jobs, claim.chunks)
 
-    chunks = chunk_count(manifest.total_size, settings.target_chunk_bytes)
+    # the splitter plans again with the same pure function and the same target: the same N
+    chunks = plan_chunks([f.size for f in manifest.files], settings.target_chunk_bytes).count
     try:
         jobs = _submit(batch, settings, delivery, uri, chunks, claim.generation, log)
         submitted = _Claim(**{**asdict(claim), "state": SUBMITTED, "chunks": chunks, "jobs": jobs})
@@ -266,12 +268,14 @@ def _submit(
     generation: int,
     log: JsonLogger,
 ) -> dict[str, str]:
-    parameters = run_parameters(uri, delivery.source_bucket, delivery.run_date, chunks)
+    parameters = run_parameters(
+        uri, delivery.source_bucket, delivery.run_date, chunks, settings.target_chunk_bytes
+    )
 
     def request(kind: str, definition: str, after: str | None = None, **extra: Any) -> dict[str, Any]:
         submit = {
             "jobName": job_name(kind, delivery, generation),
-            "jobQueue": settings.job_queue,
+            "jobQueue": settings.process_queue if kind == "process" else settings.job_queue,
             "jobDefinition": definition,
             "parameters": parameters,
             **extra,

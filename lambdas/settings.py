@@ -3,11 +3,12 @@
 | variable | meaning | default |
 | --- | --- | --- |
 | ``JOB_QUEUE`` | Batch job queue name or ARN | required |
+| ``PROCESS_JOB_QUEUE`` | the queue of the processor children (the stack's Fargate Spot queue with ``processCapacity spot``) | ``JOB_QUEUE`` |
 | ``SPLIT_JOB_DEFINITION`` | splitter job definition name or ARN | required |
 | ``PROCESS_JOB_DEFINITION`` | processor job definition name or ARN | required |
 | ``FINALIZE_JOB_DEFINITION`` | finalize job definition name or ARN | required |
 | ``INVENTORY_PREFIX`` | only manifests under this prefix start runs | ``inventory/`` |
-| ``TARGET_CHUNK_MIB`` | compressed inventory MiB per chunk (one processor child each) | ``256`` |
+| ``TARGET_CHUNK_MIB`` | compressed inventory MiB per chunk (one processor child each) | ``1024`` |
 | ``CLAIM_LEASE_SECONDS`` | how long a claim without submissions blocks a takeover; at least the function timeout | ``900`` |
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from inventory_contract.plan import DEFAULT_TARGET_CHUNK_MIB
 
 MiB = 1024 * 1024
 
@@ -30,8 +33,13 @@ class Settings:
     process_job_definition: str
     finalize_job_definition: str
     inventory_prefix: str = "inventory/"
-    target_chunk_bytes: int = 256 * MiB
+    target_chunk_bytes: int = DEFAULT_TARGET_CHUNK_MIB * MiB
     claim_lease_seconds: int = 900
+    process_job_queue: str = ""  # empty: job_queue
+
+    @property
+    def process_queue(self) -> str:
+        return self.process_job_queue or self.job_queue
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -41,8 +49,9 @@ class Settings:
             process_job_definition=_required(env, "PROCESS_JOB_DEFINITION"),
             finalize_job_definition=_required(env, "FINALIZE_JOB_DEFINITION"),
             inventory_prefix=env.get("INVENTORY_PREFIX", "inventory/"),
-            target_chunk_bytes=_positive_int(env, "TARGET_CHUNK_MIB", 256) * MiB,
+            target_chunk_bytes=_positive_int(env, "TARGET_CHUNK_MIB", DEFAULT_TARGET_CHUNK_MIB) * MiB,
             claim_lease_seconds=_positive_int(env, "CLAIM_LEASE_SECONDS", 900),
+            process_job_queue=env.get("PROCESS_JOB_QUEUE", "").strip(),
         )
 
 

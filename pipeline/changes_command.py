@@ -128,13 +128,16 @@ would show as changed (a field that appears reads as a new value; versions as ne
 
 def _check_same_fields(out: Path, before: RunLayout, after: RunLayout) -> None:
     def fields(layout: RunLayout) -> set[str]:
-        report = json.loads((out / layout.split_report_key).read_text())
+        plan = out / layout.plan_key
+        if not plan.exists():  # a run converted by a version before the plan kept its split report
+            plan = plan.with_name("split-report.json")
+        report = json.loads(plan.read_text())
         return {f for f in report["file_schema"] if f in COMPARED_FIELDS}
 
     try:
         first, second = fields(before), fields(after)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        msg = f"cannot read the fields of the runs from their split reports under {out}/run-state/: {err}"
+        msg = f"cannot read the fields of the runs from their plans under {out}/run-state/: {err}"
         raise UsageError(msg) from err
     if first != second:
         only = [

@@ -182,10 +182,8 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
     demo.add_argument(
         "--target-chunk-mib",
         type=positive_int,
-        default=8,
-        help="compressed inventory MiB per chunk, one processor child each (default 8, not the stack's 256: "
-        "the default demo inventory is about 80 MiB of gzip, so it makes about 10 chunks that run in "
-        "parallel, as a large inventory does on AWS)",
+        help="compressed inventory MiB per chunk, one processor child each (default: one chunk per "
+        "worker: the delivery's gzip bytes divided by the workers)",
     )
     demo.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     demo.set_defaults(handler=_demo)
@@ -206,10 +204,9 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
     local.add_argument(
         "--target-chunk-mib",
         type=positive_int,
-        default=32,
-        help="compressed inventory MiB per chunk, one processor child each (default 32, not the stack's 256: "
-        "a child starts here in under a second, not the 30-60 s of a Fargate task, so smaller chunks cost "
-        "little and give every core a chunk: 64 MiB of gzip already makes 2)",
+        help="compressed inventory MiB per chunk, one processor child each (default: one chunk per "
+        "worker: the delivery's gzip bytes divided by the workers; the stack's targetChunkMib is for "
+        "Fargate tasks that take a minute to start)",
     )
     local.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     local.set_defaults(handler=_run_local)

@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError
 
 from components.role_policies import allow, document
 from inventory_contract.layout import (
-    CHUNKS_ROOT,
     PROCESSED_ROOT,
     REPORTS_ROOT,
     ROLLUPS_ROOT,
@@ -66,11 +65,10 @@ class SmokeScope:
 
     @property
     def prefixes(self) -> tuple[str, ...]:
-        """The delivery, then the run's chunks, Parquet, run state, run report and rollup tables."""
+        """The delivery, then the run's Parquet, run state, run report and rollup tables."""
         layout = RunLayout(self.source_bucket, self.run_date)
         return (
             self.delivery_prefix,
-            layout.chunk_prefix,
             layout.processed_prefix,
             layout.state_prefix,
             layout.reports_prefix,
@@ -102,7 +100,7 @@ def smoke_policy(*, bucket_arn: str, inventory_prefix: str, partition: str = "aw
     delivery = f"{inventory_prefix}/{SMOKE_SOURCE_PREFIX}*"
     owned = [
         delivery,
-        *(f"{root}/{source}" for root in (CHUNKS_ROOT, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT)),
+        *(f"{root}/{source}" for root in (PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT)),
         f"{ROLLUPS_ROOT}/*/{source}",
     ]
     return document(

@@ -36,13 +36,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--force", action="store_true", help="rerun a delivery that already ran (new job names)"
     )
     parser.add_argument("--job-queue", help="Batch job queue (default: $JOB_QUEUE)")
+    parser.add_argument(
+        "--process-job-queue",
+        help="the processor children's queue (default: $PROCESS_JOB_QUEUE, else the job queue; the "
+        "stack's output processJobQueueArn)",
+    )
     parser.add_argument("--split-job-definition", help="default: $SPLIT_JOB_DEFINITION")
     parser.add_argument("--process-job-definition", help="default: $PROCESS_JOB_DEFINITION")
     parser.add_argument("--finalize-job-definition", help="default: $FINALIZE_JOB_DEFINITION")
     parser.add_argument(
         "--target-chunk-mib",
         type=positive_int,
-        help="compressed inventory MiB per chunk (default: $TARGET_CHUNK_MIB or 256, the stack's targetChunkMib)",
+        help="compressed inventory MiB per chunk (default: $TARGET_CHUNK_MIB or 1024, the stack's targetChunkMib)",
     )
     parser.set_defaults(handler=run)
 
@@ -66,6 +71,8 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> Settings
             raise UsageError(msg)
     if args.target_chunk_mib:
         env["TARGET_CHUNK_MIB"] = str(args.target_chunk_mib)
+    if args.process_job_queue:
+        env["PROCESS_JOB_QUEUE"] = args.process_job_queue
     return Settings.from_env(env)
 
 

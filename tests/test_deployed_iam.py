@@ -23,7 +23,7 @@ import pytest
 from components.role_policies import execution_policy, job_policy, trigger_policy
 from inventory_contract.delivery import parse_delivery_key
 from inventory_contract.jsonlog import JsonLogger
-from inventory_contract.layout import CHUNKS_ROOT, PROCESSED_ROOT, ROLLUPS_ROOT, STATE_ROOT, RunLayout
+from inventory_contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT, STATE_ROOT, RunLayout
 from lambdas import runs
 from lambdas.inventory_trigger import handle_event
 from lambdas.runs import start_run
@@ -50,10 +50,13 @@ USED_BY_AWS_ONLY = {
     ("execution", "PullJobImage"): "ECS pulls the job image",
     ("execution", "WriteJobLogs"): "the awslogs driver writes the job's logs",
 }
-# Statements a successful run never uses, each with the test that checks it instead.
-USED_ONLY_ON_FAILURE = {
-    ("job", "AbortMultipartUploads"): "S3 is asked to abort an upload only after it failed: "
-    "test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other checks its keys",
+# Statements a successful run never uses, each with the test that checks it instead (the failed
+# uploads of test_every_grant_... use AbortMultipartUploads: no statement is left here).
+USED_ONLY_ON_FAILURE: dict[tuple[str, str], str] = {}
+# Statements whose absence does not fail a run, each with the test that shows what it does instead.
+ABSENCE_SHOWN_ELSEWHERE = {
+    ("job", "AbortMultipartUploads"): "an upload that fails is aborted, or its parts are left behind: "
+    "test_without_the_abort_grant_a_failed_upload_leaves_its_parts_behind",
 }
 # The scenario that needs each statement (the default: a delivery whose checksum has not landed yet).
 SCENARIO = {
@@ -97,7 +100,7 @@ def render(bucket: str, settings: Settings) -> dict[str, dict[str, Any]]:
         "trigger": trigger_policy(
             bucket_arn=bucket_arn,
             inventory_prefix=PREFIX,
-            queue_arn=settings.job_queue,
+            queue_arns=[settings.job_queue],
             job_definition_arns=[
                 settings.split_job_definition,
                 settings.process_job_definition,
@@ -290,14 +293,15 @@ def test_every_grant_of_the_deployed_policies_is_used_by_some_run(
 ) -> None:
     # GIVEN every scenario a deployed stack meets: a run and a forced rerun with fewer chunks, a
     # rejected manifest, a crash before submission taken over by Lambda's retry, a data file gone
-    forced, rejected, taken_over, gone = (new_account(server_env, tmp_path / n) for n in "abcd")
+    forced, rejected, taken_over, gone, aborted = (new_account(server_env, tmp_path / n) for n in "abcde")
     run_pipeline(forced, forced.documents(), scenario="forced-rerun-with-fewer-chunks")
+    upload_a_part_that_fails(aborted, monkeypatch)
     run_pipeline(rejected, rejected.documents(), scenario="rejected")
     crash_then_take_over(taken_over, monkeypatch)
     with pytest.raises(JobFailedError, match="does not exist"):  # named, not "Access Denied"
         run_pipeline(gone, gone.documents(), scenario="a-data-file-is-gone")
     # WHEN the grants are held against the requests those runs made
-    dead = set.intersection(*(_unused(a) for a in (forced, rejected, taken_over, gone)))
+    dead = set.intersection(*(_unused(a) for a in (forced, rejected, taken_over, gone, aborted)))
     # THEN every grant was needed, but for those no run here can reach
     dead = {g for g in dead if g.split(":", 1)[0] not in UNREACHABLE_GRANTS}
     assert not dead, f"granted, never used: {sorted(dead)}"
@@ -315,7 +319,6 @@ UNREACHABLE_ACTIONS = {
         "ecr:BatchCheckLayerAvailability",
     },
     "execution/WriteJobLogs": {"logs:CreateLogStream", "logs:PutLogEvents"},
-    "job/AbortMultipartUploads": {"s3:AbortMultipartUpload"},
 }
 
 
@@ -329,6 +332,61 @@ def test_the_statements_no_run_reaches_grant_exactly_their_actions_and_none_uses
             assert not [a for a in actions if "*" in a or "?" in a], f"{role}/{statement['Sid']}: {actions}"
             if f"{role}/{statement['Sid']}" in UNREACHABLE_ACTIONS:
                 assert set(actions) == UNREACHABLE_ACTIONS[f"{role}/{statement['Sid']}"], statement["Sid"]
+
+
+def upload_a_part_that_fails(
+    account: Account, monkeypatch: pytest.MonkeyPatch, documents: dict[str, Any] | None = None
+) -> list[Denial]:
+    """Uploads of a part, a partial and a rollup table above boto3's 64 MiB multipart threshold,
+    each of whose second part fails: boto3 aborts each upload, with the job role, under enforced
+    IAM. Returns the denials."""
+    from batch_jobs.s3io import MiB
+    from batch_jobs.storage import S3Storage
+
+    job = account.session(account.role("job", (documents or account.documents())["job"]))
+    s3 = account.client(job, "s3")
+    local = account.root / "large.parquet"
+    local.write_bytes(b"\0" * (65 * MiB))
+    layout = RunLayout("demo-source-bucket", "2026-11-24")
+    keys = [layout.part_key(0), layout.identity_partial_key(0), layout.rollup_key("prefix")]
+    real_upload_part = s3.upload_part
+
+    def fails_on_the_second(**request: Any) -> Any:
+        if request["PartNumber"] == 2:
+            raise ConnectionError("the network dropped")
+        return real_upload_part(**request)
+
+    with enforced_iam(account.allowed) as denials, monkeypatch.context() as patched:
+        patched.setattr(s3, "upload_part", fails_on_the_second)
+        for key in keys:
+            with pytest.raises(ConnectionError):
+                S3Storage(account.bucket, s3).store(local, key)
+    admin = account.client(account.admin, "s3")
+    assert all("Contents" not in admin.list_objects_v2(Bucket=account.bucket, Prefix=key) for key in keys)
+    return denials
+
+
+def test_without_the_abort_grant_a_failed_upload_leaves_its_parts_behind(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the job role without its abort grant, WHEN its uploads fail half-way
+    documents = account.documents()
+    documents["job"]["Statement"] = [
+        s for s in documents["job"]["Statement"] if s["Sid"] != "AbortMultipartUploads"
+    ]
+    denials = upload_a_part_that_fails(account, monkeypatch, documents)
+    # THEN S3 refused each abort, and the uploaded parts stay (billed until a lifecycle rule ends them)
+    assert {d.action for d in denials} == {"s3:AbortMultipartUpload"} and len(denials) == 3
+    admin = account.client(account.admin, "s3")
+    assert len(admin.list_multipart_uploads(Bucket=account.bucket).get("Uploads", [])) == 3
+
+
+def test_with_the_abort_grant_a_failed_upload_leaves_nothing(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert upload_a_part_that_fails(account, monkeypatch) == []
+    admin = account.client(account.admin, "s3")
+    assert admin.list_multipart_uploads(Bucket=account.bucket).get("Uploads", []) == []
 
 
 def _unused(account: Account) -> set[str]:
@@ -382,7 +440,11 @@ def test_the_stand_in_refuses_what_aws_refuses(account: Account) -> None:
 
 @pytest.mark.parametrize(
     ("role", "sid"),
-    [s for s in statements() if s not in USED_BY_AWS_ONLY and s not in USED_ONLY_ON_FAILURE],
+    [
+        s
+        for s in statements()
+        if s not in USED_BY_AWS_ONLY and s not in USED_ONLY_ON_FAILURE and s not in ABSENCE_SHOWN_ELSEWHERE
+    ],
     ids=str,
 )
 def test_without_any_one_statement_the_run_fails_naming_action_and_resource(
@@ -410,7 +472,11 @@ def test_without_any_one_statement_the_run_fails_naming_action_and_resource(
 def test_the_statements_said_to_be_used_by_aws_only_exist() -> None:
     # the removal test covers every other statement; a renamed one must be classified again
     assert set(USED_BY_AWS_ONLY) | set(USED_ONLY_ON_FAILURE) <= set(statements())
-    assert len(statements()) - len(USED_BY_AWS_ONLY) - len(USED_ONLY_ON_FAILURE) == 14
+    assert set(ABSENCE_SHOWN_ELSEWHERE) <= set(statements())
+    assert (
+        len(statements()) - len(USED_BY_AWS_ONLY) - len(USED_ONLY_ON_FAILURE) - len(ABSENCE_SHOWN_ELSEWHERE)
+        == 13
+    )
 
 
 class _RecordingStorage:
@@ -422,10 +488,6 @@ class _RecordingStorage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def writer(self, key: str, *args: Any) -> Any:
-        self._written.add(key)
-        return self._inner.writer(key, *args)
-
     def store(self, path: Path, key: str) -> None:
         self._written.add(key)
         self._inner.store(path, key)
@@ -434,15 +496,15 @@ class _RecordingStorage:
 MULTIPART_CALLS = {"upload_file", "upload_fileobj", "create_multipart_upload", "upload_part"}
 
 
-def test_the_jobs_upload_in_parts_only_through_the_storages_writer_and_store() -> None:
-    # so the keys passed to writer() and store() are every key a job may write in parts
+def test_the_jobs_upload_in_parts_only_through_the_storages_store() -> None:
+    # so the keys passed to store() are every key a job may write in parts
     root = Path(__file__).parents[1] / "batch_jobs"
     callers = set()
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in MULTIPART_CALLS:
                 callers.add(path.name)
-    assert callers == {"storage.py", "s3io.py"}
+    assert callers == {"storage.py"}
 
 
 def test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other(
@@ -462,16 +524,12 @@ def test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other(
     run = ["--manifest", f"s3://dest/{d.manifest_key}", "--source-bucket", d.source_bucket]
     run += ["--run-date", d.run_date]
     # WHEN a run of two chunks goes through every job
-    assert cli.main(["split", *run, "--chunks", "2"]) == 0
+    sizes = [f.stat().st_size for f in (generated.root / "inventory").rglob("*.csv.gz")]
+    assert cli.main(["split", *run, "--chunks", "2", "--target-chunk-bytes", str(sum(sizes) // 2 + 1)]) == 0
     assert all(cli.main(["process", *run, "--index", str(i)]) == 0 for i in range(2))
     assert cli.main(["finalize", *run, "--chunks", "2"]) == 0
     # THEN the job role may abort an upload at each of those keys...
-    assert {key.split("/", 1)[0] for key in written} == {
-        CHUNKS_ROOT,
-        PROCESSED_ROOT,
-        STATE_ROOT,
-        ROLLUPS_ROOT,
-    }
+    assert {key.split("/", 1)[0] for key in written} == {PROCESSED_ROOT, STATE_ROOT, ROLLUPS_ROOT}
     job = [render("dest", Settings("q", *["arn:aws:batch:r:1:job-definition/d:1"] * 3))["job"]]
     for key in sorted(written):
         assert is_allowed(job, "s3:AbortMultipartUpload", f"arn:aws:s3:::dest/{key}", {}), key

@@ -73,7 +73,7 @@ def generation_progress(
 
 
 def demo(
-    out: Path, *, objects: int, files: int, target_chunk_mib: int, workers: int = 0
+    out: Path, *, objects: int, files: int, target_chunk_mib: int | None = None, workers: int = 0
 ) -> dict[str, object]:
     progress = progress_printer()
     prepare(out)

@@ -168,7 +168,7 @@ class Executor:
         return _rows_written(log_path)
 
     def _wait(self, process: subprocess.Popen[bytes], name: str, log_path: Path) -> int:
-        """Wait for the process, relaying the progress lines it logs (the splitter's) with rates."""
+        """Wait for the process, relaying the progress lines it logs (the plan, each child's rows)."""
         seen = 0
         while True:
             try:
@@ -186,8 +186,8 @@ class Executor:
 
 
 PROGRESS_POLL_SECONDS = 0.5
-"""How often a running job's log is read for progress lines: the splitter logs one every 2 s (``flow.py``),
-shown within half a second, so even a split of 3 s shows one."""
+"""How often a running job's log is read for progress lines: a child logs one every 2 s (``flow.py``),
+shown within half a second."""
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -203,14 +203,21 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 
 def _progress_line(line: str) -> str | None:
     entries = _json_lines(line)
-    if not entries or entries[0].get("message") != "split progress":
+    if not entries:
         return None
     entry = entries[0]
+    if entry.get("message") == "plan written":
+        return (
+            f"planned {entry.get('chunks')} chunk(s) over {entry.get('files')} data file(s), "
+            f"{entry.get('cut_files')} cut in pieces"
+        )
+    if entry.get("message") != "process progress":
+        return None
     total = entry.get("compressed_bytes_total") or 0
-    share = entry.get("compressed_bytes_done", 0) / total * 100 if total else 0
+    share = min(entry.get("compressed_bytes_done", 0) / total * 100, 100) if total else 100
     return (
-        f"{entry.get('uncompressed_bytes', 0) / 1e6:,.0f} MB of CSV, {entry.get('rows', 0):,} rows, "
-        f"{share:.0f}% of the delivery, {entry.get('mb_per_s', 0):,.0f} MB/s"
+        f"chunk {entry.get('chunk')}: {entry.get('rows', 0):,} rows, {share:.0f}% of its "
+        f"{total / 1e6:,.0f} MB of gzip read, {entry.get('rows_per_s', 0):,} rows/s"
     )
 
 

@@ -37,7 +37,13 @@ from pipeline.local.locks import partition_lock, staging
 from pipeline.local.publish import completed, publish
 from pipeline.local.stand_in import StandIn, stand_in
 
-DEFAULT_TARGET_CHUNK_MIB = 32
+MiB = 1024 * 1024
+
+
+def auto_target_chunk_mib(compressed_bytes: int, workers: int) -> int:
+    """The local default: one chunk per worker (whole files where they balance, as the plan
+    decides), since a local child starts in under a second and each chunk gets a core."""
+    return max(1, -(-compressed_bytes // (MiB * max(workers, 1))))
 
 
 @dataclass(frozen=True)
@@ -161,13 +167,16 @@ def run_local(
     out: Path,
     *,
     force: bool = False,
-    target_chunk_mib: int = DEFAULT_TARGET_CHUNK_MIB,
+    target_chunk_mib: int | None = None,
     workers: int = 0,
     progress: Callable[[str], None] | None = None,
     before_trigger: Callable[[StandIn], None] | None = None,
 ) -> LocalRun:
     """Run the delivery's pipeline and publish its outputs into ``out``; a failure publishes nothing."""
     progress = progress or progress_printer()
+    workers = workers or os.cpu_count() or 1
+    if target_chunk_mib is None:
+        target_chunk_mib = auto_target_chunk_mib(source.manifest.total_size, workers)
     layout = source.layout
     out.mkdir(parents=True, exist_ok=True)
     with partition_lock(out, layout, source.manifest_uri), staging(out) as staged:

@@ -1,4 +1,5 @@
-"""The finalize job against a moto S3 server, in its own process."""
+"""The finalize job against a moto S3 server, in its own process: a run whose plan cuts one of
+its two data files into pieces, reconciled against the manifest, the plan and the parts."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import json
 import pytest
 
 from inventory_contract.layout import RunLayout
-from tests.batch_jobs.test_split_process import _deliver, _process, _run_args, _split
+from tests.batch_jobs.test_split_process import _deliver, _plan, _process, _run_args, _split
 from tests.conftest import run_job
 
 pytestmark = pytest.mark.slow
+CHUNKS = 4  # two data files in four chunks: each file is cut in two pieces
 
 
 @pytest.fixture
 def finished_run(s3, bucket, aws_env, tmp_path):
     gen = _deliver(s3, tmp_path, bucket, objects=2000, files=2)
-    assert _split(aws_env, gen, bucket, 3).returncode == 0
-    for i in range(3):
+    assert _split(aws_env, gen, bucket, CHUNKS).returncode == 0
+    assert any(f["pieces"] > 1 for f in _plan(s3, bucket, gen)["files"])
+    for i in range(CHUNKS):
         assert _process(aws_env, gen, bucket, i).returncode == 0
     return gen
 
 
-def _finalize(env, gen, bucket, chunks=3):
+def _finalize(env, gen, bucket, chunks=CHUNKS):
     return run_job(env, "finalize", *_run_args(gen, bucket), "--chunks", str(chunks))
 
 
@@ -39,14 +42,14 @@ def test_a_complete_run_is_reconciled_and_marked(s3, bucket, aws_env, finished_r
         "complete",
         2000,
         2000,
-        3,
+        CHUNKS,
     )
     assert report["size_sum"] == finished_run.truth.total_size
     assert report["problems"] == []
     marker = _json(s3, bucket, layout.complete_marker_key)
     assert marker["rows"] == 2000 and marker["run_report"] == layout.run_report_key
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)["Contents"]
-    assert marker["parts"] == {o["Key"]: o["Size"] for o in listed} and len(listed) == 3
+    assert marker["parts"] == {o["Key"]: o["Size"] for o in listed} and len(listed) == CHUNKS
     assert not layout.complete_marker_key.startswith("processed/")
 
 
@@ -74,21 +77,97 @@ def test_a_missing_part_fails_with_the_numbers(s3, bucket, aws_env, finished_run
     )
 
 
+def _edit_stats(s3, bucket, gen, index, change) -> dict:  # type: ignore[no-untyped-def]
+    key = RunLayout.of(gen.delivery).part_stats_key(index)
+    stats = _json(s3, bucket, key)
+    change(stats)
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(stats).encode())
+    return stats
+
+
 @pytest.mark.parametrize(("delta", "word"), [(1, "extra"), (-1, "lost")])
 def test_an_extra_or_lost_row_fails_with_the_numbers(s3, bucket, aws_env, finished_run, delta, word):
-    layout = RunLayout.of(finished_run.delivery)
-    stats = _json(s3, bucket, layout.part_stats_key(2))
-    chunk_rows = stats["rows"]
-    stats["rows"] += delta
-    s3.put_object(Bucket=bucket, Key=layout.part_stats_key(2), Body=json.dumps(stats).encode())
+    stats = _edit_stats(s3, bucket, finished_run, 2, lambda s: s.update(rows=s["rows"] + delta))
+    read = ", ".join(source["key"] for source in stats["sources"])
     _fails_with(
         s3,
         bucket,
         aws_env,
         finished_run,
-        f"part 2: {chunk_rows + delta} rows but chunk 2 has {chunk_rows} ({word} rows)",
+        f"part 2: {stats['rows']} rows in the part but {stats['rows_counted']} read from {read} ({word} rows)",
         f"rows in = 2000 but rows out = {2000 + delta} (difference {delta:+d})",
     )
+
+
+def test_pieces_that_do_not_hold_every_row_of_their_file_fail_naming_file_and_chunks(
+    s3, bucket, aws_env, finished_run
+):
+    # GIVEN a child of a cut file that counted (and converted) one row fewer than its piece holds
+    plan = _plan(s3, bucket, finished_run)
+    cut = next(i for i, f in enumerate(plan["files"]) if f["pieces"] > 1)
+    chunk = next(
+        c["index"] for c in plan["chunks"] if c["sources"][0]["file"] == cut and c["sources"][0]["piece"] == 0
+    )
+
+    def one_row_fewer(stats: dict) -> None:
+        stats["sources"][0]["rows"] -= 1
+        stats["rows_counted"] -= 1
+        stats["rows"] -= 1
+
+    _edit_stats(s3, bucket, finished_run, chunk, one_row_fewer)
+    chunks = sorted(c["index"] for c in plan["chunks"] if any(s["file"] == cut for s in c["sources"]))
+    # THEN the file, its pieces' chunks and the numbers are named; rows out fall short of rows in
+    file_rows = plan["files"][cut]
+    _fails_with(
+        s3,
+        bucket,
+        aws_env,
+        finished_run,
+        f"data file {file_rows['key']}: its {file_rows['pieces']} piece(s) in chunks {chunks} hold",
+        "(lost rows)",
+    )
+
+
+def test_a_file_nobody_read_to_its_end_fails(s3, bucket, aws_env, finished_run):
+    plan = _plan(s3, bucket, finished_run)
+    last = next(c for c in plan["chunks"] if any(s["piece"] == s["pieces"] - 1 for s in c["sources"]))
+    source = next(s for s in last["sources"] if s["piece"] == s["pieces"] - 1)
+
+    def unverified(stats: dict) -> None:
+        for read in stats["sources"]:
+            if read["file"] == source["file"]:
+                read["verified"] = False
+
+    _edit_stats(s3, bucket, finished_run, last["index"], unverified)
+    _fails_with(
+        s3,
+        bucket,
+        aws_env,
+        finished_run,
+        f"data file {source['key']}: chunk {last['index']} did not read it to its end with its size and MD5",
+    )
+
+
+def test_a_child_that_read_other_sources_than_its_chunk_fails(s3, bucket, aws_env, finished_run):
+    stats = _edit_stats(
+        s3, bucket, finished_run, 0, lambda s: s["sources"].reverse() or s["sources"].append(s["sources"][0])
+    )
+    assert stats["sources"]
+    _fails_with(s3, bucket, aws_env, finished_run, "part 0: its child read [", "but chunk 0 is [")
+
+
+def test_a_plan_that_does_not_cover_the_manifest_fails(s3, bucket, aws_env, finished_run):
+    # GIVEN a plan edited to leave out a chunk's sources (every other file of the manifest)
+    layout = RunLayout.of(finished_run.delivery)
+    plan = _plan(s3, bucket, finished_run)
+    dropped = plan["chunks"][1]["sources"].pop(0)
+    s3.put_object(Bucket=bucket, Key=layout.plan_key, Body=json.dumps(plan).encode())
+    what = (
+        f"data file {dropped['file']} is read by no chunk"
+        if dropped["pieces"] == 1
+        else f"data file {dropped['file']} is not read exactly once"
+    )
+    _fails_with(s3, bucket, aws_env, finished_run, f"plan: {what}")
 
 
 def test_a_part_this_run_did_not_write_fails(s3, bucket, aws_env, finished_run):

@@ -1,4 +1,4 @@
-"""The two jobs end to end against a moto S3 server, each in its own process."""
+"""The splitter and the processor end to end against a moto S3 server, each in its own process."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from polars.testing import assert_frame_equal
 
 from batch_jobs.convert import output_schema
 from inventory_contract.layout import RunLayout
+from inventory_contract.plan import plan_chunks
 from inventory_contract.rollups import ROLLUPS
 from inventory_contract.schema import KNOWN_FIELDS, columns_for
 from pipeline.synthetic import GeneratedDelivery, generate_delivery
@@ -43,16 +44,35 @@ def _run_args(gen: GeneratedDelivery, bucket: str) -> list[str]:
     ]
 
 
+def target_for(gen: GeneratedDelivery, chunks: int) -> int:
+    """A target chunk size for which the plan of ``gen`` has exactly ``chunks`` chunks."""
+    sizes = [f["size"] for f in json.loads(gen.manifest_path.read_bytes())["files"]]
+    total = sum(sizes)
+    for target in sorted({max(-(-total // n), 1) for n in range(1, 4 * chunks + 2)}, reverse=True):
+        if plan_chunks(sizes, target).count == chunks:
+            return target
+    msg = f"no target chunk size plans {chunks} chunks for files of {sizes} bytes"
+    raise AssertionError(msg)
+
+
 def _split(env, gen, bucket, chunks: int):
-    return run_job(env, "split", *_run_args(gen, bucket), "--chunks", str(chunks))
+    target = target_for(gen, chunks)
+    return run_job(
+        env, "split", *_run_args(gen, bucket), "--chunks", str(chunks), "--target-chunk-bytes", str(target)
+    )
 
 
 def _process(env, gen, bucket, index: int):
     return run_job(env, "process", *_run_args(gen, bucket), "--index", str(index))
 
 
-def _report(s3, bucket: str, gen: GeneratedDelivery) -> dict:
-    key = RunLayout.of(gen.delivery).split_report_key
+def _plan(s3, bucket: str, gen: GeneratedDelivery) -> dict:
+    key = RunLayout.of(gen.delivery).plan_key
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _stats(s3, bucket: str, gen: GeneratedDelivery, index: int) -> dict:
+    key = RunLayout.of(gen.delivery).part_stats_key(index)
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
@@ -64,25 +84,25 @@ def _read_part(s3, bucket: str, key: str, tmp_path: Path) -> Path:
 
 def test_round_trip_of_a_versioned_inventory_with_tricky_keys(s3, bucket, aws_env, tmp_path):
     # GIVEN a versioned inventory with every optional field and 30% keys that need decoding
-    gen = _deliver(s3, tmp_path, bucket, objects=6000, files=3, tricky_share=0.3)
+    gen = _deliver(s3, tmp_path, bucket, objects=6000, files=4, tricky_share=0.3)
     layout = RunLayout.of(gen.delivery)
 
-    # WHEN it is split into 4 chunks and every chunk is processed
+    # WHEN it is planned in 4 chunks (a file each) and every chunk is processed
     split = _split(aws_env, gen, bucket, 4)
     assert split.returncode == 0, split.stderr
     for i in range(4):
         done = _process(aws_env, gen, bucket, i)
         assert done.returncode == 0, done.stderr
 
-    # THEN rows in = rows in chunks = rows in parts, chunks are balanced
-    report = _report(s3, bucket, gen)
-    assert report["rows"] == gen.truth.rows == 6000
-    assert sum(c["rows"] for c in report["chunks"]) == 6000
-    assert [f["md5"] for f in report["files"]] == [
+    # THEN the plan reads every file once, balanced; rows counted in = rows in the parts
+    plan = _plan(s3, bucket, gen)
+    assert [f["md5"] for f in plan["files"]] == [
         hashlib.md5(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in gen.data_keys
     ]
-    sizes = [c["bytes"] for c in report["chunks"]]
-    assert max(sizes) <= 1.10 * (sum(sizes) / len(sizes)), sizes
+    sizes = [c["compressed_bytes"] for c in plan["chunks"]]
+    assert max(sizes) <= 1.5 * (sum(sizes) / len(sizes)), sizes
+    counted = [_stats(s3, bucket, gen, i)["rows_counted"] for i in range(4)]
+    assert sum(counted) == gen.truth.rows == 6000
     parts = [_read_part(s3, bucket, layout.part_key(i), tmp_path) for i in range(4)]
     frame = pl.concat([pl.read_parquet(p) for p in parts])
     assert frame.height == 6000
@@ -120,12 +140,13 @@ def test_round_trip_of_a_versioned_inventory_with_tricky_keys(s3, bucket, aws_en
 
 
 def test_rerunning_split_and_process_rewrites_identical_objects(s3, bucket, aws_env, tmp_path):
-    gen = _deliver(s3, tmp_path, bucket, objects=500, files=2)
+    gen = _deliver(s3, tmp_path, bucket, objects=500, files=3)
     layout = RunLayout.of(gen.delivery)
 
-    def snapshot() -> list[bytes]:
-        keys = [layout.chunk_key(i) for i in range(3)] + [layout.part_key(i) for i in range(3)]
-        return [s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+    def snapshot() -> list[bytes]:  # the plan, less how long it took, and the parts
+        keys = [layout.plan_key] + [layout.part_key(i) for i in range(3)]
+        found = [s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+        return [re.sub(rb'"duration_seconds": [0-9.]+', b"", found[0]), *found[1:]]
 
     for _ in range(2):
         assert _split(aws_env, gen, bucket, 3).returncode == 0
@@ -138,7 +159,7 @@ def test_rerunning_split_and_process_rewrites_identical_objects(s3, bucket, aws_
 
 def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bucket, aws_env, tmp_path):
     # GIVEN a complete run of 3 chunks
-    gen = _deliver(s3, tmp_path, bucket, objects=500, files=2)
+    gen = _deliver(s3, tmp_path, bucket, objects=500, files=3)
     layout = RunLayout.of(gen.delivery)
 
     def keys(prefix: str) -> list[str]:
@@ -163,7 +184,6 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
         + [layout.identity_partial_key(i) for i in range(2)]
         + [layout.rollup_partial_key(r.name, i) for r in ROLLUPS for i in range(2)]
     )
-    assert keys(layout.chunk_prefix) == [layout.chunk_key(0), layout.chunk_key(1)]
     assert all(keys(layout.rollup_prefix(r.name)) == [] for r in ROLLUPS)  # no earlier run's rollups shown
     # THEN the rerun completes and reconciles, with exactly its own parts
     for i in range(2):
@@ -188,14 +208,14 @@ def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws
     gen = _deliver(s3, tmp_path, bucket, objects=300, files=2)
     assert _split(aws_env, gen, bucket, 2).returncode == 0
     layout = RunLayout.of(gen.delivery)
-    convert = process_module.convert_chunk
+    convert = process_module.write_part
 
     def rerun_splits_meanwhile(*args, **kwargs):
         stats = convert(*args, **kwargs)
         assert _split(aws_env, gen, bucket, 1).returncode == 0  # a forced rerun's splitter
         return stats
 
-    monkeypatch.setattr(process_module, "convert_chunk", rerun_splits_meanwhile)
+    monkeypatch.setattr(process_module, "write_part", rerun_splits_meanwhile)
     from batch_jobs.storage import S3Storage
 
     store = S3Storage(bucket, s3)
@@ -203,33 +223,50 @@ def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws
         store, f"s3://{bucket}/{gen.delivery.manifest_key}", gen.delivery.source_bucket, gen.delivery.run_date
     )
     # WHEN it finishes, THEN it refuses to write the earlier run's part into the new run
-    with pytest.raises(process_module.RunSupersededError, match="a rerun replaced this run's split"):
+    with pytest.raises(process_module.RunSupersededError, match="a rerun replaced this run's plan"):
         process_module.process(store, run, 0, log=JsonLogger(io.StringIO()), workdir=tmp_path)
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)
 
 
-def test_more_chunks_than_rows_writes_empty_chunks_and_empty_parts(s3, bucket, aws_env, tmp_path):
-    gen = _deliver(s3, tmp_path, bucket, objects=5, files=2)
+def test_pieces_that_hold_no_row_write_empty_parts(s3, bucket, aws_env, tmp_path):
+    # GIVEN one data file of 5 rows cut into 8 pieces: some ranges hold no row's first byte
+    gen = _deliver(s3, tmp_path, bucket, objects=5, files=1)
     assert _split(aws_env, gen, bucket, 8).returncode == 0
-    report = _report(s3, bucket, gen)
-    assert [c["rows"] for c in report["chunks"]] == [1, 1, 1, 1, 1, 0, 0, 0]
-    done = _process(aws_env, gen, bucket, 7)
-    assert done.returncode == 0, done.stderr
-    empty = pl.read_parquet(_read_part(s3, bucket, RunLayout.of(gen.delivery).part_key(7), tmp_path))
-    assert_frame_equal(empty, pl.DataFrame(schema=output_schema(columns_for(KNOWN_FIELDS))))
+    plan = _plan(s3, bucket, gen)
+    assert [len(c["sources"]) for c in plan["chunks"]] == [1] * 8 and plan["files"][0]["pieces"] == 8
+    for i in range(8):
+        done = _process(aws_env, gen, bucket, i)
+        assert done.returncode == 0, done.stderr
+    stats = [_stats(s3, bucket, gen, i) for i in range(8)]
+    assert sum(s["rows"] for s in stats) == 5 and stats[-1]["sources"][0]["file_rows"] == 5
+    empty = next(i for i, s in enumerate(stats) if s["rows"] == 0)
+    part = pl.read_parquet(_read_part(s3, bucket, RunLayout.of(gen.delivery).part_key(empty), tmp_path))
+    assert_frame_equal(part, pl.DataFrame(schema=output_schema(columns_for(KNOWN_FIELDS))))
 
 
 def test_one_chunk_and_an_empty_inventory(s3, bucket, aws_env, tmp_path):
     gen = _deliver(s3, tmp_path / "a", bucket, objects=0, files=2)
     assert _split(aws_env, gen, bucket, 1).returncode == 0
-    assert _report(s3, bucket, gen)["chunks"] == [
-        {"index": 0, "key": RunLayout.of(gen.delivery).chunk_key(0), "rows": 0, "bytes": 0, "sources": []}
-    ]
+    [chunk] = _plan(s3, bucket, gen)["chunks"]
+    assert [(s["file"], s["piece"], s["pieces"]) for s in chunk["sources"]] == [(0, 0, 1), (1, 0, 1)]
     done = _process(aws_env, gen, bucket, 0)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stderr.splitlines()[-1])["rows"] == 0
     part = _read_part(s3, bucket, RunLayout.of(gen.delivery).part_key(0), tmp_path)
     assert pl.read_parquet(part).height == 0
+
+
+def test_a_count_other_than_the_plans_is_refused(s3, bucket, aws_env, tmp_path):
+    # the trigger and the splitter plan with one function; a job given another count is wrong input
+    gen = _deliver(s3, tmp_path, bucket, objects=300, files=2)
+    target = target_for(gen, 2)
+    result = run_job(
+        aws_env, "split", *_run_args(gen, bucket), "--chunks", "5", "--target-chunk-bytes", str(target)
+    )
+    assert result.returncode == 2
+    assert (
+        f"the plan has 2 chunks at {target} bytes a chunk, but the job was given --chunks 5" in result.stderr
+    )
 
 
 def _rewrite_file(s3, bucket: str, gen: GeneratedDelivery, index: int, data: bytes, *, update_manifest: bool):
@@ -240,6 +277,7 @@ def _rewrite_file(s3, bucket: str, gen: GeneratedDelivery, index: int, data: byt
         manifest = json.loads(gen.manifest_path.read_bytes())
         manifest["files"][index].update(size=len(data), MD5checksum=hashlib.md5(data).hexdigest())
         s3.put_object(Bucket=bucket, Key=gen.delivery.manifest_key, Body=json.dumps(manifest).encode())
+        gen.manifest_path.write_text(json.dumps(manifest))  # what target_for plans from
 
 
 def _original(gen: GeneratedDelivery, index: int) -> bytes:
@@ -249,32 +287,16 @@ def _original(gen: GeneratedDelivery, index: int) -> bytes:
 @pytest.mark.parametrize(
     ("damage", "expected"),
     [
-        ("md5", r"MD5 is [0-9a-f]{32} but the manifest says [0-9a-f]{32}"),
-        (
-            "size",
-            r"size is more than the \d+ bytes the manifest says|size is \d+ bytes but the manifest says \d+",
-        ),
-        ("truncated", r"gzip stream is truncated \(it ends inside a member, after \d+ compressed bytes\)"),
-        ("corrupt", r"corrupt gzip in the \d+ compressed bytes from offset \d+"),
+        ("size", r"size is \d+ bytes but the manifest says \d+"),
         ("missing", r"data file listed in the manifest does not exist"),
     ],
 )
-def test_a_bad_data_file_fails_the_split_naming_the_file(s3, bucket, aws_env, tmp_path, damage, expected):
+def test_a_data_file_missing_or_of_another_size_fails_the_split_naming_it(
+    s3, bucket, aws_env, tmp_path, damage, expected
+):
     gen = _deliver(s3, tmp_path, bucket, objects=3000, files=2)
-    data = _original(gen, 1)
-    if damage == "md5":  # same size, one byte changed in the gzip trailer's CRC: only MD5 can tell
-        _rewrite_file(
-            s3, bucket, gen, 1, data[:-8] + bytes([data[-8] ^ 1]) + data[-7:], update_manifest=False
-        )
-    elif damage == "size":
-        _rewrite_file(s3, bucket, gen, 1, data + b"\0", update_manifest=False)
-    elif damage == "truncated":
-        _rewrite_file(s3, bucket, gen, 1, data[: len(data) // 2], update_manifest=True)
-    elif damage == "corrupt":
-        middle = len(data) // 2
-        _rewrite_file(
-            s3, bucket, gen, 1, data[:middle] + b"\xff" * 64 + data[middle + 64 :], update_manifest=True
-        )
+    if damage == "size":
+        _rewrite_file(s3, bucket, gen, 1, _original(gen, 1) + b"\0", update_manifest=False)
     else:
         s3.delete_object(Bucket=bucket, Key=gen.data_keys[1])
 
@@ -285,8 +307,51 @@ def test_a_bad_data_file_fails_the_split_naming_the_file(s3, bucket, aws_env, tm
     assert error.startswith(f"error: s3://{bucket}/{gen.data_keys[1]}: ")
     assert re.search(expected, error), error
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=RunLayout.of(gen.delivery).state_prefix)
-    blocked = _process(aws_env, gen, bucket, 0)  # the processors never run on an unsplit run
+    blocked = _process(aws_env, gen, bucket, 0)  # the processors never run on an unplanned run
     assert blocked.returncode == 2 and "the splitter has not completed" in blocked.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("md5", r"MD5 is [0-9a-f]{32} but the manifest says [0-9a-f]{32}"),
+        ("truncated", r"gzip stream is truncated \(it ends inside a member, after \d+ compressed bytes\)"),
+        ("corrupt", r"corrupt gzip in the \d+ compressed bytes from offset \d+"),
+        ("byte-order mark", r"line 1 starts with a UTF-8 byte-order mark, which S3 Inventory never writes"),
+    ],
+)
+def test_a_bad_data_file_fails_the_child_that_reads_it_naming_the_file(
+    s3, bucket, aws_env, tmp_path, damage, expected
+):
+    gen = _deliver(s3, tmp_path, bucket, objects=3000, files=2)
+    data = _original(gen, 1)
+    if damage == "md5":  # same size, one byte changed in the gzip trailer's CRC: only MD5 can tell
+        _rewrite_file(
+            s3, bucket, gen, 1, data[:-8] + bytes([data[-8] ^ 1]) + data[-7:], update_manifest=False
+        )
+    elif damage == "truncated":
+        _rewrite_file(s3, bucket, gen, 1, data[: len(data) // 2], update_manifest=True)
+    elif damage == "corrupt":
+        middle = len(data) // 2
+        _rewrite_file(
+            s3, bucket, gen, 1, data[:middle] + b"\xff" * 64 + data[middle + 64 :], update_manifest=True
+        )
+    else:
+        _rewrite_file(
+            s3, bucket, gen, 1, gzip.compress(b"\xef\xbb\xbf" + gzip.decompress(data)), update_manifest=True
+        )
+    assert _split(aws_env, gen, bucket, 2).returncode == 0
+    reader = next(i for i, c in enumerate(_plan(s3, bucket, gen)["chunks"]) if c["sources"][0]["file"] == 1)
+
+    result = _process(aws_env, gen, bucket, reader)
+
+    assert result.returncode == 2, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: s3://{bucket}/{gen.data_keys[1]}: ")
+    assert re.search(expected, error), error
+    layout = RunLayout.of(gen.delivery)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.part_key(reader))
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.part_stats_key(reader))
 
 
 def _hand_made_delivery(s3, bucket: str, tmp_path: Path, lines: list[str]) -> GeneratedDelivery:
@@ -332,9 +397,7 @@ def test_a_malformed_row_fails_the_child_naming_the_data_file_line_and_value(
     result = _process(aws_env, gen, bucket, 0)
     layout = RunLayout.of(gen.delivery)
     assert result.returncode == 2, result.stderr
-    chunk = f"s3://{bucket}/{layout.chunk_key(0)}"
-    where = f"s3://{bucket}/{gen.data_keys[0]}: line 11 (chunk {chunk} line 11)"
-    assert f"error: {where}: {expected}" in result.stderr
+    assert f"error: s3://{bucket}/{gen.data_keys[0]}: line 11: {expected}" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.processed_prefix)
 
 
@@ -346,42 +409,44 @@ def test_a_row_that_is_not_utf8_is_named_by_its_data_file_and_line(s3, bucket, a
     assert _split(aws_env, gen, bucket, 1).returncode == 0
     result = _process(aws_env, gen, bucket, 0)
     assert result.returncode == 2, result.stderr
-    assert f"error: s3://{bucket}/{gen.data_keys[0]}: line 11 " in result.stderr
-    assert "is not UTF-8 (byte 0xff at column" in result.stderr
+    assert (
+        f"error: s3://{bucket}/{gen.data_keys[0]}: line 11: is not UTF-8 (byte 0xff at column"
+        in result.stderr
+    )
 
 
-def test_a_bad_row_in_a_later_file_and_chunk_is_named_by_its_own_file_and_line(s3, bucket, aws_env, tmp_path):
-    # GIVEN two data files of 40 rows each, the second with a bad 30th row, split into 2 chunks
+def test_a_bad_row_in_a_later_file_of_a_chunk_is_named_by_its_own_file_and_line(
+    s3, bucket, aws_env, tmp_path
+):
+    # GIVEN two data files of 40 rows each in one chunk, the second with a bad 30th row
     gen = _deliver(s3, tmp_path, bucket, objects=80, files=2)
     rows = gzip.decompress(_original(gen, 1)).decode().splitlines(keepends=True)
     rows[29] = ",".join(_row(Size="-1")) + "\n"
     _rewrite_file(s3, bucket, gen, 1, gzip.compress("".join(rows).encode()), update_manifest=True)
-    assert _split(aws_env, gen, bucket, 2).returncode == 0
-    [_, second] = _report(s3, bucket, gen)["chunks"]
-    # WHEN the child of the chunk that holds it converts
-    result = _process(aws_env, gen, bucket, 1)
-    # THEN the error names the delivered file's line, not only the chunk's
-    assert result.returncode == 2
-    from_first = sum(src["rows"] for src in second["sources"] if src["key"] == gen.data_keys[0])
-    assert second["sources"][-1] == {"key": gen.data_keys[1], "first_line": 1, "rows": 40}
-    chunk_line = from_first + 30
-    assert (
-        f"error: s3://{bucket}/{gen.data_keys[1]}: line 30 "
-        f"(chunk s3://{bucket}/{RunLayout.of(gen.delivery).chunk_key(1)} line {chunk_line}): field Size"
-    ) in result.stderr
-
-
-def test_a_data_file_that_starts_with_a_byte_order_mark_is_refused(s3, bucket, aws_env, tmp_path):
-    gen = _deliver(s3, tmp_path, bucket, objects=20, files=2)
-    data = b"\xef\xbb\xbf" + gzip.decompress(_original(gen, 1))
-    _rewrite_file(s3, bucket, gen, 1, gzip.compress(data), update_manifest=True)
-    result = _split(aws_env, gen, bucket, 1)
+    assert _split(aws_env, gen, bucket, 1).returncode == 0
+    # WHEN the child converts THEN the error names the delivered file and its line
+    result = _process(aws_env, gen, bucket, 0)
     assert result.returncode == 2
     assert (
-        f"error: s3://{bucket}/{gen.data_keys[1]}: line 1 starts with a UTF-8 byte-order mark, "
-        "which S3 Inventory never writes"
-    ) in result.stderr
-    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=RunLayout.of(gen.delivery).state_prefix)
+        f"error: s3://{bucket}/{gen.data_keys[1]}: line 30: field Size (size) is negative: '-1'"
+        in result.stderr
+    )
+
+
+def test_a_bad_row_in_a_later_piece_is_named_by_the_files_line(s3, bucket, aws_env, tmp_path):
+    # GIVEN one data file of 400 rows with a bad 350th row, cut into 4 pieces
+    gen = _deliver(s3, tmp_path, bucket, objects=400, files=1)
+    rows = gzip.decompress(_original(gen, 0)).decode().splitlines(keepends=True)
+    rows[349] = ",".join(_row(Size="-1")) + "\n"
+    _rewrite_file(s3, bucket, gen, 0, gzip.compress("".join(rows).encode()), update_manifest=True)
+    assert _split(aws_env, gen, bucket, 4).returncode == 0
+    # WHEN every piece is converted THEN only the piece that holds it fails, naming the file's line
+    failed = [r for r in (_process(aws_env, gen, bucket, i) for i in range(4)) if r.returncode]
+    assert len(failed) == 1 and failed[0].returncode == 2
+    assert (
+        f"error: s3://{bucket}/{gen.data_keys[0]}: line 350: field Size (size) is negative"
+        in failed[0].stderr
+    )
 
 
 def test_unquoted_empty_fields_are_accepted_as_null(s3, bucket, aws_env, tmp_path):
@@ -402,6 +467,6 @@ def test_job_parameters_must_match_the_manifest_key(s3, bucket, aws_env, tmp_pat
     gen = _deliver(s3, tmp_path, bucket, objects=10, files=1)
     args = _run_args(gen, bucket)
     args[args.index("--run-date") + 1] = "1999-01-01"
-    result = run_job(aws_env, "split", *args, "--chunks", "2")
+    result = run_job(aws_env, "split", *args, "--chunks", "2", "--target-chunk-bytes", "1024")
     assert result.returncode == 2
     assert "but the job was given --source-bucket demo-source-bucket --run-date 1999-01-01" in result.stderr

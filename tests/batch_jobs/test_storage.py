@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,6 +43,7 @@ def test_a_missing_key_is_missing_for_every_read(store: Storage, tmp_path: Path)
         store.read,
         store.open,
         lambda k: store.tail(k, 4),
+        store.size,
         lambda k: store.fetch(k, tmp_path / "x"),
     ):
         with pytest.raises(MissingObjectError, match="nothing/here does not exist"):
@@ -51,20 +51,11 @@ def test_a_missing_key_is_missing_for_every_read(store: Storage, tmp_path: Path)
     assert store.version("nothing/here") is None
 
 
-def test_a_streamed_object_appears_whole_on_close_and_not_at_all_on_abort(store: Storage) -> None:
-    block = os.urandom(MiB)
-    with ThreadPoolExecutor(2) as pool:
-        writer = store.writer("inventory-chunks/c.csv", pool, 5 * MiB)
-        for _ in range(6):
-            writer.write(block)
-        assert list(store.list("inventory-chunks/")) == []  # nothing visible before close
-        writer.close()
-        aborted = store.writer("inventory-chunks/d.csv", pool, 5 * MiB)
-        for _ in range(6):
-            aborted.write(block)
-        aborted.abort()
-    assert store.read("inventory-chunks/c.csv") == block * 6
-    assert list(store.list("inventory-chunks/")) == [("inventory-chunks/c.csv", 6 * MiB)]
+def test_size_of_an_object_and_of_a_missing_one(store: Storage) -> None:
+    store.write("inventory/b/c/data/x.csv.gz", b"12345")
+    assert store.size("inventory/b/c/data/x.csv.gz") == 5
+    with pytest.raises(MissingObjectError, match=r"inventory/b/c/data/gone\.csv\.gz does not exist"):
+        store.size("inventory/b/c/data/gone.csv.gz")
 
 
 def test_fetch_store_list_delete_and_version(store: Storage, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def dependent(job: str, array_size: int | None = None) -> dict[str, Any]:
 
 
 def matching(events: list[dict[str, Any]]) -> list[str]:
-    pattern = EventPattern.load(json.dumps(failed_run_pattern(QUEUE)))
+    pattern = EventPattern.load(json.dumps(failed_run_pattern([QUEUE])))
     return [e["detail"]["jobId"] for e in events if pattern.matches_event(e)]
 
 
@@ -238,7 +238,7 @@ def test_failed_runs_go_to_the_topic_with_the_run_and_the_reason(alerting):
     topic = alerting.one("aws:sns/topic:Topic")
     queue = alerting.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
     rule = alerting.one("aws:cloudwatch/eventRule:EventRule")
-    assert json.loads(rule.inputs["eventPattern"]) == failed_run_pattern(queue)
+    assert json.loads(rule.inputs["eventPattern"]) == failed_run_pattern([queue])
     target = alerting.one("aws:cloudwatch/eventTarget:EventTarget")
     assert target.inputs["arn"] == topic.outputs["arn"]
     transformer = target.inputs["inputTransformer"]

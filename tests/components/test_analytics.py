@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from batch_jobs.convert import convert_chunk
 from components.catalog import PROJECTION_DATE_FORMAT
 from components.queries import NAMED_QUERIES
 from inventory_contract.layout import RunLayout
 from inventory_contract.schema import KNOWN_FIELDS, TABLE_FIELDS, columns_for
 from tests.components.conftest import deploy, project_defaults, run_program, settings
+from tests.parts import convert_rows
 
 DATABASE, TABLE = settings().catalog_database, settings().catalog_table  # derived / Pulumi.yaml's default
 
@@ -35,9 +35,7 @@ def _parquet_glue_columns(tmp_path: Path, fields: tuple[str, ...]) -> list[dict[
         if field.endswith("Date") and field != "IntelligentTieringReferenceDate":
             values.setdefault(field, "2026-01-01T00:00:00.000Z")
     row = ",".join(f'"{values.get(f, "x")}"' for f in fields)
-    chunk = tmp_path / "chunk.csv"
-    chunk.write_text(row + "\n")
-    convert_chunk(chunk, tmp_path / "part.parquet", columns_for(fields), chunk_uri="test")
+    convert_rows((row + "\n").encode(), tmp_path / "part.parquet", columns_for(fields))
     schema = pq.read_schema(tmp_path / "part.parquet")
     return [{"name": f.name, "type": ARROW_TO_GLUE[str(f.type)]} for f in schema]
 

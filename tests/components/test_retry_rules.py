@@ -135,7 +135,19 @@ DOCUMENTED_FAILURES = [
         id="out of memory (137): the same size would fail again",
     ),
     pytest.param(attempt(EXITED, exit_code=137), "EXIT", id="killed (137)"),
-    pytest.param(attempt(EXITED, exit_code=143), "EXIT", id="stopped (143)"),
+    pytest.param(
+        attempt(EXITED, exit_code=143), "RETRY", id="stopped (143): a Fargate Spot interruption's SIGTERM"
+    ),
+    pytest.param(
+        attempt("Your Spot Task was interrupted.", exit_code=143),
+        "RETRY",
+        id="Spot interruption, ECS's wording",
+    ),
+    pytest.param(
+        attempt("OutOfMemoryError: Container killed due to memory usage"),
+        "EXIT",
+        id="out of memory without an exit code",
+    ),
     pytest.param(attempt(EXITED, exit_code=3), "EXIT", id="exit 3: the run does not reconcile"),
 ]
 
@@ -187,6 +199,7 @@ def test_the_rules_are_valid_for_batch():
                 continue
             assert 1 <= len(pattern) <= 512, rule
             assert (digits if key == "onExitCode" else text).fullmatch(pattern), rule
-    # the last rule ends every attempt that ran (it has an exit code) and matched nothing before
-    assert RETRY_RULES[-1] == {"action": "EXIT", "onExitCode": "*"}
-    assert not any(rule.get("onExitCode") == "2" and rule["action"] == "RETRY" for rule in RETRY_RULES)
+    # what must never be retried is named; the last rule retries the rest, as no rule would
+    assert RETRY_RULES[-1] == {"action": "RETRY", "onStatusReason": "*"}
+    exits = {rule.get("onExitCode") for rule in RETRY_RULES if rule["action"] == "EXIT"}
+    assert {"2", "3", "137"} <= exits

@@ -363,7 +363,7 @@ def test_job_definitions_run_the_shared_commands_with_configured_resources():
         assert retry["evaluateOnExits"] == [dict(rule) for rule in RETRY_RULES]
     split = json.loads(definitions["batch-split"].inputs["containerProperties"])["resourceRequirements"]
     process = json.loads(definitions["batch-process"].inputs["containerProperties"])["resourceRequirements"]
-    assert split == [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}]
+    assert split == [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "1024"}]
     assert process == [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "16384"}]
 
 
@@ -408,7 +408,7 @@ def test_the_roles_hold_exactly_the_documents_the_iam_enforced_tests_run_under(s
     assert _role_policy(stack, "trigger-policy") == trigger_policy(
         bucket_arn=bucket,
         inventory_prefix="inventory",
-        queue_arn=stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
+        queue_arns=[stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"]],
         job_definition_arns=[definitions[f"batch-{kind}"] for kind in ("split", "process", "finalize")],
         log_group_arn=stack.one("aws:cloudwatch/logGroup:LogGroup", "trigger-logs").outputs["arn"],
         failed_events_queue_arn=stack.one("aws:sqs/queue:Queue").outputs["arn"],
@@ -421,7 +421,8 @@ def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(sta
     writable = [r for s in statements.values() if "s3:PutObject" in s["Action"] for r in s["Resource"]]
     assert f"{arn}/run-state/*" not in writable
     assert not any(r.endswith(("claim.json", "rejected.json")) for r in writable)
-    assert f"{arn}/run-state/source_bucket=*/run_date=*/split-report.json" in writable
+    assert f"{arn}/run-state/source_bucket=*/run_date=*/plan.json" in writable
+    assert not any("inventory-chunks" in r for s in statements.values() for r in s["Resource"])  # no copy
     assert f"{arn}/processed/*" in writable
     assert statements["ListRunPrefixes"] == {
         "Sid": "ListRunPrefixes",
@@ -432,7 +433,6 @@ def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(sta
             "StringLike": {
                 "s3:prefix": [
                     "inventory/*",
-                    "inventory-chunks/*",
                     "processed/*",
                     "run-state/*",
                     "run-reports/*",
@@ -469,11 +469,12 @@ def test_the_lambda_is_wired_to_this_stacks_queue_and_definitions(stack):
     assert function.inputs["handler"] == HANDLER
     assert function.inputs["environment"]["variables"] == {
         "JOB_QUEUE": stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],
+        "PROCESS_JOB_QUEUE": stack.one("aws:batch/jobQueue:JobQueue").outputs["arn"],  # on demand
         "SPLIT_JOB_DEFINITION": definitions["batch-split"],
         "PROCESS_JOB_DEFINITION": definitions["batch-process"],
         "FINALIZE_JOB_DEFINITION": definitions["batch-finalize"],
         "INVENTORY_PREFIX": "inventory/",
-        "TARGET_CHUNK_MIB": "256",
+        "TARGET_CHUNK_MIB": "1024",
         "CLAIM_LEASE_SECONDS": str(function.inputs["timeout"].__int__()),
     }
     code = function.inputs["code"]  # the zip the bundle tests run the handler from
@@ -584,9 +585,10 @@ def test_every_component_child_has_its_component_as_parent(stack):
         ({"splitVcpu": "0.25", "splitMemoryMib": 1536}, "Fargate allows 512, 1024, 2048"),
         (
             {"ephemeralStorageGib": 10},
-            "ephemeralStorageGib: Fargate ephemeral storage is 21 to 200 GiB, got 10",
+            "ephemeralStorageGib: Fargate ephemeral storage is 21 to 200 GiB, or 0 for its default 20 GiB, got 10",
         ),
         ({"jobAttempts": 11}, "jobAttempts: AWS Batch allows 1 to 10 attempts, got 11"),
+        ({"processCapacity": "cheap"}, "processCapacity: must be one of on-demand, spot, got 'cheap'"),
         ({"includeObjectVersions": "Latest"}, "includeObjectVersions: must be Current or All"),
         ({"imagePlatform": "linux/386"}, "imagePlatform: must be one of linux/amd64, linux/arm64"),
         ({"createSourceBucket": False}, "createSourceBucket: is false and no existingSourceBuckets"),
@@ -712,3 +714,38 @@ def test_every_log_group_keeps_logs_for_an_allowed_period(days):
     assert sorted(g.name for g in groups) == ["batch-jobs", "trigger-logs"]
     assert {g.inputs["retentionInDays"] for g in groups} == {days}
     assert days in LOG_RETENTION_DAYS
+
+
+def test_the_default_tasks_use_fargates_own_disk_and_sizes_measured_for_streaming(stack):
+    for definition in stack.of_type("aws:batch/jobDefinition:JobDefinition"):
+        assert "ephemeralStorage" not in json.loads(definition.inputs["containerProperties"]), definition.name
+    [environment] = stack.of_type("aws:batch/computeEnvironment:ComputeEnvironment")
+    assert environment.inputs["computeResources"]["type"] == "FARGATE"
+
+
+def test_processor_children_on_fargate_spot_get_a_queue_of_their_own():
+    # GIVEN processCapacity spot
+    stack = deploy(settings(processCapacity="spot"))
+    environments = {e.name: e for e in stack.of_type("aws:batch/computeEnvironment:ComputeEnvironment")}
+    assert {n: e.inputs["computeResources"]["type"] for n, e in environments.items()} == {
+        "batch-compute": "FARGATE",
+        "batch-spot-compute": "FARGATE_SPOT",
+    }
+    queues = {q.name: q for q in stack.of_type("aws:batch/jobQueue:JobQueue")}
+    # THEN the processor queue takes Spot first, on-demand only when Spot is at its maxVcpus
+    assert queues["batch-process-queue"].inputs["computeEnvironmentOrders"] == [
+        {"order": 1, "computeEnvironment": environments["batch-spot-compute"].outputs["arn"]},
+        {"order": 2, "computeEnvironment": environments["batch-compute"].outputs["arn"]},
+    ]
+    on_demand, spot = queues["batch-queue"].outputs["arn"], queues["batch-process-queue"].outputs["arn"]
+    function = stack.one("aws:lambda/function:Function")
+    variables = function.inputs["environment"]["variables"]
+    assert (variables["JOB_QUEUE"], variables["PROCESS_JOB_QUEUE"]) == (on_demand, spot)
+    # the trigger may submit to both queues, and a failed run on either alerts
+    submit = next(
+        s for s in _role_policy(stack, "trigger-policy")["Statement"] if s["Sid"] == "SubmitRunJobs"
+    )
+    assert submit["Resource"][:2] == [on_demand, spot]
+    rule = stack.one("aws:cloudwatch/eventRule:EventRule")
+    assert json.loads(rule.inputs["eventPattern"])["detail"]["jobQueue"] == [on_demand, spot]
+    assert stack.outputs["processJobQueueArn"] == spot

@@ -74,12 +74,9 @@ def test_snake_case(field, name):
 
 def test_run_layout_keys():
     run = RunLayout(source_bucket="src.b", run_date="2024-11-24")
-    assert (
-        run.chunk_key(7)
-        == "inventory-chunks/source_bucket=src.b/run_date=2024-11-24/inventory-part-000007.csv"
-    )
     assert run.part_key(12) == "processed/source_bucket=src.b/run_date=2024-11-24/part-000012.parquet"
-    state = [run.claim_key, run.split_report_key, run.part_stats_key(0)]
+    assert run.plan_key == "run-state/source_bucket=src.b/run_date=2024-11-24/plan.json"
+    state = [run.claim_key, run.plan_key, run.part_stats_key(0), run.identity_partial_key(0)]
     assert all(k.startswith("run-state/source_bucket=src.b/run_date=2024-11-24/") for k in state)
     reports = [run.run_report_key, run.complete_marker_key]
     assert reports == [

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from inventory_contract.jobs import MAX_ARRAY_SIZE, chunk_count
+from inventory_contract.jobs import MAX_ARRAY_SIZE
+from inventory_contract.plan import chunk_count
 from lambdas.settings import Settings, SettingsError
 from pipeline.cli import main as cli
 
@@ -18,7 +19,7 @@ REQUIRED = {
 
 
 def test_settings_defaults_and_overrides():
-    assert Settings.from_env(REQUIRED) == Settings("q", "s", "p", "f", "inventory/", 256 * 1024 * 1024, 900)
+    assert Settings.from_env(REQUIRED) == Settings("q", "s", "p", "f", "inventory/", 1024 * 1024 * 1024, 900)
     custom = Settings.from_env({**REQUIRED, "TARGET_CHUNK_MIB": "64", "CLAIM_LEASE_SECONDS": "120"})
     assert (custom.target_chunk_bytes, custom.claim_lease_seconds) == (64 * 1024 * 1024, 120)
 
@@ -116,3 +117,9 @@ def test_cli_trigger_says_a_failed_run_needs_force_and_exits_1(aws, delivery, mo
     out = capsys.readouterr().out
     assert "ran for this delivery and failed (s3inv-split-" in out
     assert "FAILED: Essential container in task exited). Rerun it with --force." in out
+
+
+def test_the_processor_queue_is_the_job_queue_unless_one_is_given():
+    assert Settings.from_env(REQUIRED).process_queue == "q"
+    spot = Settings.from_env({**REQUIRED, "PROCESS_JOB_QUEUE": " spot-q "})
+    assert (spot.job_queue, spot.process_queue) == ("q", "spot-q")

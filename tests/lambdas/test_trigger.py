@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import RunLayout
+from inventory_contract.plan import plan_chunks
 from lambdas import runs
 from lambdas.inventory_trigger import handle_event
 from lambdas.runs import RunInProgressError, job_name, start_run
@@ -32,8 +33,9 @@ def expected_name(kind: str, bucket: str = "demo-source-bucket", generation: int
 
 def submitted(aws) -> list[dict]:
     summaries = []
-    for status in STATUSES:
-        summaries += aws.batch.list_jobs(jobQueue=aws.settings.job_queue, jobStatus=status)["jobSummaryList"]
+    for queue in {aws.settings.job_queue, aws.settings.process_queue}:
+        for status in STATUSES:
+            summaries += aws.batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
     ids = sorted({s["jobId"] for s in summaries if ":" not in s["jobId"]})  # not array children
     return aws.batch.describe_jobs(jobs=ids)["jobs"] if ids else []
 
@@ -44,8 +46,8 @@ def handle(aws, event, stream=None):
 
 
 def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, delivery):
-    manifest_size = sum(f["size"] for f in json.loads(delivery.manifest_path.read_bytes())["files"])
-    expected_chunks = -(-manifest_size // aws.settings.target_chunk_bytes)
+    sizes = [f["size"] for f in json.loads(delivery.manifest_path.read_bytes())["files"]]
+    expected_chunks = plan_chunks(sizes, aws.settings.target_chunk_bytes).count  # what the splitter plans
     assert expected_chunks >= 2
 
     result = handle(aws, object_created(DEST, delivery.delivery.manifest_key))
@@ -78,6 +80,7 @@ def test_a_delivery_submits_the_splitter_then_the_array_that_depends_on_it(aws, 
         "source_bucket": "demo-source-bucket",
         "run_date": "2026-11-24",
         "chunks": str(expected_chunks),
+        "target_chunk_bytes": str(aws.settings.target_chunk_bytes),
     }
     assert split["parameters"] == common == finalize["parameters"]
     # the job definition's defaults: the index from AWS_BATCH_JOB_ARRAY_INDEX, the stack's prefix depth
@@ -522,3 +525,22 @@ def test_a_malformed_manifest_body_is_rejected_and_recorded_not_raised(aws, deli
     assert reason in record["error"]
     assert '"message": "manifest rejected"' in stream.getvalue()  # what the rejected-manifest alarm counts
     assert submitted(aws) == []
+
+
+def test_with_a_spot_queue_only_the_processor_children_go_to_it(aws, delivery):
+    # GIVEN the stack's processCapacity spot: a queue of their own for the processor children
+    import dataclasses
+
+    from pipeline.local.batch_env import create_local_batch
+
+    spot = create_local_batch(aws.session, name_prefix="s3inv-spot").queue
+    aws.settings = dataclasses.replace(aws.settings, process_job_queue=spot)
+    # WHEN a delivery starts its run
+    [run] = handle(aws, object_created(DEST, delivery.delivery.manifest_key))["runs"]
+    # THEN the splitter and finalize run on demand, the array on the Spot queue
+    queues = {job["jobName"]: job["jobQueue"] for job in submitted(aws)}
+    assert run["status"] == "submitted"
+    assert queues[expected_name("process")] == spot
+    assert (
+        queues[expected_name("split")] == queues[expected_name("finalize")] == aws.settings.job_queue != spot
+    )

@@ -200,7 +200,7 @@ def _other_fields(days: TwoDays, root: Path) -> Path:
     def drop_etag(report: dict[str, Any]) -> None:
         report["file_schema"] = [f for f in report["file_schema"] if f != "ETag"]
 
-    _edit_json(out / days.layout(DAY2).split_report_key, drop_etag)
+    _edit_json(out / days.layout(DAY2).plan_key, drop_etag)
     return out
 
 

@@ -41,8 +41,8 @@ def test_run_local_converts_every_row_exactly_once(generated, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     layout = RunLayout.of(generated.delivery)
     parts = sorted((out / layout.processed_prefix).glob("*.parquet"))
-    report = json.loads((out / layout.split_report_key).read_text())
-    assert len(parts) == report["chunk_count"] >= 3
+    plan = json.loads((out / layout.plan_key).read_text())
+    assert len(parts) == plan["chunk_count"] >= 3
     assert [p.name for p in parts] == [f"part-{i:06d}.parquet" for i in range(len(parts))]
     assert (out / layout.claim_key).is_file()
     assert len(list((out / layout.state_prefix / "parts").glob("*.json"))) == len(parts)
@@ -136,8 +136,10 @@ def test_a_data_file_with_the_wrong_md5_fails_and_leaves_no_parquet(generated, t
     code = main(["run-local", str(manifest_path), "--out", str(out)])
 
     err = capsys.readouterr().err
-    assert code == 2  # bad input
-    assert re.search(r"s3inv-split-demo-source-bucket-[0-9a-f]{8}-20261124-g1 failed \(exit 2\)", err)
+    assert code == 2  # bad input, found by the child that read the file to its end
+    assert re.search(
+        r"s3inv-process-demo-source-bucket-[0-9a-f]{8}-20261124-g1 child \d+ failed \(exit 2\)", err
+    )
     assert f"{manifest['files'][1]['key']}: MD5 is " in err and f"but the manifest says {'0' * 32}" in err
     assert not (out / "processed").exists()
     assert not list(out.rglob("*.parquet"))

@@ -85,9 +85,9 @@ def test_the_top_level_help_is_for_users(monkeypatch: pytest.MonkeyPatch, capsys
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        ("run-local", "(default 32, not the stack's 256: a child starts here in under a second"),
-        ("demo", "(default 8, not the stack's 256: the default demo inventory is about 80 MiB of gzip"),
-        ("trigger", "(default: $TARGET_CHUNK_MIB or 256, the stack's targetChunkMib)"),
+        ("run-local", "(default: one chunk per worker: the delivery's gzip bytes divided by the workers;"),
+        ("demo", "(default: one chunk per worker: the delivery's gzip bytes divided by the workers)"),
+        ("trigger", "(default: $TARGET_CHUNK_MIB or 1024, the stack's targetChunkMib)"),
     ],
 )
 def test_each_chunk_size_default_says_why_it_differs(command: str, says: str, capsys) -> None:

@@ -16,20 +16,21 @@ from pipeline.local.summary import query_command
 from pipeline.synthetic import generate_delivery
 
 
-def test_the_splitters_progress_is_relayed_with_its_rate() -> None:
-    line = json.dumps(
-        {
-            "level": "INFO",
-            "message": "split progress",
-            "uncompressed_bytes": 3_200_000_000,
-            "rows": 5_300_000,
-            "compressed_bytes_done": 400,
-            "compressed_bytes_total": 1600,
-            "mb_per_s": 312.4,
-        }
-    )
-    assert _progress_line(line) == "3,200 MB of CSV, 5,300,000 rows, 25% of the delivery, 312 MB/s"
-    assert _progress_line(json.dumps({"message": "split done"})) is None
+def test_the_plan_and_each_childs_progress_are_relayed() -> None:
+    plan = {"level": "INFO", "message": "plan written", "chunks": 9, "files": 4, "cut_files": 1}
+    assert _progress_line(json.dumps(plan)) == "planned 9 chunk(s) over 4 data file(s), 1 cut in pieces"
+    child = {
+        "level": "INFO",
+        "message": "process progress",
+        "chunk": 3,
+        "rows": 5_300_000,
+        "rows_per_s": 812_345,
+        "compressed_bytes_done": 400_000_000,
+        "compressed_bytes_total": 1_600_000_000,
+    }
+    said = _progress_line(json.dumps(child))
+    assert said == "chunk 3: 5,300,000 rows, 25% of its 1,600 MB of gzip read, 812,345 rows/s"
+    assert _progress_line(json.dumps({"message": "part written"})) is None
     assert _progress_line("Traceback (most recent call last):") is None
 
 

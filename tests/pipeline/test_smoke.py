@@ -356,7 +356,7 @@ def test_smoke_runs_a_delivery_through_the_stack_and_removes_it(stack, monkeypat
     assert f"rows:             {SMOKE_ROWS} delivered, {SMOKE_ROWS} in, {SMOKE_ROWS} out" in smoke.stdout
     assert "chunks:           1 (generation 1)" in smoke.stdout
     assert "storage classes (objects / bytes):" in smoke.stdout  # the rollups
-    assert re.search(r"removed \d+ object\(s\) under 9 prefixes of " + source, smoke.stderr)
+    assert re.search(r"removed \d+ object\(s\) under 8 prefixes of " + source, smoke.stderr)
     assert_only_the_others_remain(stack)
 
 
@@ -594,7 +594,7 @@ def test_smoke_passes_under_the_deployed_iam_and_the_documented_smoke_policy(sta
     trigger = trigger_policy(
         bucket_arn=bucket_arn,
         inventory_prefix=PREFIX,
-        queue_arn=queue,
+        queue_arns=[queue],
         job_definition_arns=definitions,
         log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:trigger",
         failed_events_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:failed-events",
@@ -673,7 +673,6 @@ def test_the_scope_is_exactly_the_reserved_sources_prefixes():
     part = "source_bucket=amzn-s3-demo-smoke-20261124-010203-0a1b2c/run_date=2026-11-24/"
     assert scope.prefixes == (
         "inv/nested/amzn-s3-demo-smoke-20261124-010203-0a1b2c/",
-        f"inventory-chunks/{part}",
         f"processed/{part}",
         f"run-state/{part}",
         f"run-reports/{part}",
