@@ -93,34 +93,46 @@ def read_source(
     store: Storage, source: Source, stats: SourceStats, *, batch_bytes: int = BATCH_BYTES
 ) -> Iterator[Batch]:
     """The source's rows in batches of about ``batch_bytes`` (whole rows: a batch ends at the first
-    newline past that size); ``stats`` is filled in as they are read."""
-    pending = b""
+    newline past that size); ``stats`` is filled in as they are read. Each inflated byte is copied
+    once, into its batch, and its newlines are counted once."""
+    parts: list[bytes] = []  # segments of the next batch
+    held = rows = 0  # their bytes and newlines
+    open_row = 0  # bytes since the last newline read
     next_line = 0
-    for segment, line in _rows_in_range(store, source, stats, store.uri(source.key)):
+    for segment, line, newlines in _rows_in_range(store, source, stats, store.uri(source.key)):
         if not next_line:
             next_line = stats.first_line = line
-        pending = pending + segment if pending else segment
-        while len(pending) >= batch_bytes and (cut := pending.find(b"\n", batch_bytes - 1) + 1):
-            rows = pending.count(b"\n", 0, cut)
-            yield Batch(pending[:cut], next_line, rows)
-            next_line += rows
-            pending = pending[cut:]
-        if len(pending) > batch_bytes + MAX_ROW_BYTES and b"\n" not in pending[batch_bytes - 1 :]:
-            line = next_line + pending.count(b"\n")
+        open_row = len(segment) - segment.rfind(b"\n") - 1 if newlines else open_row + len(segment)
+        if open_row > MAX_ROW_BYTES:
             msg = (
-                f"{store.uri(source.key)}: line {line} runs past {MAX_ROW_BYTES:,} bytes without a "
-                "newline; an inventory row is a few KB (keys are at most 1,024 bytes)"
+                f"{store.uri(source.key)}: line {next_line + rows + newlines} runs past "
+                f"{MAX_ROW_BYTES:,} bytes without a newline; an inventory row is a few KB (keys are "
+                "at most 1,024 bytes)"
             )
             raise SourceError(msg)
-    if pending:
-        yield Batch(pending, next_line, pending.count(b"\n"))
+        while held + len(segment) >= batch_bytes and (
+            cut := segment.find(b"\n", max(batch_bytes - 1 - held, 0)) + 1
+        ):
+            head = segment[:cut]
+            in_head = head.count(b"\n")
+            parts.append(head)
+            yield Batch(b"".join(parts), next_line, rows + in_head)
+            next_line += rows + in_head
+            parts, held, rows = [], 0, 0
+            segment, newlines = segment[cut:], newlines - in_head
+        if segment:
+            parts.append(segment)
+            held, rows = held + len(segment), rows + newlines
+    if parts:
+        yield Batch(b"".join(parts), next_line, rows)
 
 
 def _rows_in_range(
     store: Storage, source: Source, stats: SourceStats, uri: str
-) -> Iterator[tuple[bytes, int]]:
+) -> Iterator[tuple[bytes, int, int]]:
     """Segments of the inflated stream holding exactly the rows that start in ``[start, end)``,
-    each with the file's line of the range's first row; together they end with a newline."""
+    each with the file's line of the range's first row and its own newlines; together they end
+    with a newline."""
     start, end = source.start, source.end
     position = 0  # offset of the current block in the inflated stream
     newlines = 0  # in the file before the current block
@@ -154,18 +166,19 @@ def _rows_in_range(
                 found = block.find(b"\n", max(end - 1 - position, begin))
                 if found >= 0:
                     stop, done = found + 1, True
-            if stop > begin:
-                segment = block[begin:stop]
-                stats.rows += segment.count(b"\n")
-                yield segment, first_line
+            segment = block[begin:stop]  # the block itself when it is whole (no copy)
+            in_segment = segment.count(b"\n")
+            if segment:
+                stats.rows += in_segment
+                yield segment, first_line, in_segment
             if done:
                 return  # the range's last row is read: the rest of the file is not
-            newlines += block.count(b"\n")
+            newlines += in_segment + (block.count(b"\n", 0, begin) if begin else 0)
             position, last = position + len(block), block[-1:]
         unterminated = last not in (b"", b"\n")  # rows never span files
         if first_line and unterminated:
             stats.rows += 1
-            yield b"\n", first_line
+            yield b"\n", first_line, 1
         stats.file_rows = newlines + unterminated
     finally:
         blocks.close()
