@@ -31,8 +31,8 @@ from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.rollups import DEFAULT_PREFIX_DEPTH
 from inventory_contract.schema import columns_for
 
-PROGRESS_SECONDS = float(os.environ.get("S3INV_PROGRESS_SECONDS", "10"))
-"""How often a child logs its progress (``run-local`` asks for every 2 seconds)."""
+PROGRESS_ENV = "S3INV_PROGRESS_SECONDS"
+"""How often a child logs its progress, in seconds (default 10; ``run-local`` asks for every 2)."""
 
 
 @dataclass
@@ -128,9 +128,10 @@ class _Progress:
         self._total = sum(s.size for s in sources)
         self._sources = len(sources)
         self._started = self._last = time.monotonic()
+        self._every = float(os.environ.get(PROGRESS_ENV, "10"))  # read per job: a warm process imports first
 
     def maybe_log(self) -> None:
-        if time.monotonic() - self._last >= PROGRESS_SECONDS:
+        if time.monotonic() - self._last >= self._every:
             self.log_now("process progress")
 
     def log_now(self, message: str) -> None:

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from inventory_contract.jobs import ARRAY_INDEX_ENV, render_command
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
+from pipeline.local.warm import WarmPool
 
 
 class JobFailedError(PipelineError):
@@ -72,7 +73,12 @@ def plan(batch: Any, job_ids: list[str]) -> list[PlannedJob]:
 
 class Executor:
     def __init__(
-        self, env: dict[str, str], log_dir: Path, progress: Callable[[str], None], workers: int = 0
+        self,
+        env: dict[str, str],
+        log_dir: Path,
+        progress: Callable[[str], None],
+        workers: int = 0,
+        pool: WarmPool | None = None,
     ) -> None:
         self._env = {**os.environ, **env}
         self._log_dir = log_dir
@@ -81,14 +87,26 @@ class Executor:
         self._processes: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self._pool = pool
+        self._next: PlannedJob | None = None  # the job after the running one, warmed ahead
+        self._dispatched = 0  # children of the running array handed a process so far
 
     def run(self, jobs: list[PlannedJob]) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for job in jobs:
+            for position, job in enumerate(jobs):
+                self._next = jobs[position + 1] if position + 1 < len(jobs) else None
+                if job.array_size is None:  # a single job: its successor imports while it runs
+                    self._warm(self._next)
                 self._run_job(job)
         finally:
             self.stop()
+            if self._pool:
+                self._pool.close()
+
+    def _warm(self, job: PlannedJob | None) -> None:
+        if self._pool and job is not None:
+            self._pool.warm(1 if job.array_size is None else min(self._workers, job.array_size))
 
     def stop(self) -> None:
         """Terminate every job process still running (failure elsewhere, or Ctrl-C)."""
@@ -106,6 +124,7 @@ class Executor:
             self._progress(
                 f"{job.name}: {job.array_size} children, {min(self._workers, job.array_size)} at a time"
             )
+            self._dispatched = 0
             with ThreadPoolExecutor(self._workers) as pool:
                 futures = [pool.submit(self._run_process, job, i) for i in range(job.array_size)]
                 pending = set(futures)
@@ -143,9 +162,7 @@ class Executor:
                 if self._stopping:
                     msg = f"{job.name}: stopped before child {index} started"
                     raise JobFailedError(msg)
-                process = subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-                )
+                process = self._start(job, command, env, log, log_path)
                 self._processes.add(process)
             try:
                 code = self._wait(process, job.name, log_path)
@@ -166,6 +183,25 @@ class Executor:
             msg = f"{job.name}{child} failed (exit {code}): {detail} (log: {log_path})"
             raise JobFailedError(msg, exit_code=EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_FAILED)
         return _rows_written(log_path)
+
+    def _start(
+        self, job: PlannedJob, command: list[str], env: dict[str, str], log: IO[bytes], log_path: Path
+    ) -> subprocess.Popen[bytes]:
+        """A warm process for the job if one is ready, else a fresh one; then warm what comes next:
+        this array's children still to start, else the next job."""
+        process = self._pool.take(command, env, log_path) if self._pool else None
+        if process is None:
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            )
+        if job.array_size is not None:
+            self._dispatched += 1
+            left = job.array_size - self._dispatched
+            if left > 0 and self._pool:
+                self._pool.warm(min(self._workers, left))
+            elif left == 0:
+                self._warm(self._next)
+        return process
 
     def _wait(self, process: subprocess.Popen[bytes], name: str, log_path: Path) -> int:
         """Wait for the process, relaying the progress lines it logs (the plan, each child's rows)."""
@@ -228,7 +264,7 @@ def _rows_written(log_path: Path) -> int | None:
     return int(entries[-1]["rows"]) if entries else None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     """Linux: the job gets SIGTERM when run-local ends, however it ends (even SIGKILL), so no job
     keeps writing into a staging folder nobody holds. Elsewhere a no-op."""
     if sys.platform.startswith("linux"):

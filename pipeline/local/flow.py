@@ -18,6 +18,7 @@ from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
 from pipeline.local.batch_env import create_local_batch
 from pipeline.local.executor import Executor, plan
 from pipeline.local.stand_in import StandIn
+from pipeline.local.warm import WarmPool
 
 
 class RunNotStartedError(PipelineError):
@@ -49,6 +50,7 @@ def trigger_and_run(
     target_chunk_mib: int,
     workers: int = 0,
     storage_env: dict[str, str] | None = None,
+    pool: WarmPool | None = None,
 ) -> RunResult:
     """Deliver the manifest event to the real handler, then run exactly the jobs it submitted.
 
@@ -90,7 +92,7 @@ def trigger_and_run(
         )
     jobs = plan(aws.client("batch"), list(result.jobs.values()))
     jobs_env = {**env, **(storage_env or {}), "S3INV_PROGRESS_SECONDS": "2"}
-    Executor(jobs_env, work_dir / "logs", progress, workers=workers).run(jobs)
+    Executor(jobs_env, work_dir / "logs", progress, workers=workers, pool=pool).run(jobs)
     return result
 
 

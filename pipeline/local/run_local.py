@@ -15,6 +15,7 @@ run left half-way can block or leak into it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -32,10 +33,12 @@ from inventory_contract.layout import RunLayout
 from inventory_contract.manifest import Manifest, parse_manifest
 from lambdas.runs import RunResult
 from pipeline.errors import PipelineError, UsageError
+from pipeline.local.executor import die_with_parent
 from pipeline.local.flow import trigger_and_run
 from pipeline.local.locks import partition_lock, staging
 from pipeline.local.publish import completed, publish
 from pipeline.local.stand_in import StandIn, stand_in
+from pipeline.local.warm import WarmPool
 
 MiB = 1024 * 1024
 
@@ -204,7 +207,9 @@ def _run(
     """The trigger decides the run in the stand-in (it needs only the manifest and its checksum);
     the jobs then read the delivery where it is and write into ``staged``, on local storage."""
     bucket = source.manifest.destination_bucket
-    with stand_in() as aws:
+    pool = WarmPool(dict(os.environ), preexec=die_with_parent)
+    pool.warm(1 + workers)  # the splitter's and the children's processes import while the trigger runs
+    with stand_in() as aws, contextlib.closing(pool):
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=bucket)
         if before_trigger:
@@ -220,6 +225,7 @@ def _run(
             target_chunk_mib=target_chunk_mib,
             workers=workers,
             storage_env={LOCAL_OUT_ENV: str(staged), LOCAL_INPUTS_ENV: str(source.root)},
+            pool=pool,
         )
         claim = staged / source.layout.claim_key  # the run state as on AWS: the claim names the jobs
         claim.parent.mkdir(parents=True, exist_ok=True)
