@@ -14,6 +14,7 @@ file and the chunk, and fails with the numbers.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,8 @@ def _repeated_objects(
 
     indexes = [int(p["index"]) for p in parts]
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="identities") as pool:
+        if store.scratch() is None and not _room_for(store, run, indexes, folder, pool, problems):
+            return None
         fetched = list(pool.map(fetch, indexes))
     if any(path is None for path in fetched):
         return None
@@ -184,6 +187,30 @@ def _repeated_objects(
     for shared in found.across_chunks:
         shared["data_files"] = [key for index in shared["chunks"] for key in files_of.get(index, [])][:10]
     return found
+
+
+def _room_for(
+    store: Storage, run: Run, indexes: list[int], folder: Path, pool: ThreadPoolExecutor, problems: list[str]
+) -> bool:
+    """Whether the task's disk holds every child's identity hashes (16 bytes an object: 16 GB at a
+    billion objects, within Fargate's default 20 GiB); if not, the run fails saying so, before a
+    download that would fill the disk."""
+
+    def size(index: int) -> int:
+        try:
+            return store.size(run.layout.identity_partial_key(index))
+        except MissingObjectError:
+            return 0  # named by the fetch that follows
+
+    needed = sum(pool.map(size, indexes))
+    free = shutil.disk_usage(folder).free
+    if needed <= free * 0.9:
+        return True
+    problems.append(
+        f"finalize needs {needed / 1e9:.1f} GB of disk for the children's identity hashes but has "
+        f"{free / 1e9:.1f} GB free: raise ephemeralStorageGib (stack config) and rerun with --force"
+    )
+    return False
 
 
 def plan_problems(plan: dict[str, Any], run: Run) -> list[str]:

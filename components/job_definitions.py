@@ -36,9 +36,11 @@ RETRY_RULES: tuple[dict[str, str], ...] = (
 )
 
 
-FINALIZE_SIZE = ("0.5", 2048)
-"""vCPU and memory MiB of the finalize job: it reads the part stats, lists one prefix, and merges
-the children's partial rollups in bounded memory (about 0.5 GiB at most: batch_jobs/rollups.py)."""
+FINALIZE_SIZE = ("1", 2048)
+"""vCPU and memory MiB of the finalize job: it reads the part stats, lists one prefix, merges the
+children's partial rollups in bounded memory (about 0.5 GiB at most: batch_jobs/rollups.py), and
+sorts the children's identity hashes in buckets of 25 million (about 0.4 GiB: batch_jobs/duplicates.py),
+about 0.1 CPU-second per million objects (bench/results-model.md): one vCPU halves it at a billion."""
 
 
 def retry_strategy(attempts: int) -> dict[str, Any]:

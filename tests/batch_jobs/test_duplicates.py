@@ -81,3 +81,16 @@ def test_identity_hashes_are_the_same_in_every_process(tmp_path):
         for _ in range(2)
     }
     assert len(runs) == 1 and runs.pop().count("(") == 2
+
+
+def test_two_identities_that_share_a_first_hash_are_not_one(tmp_path):
+    """The merge sorts first hashes only, then groups by both: a first-hash collision (a few per
+    cent of billion-object runs have one) is not a repeat; a repeat across partials still is."""
+    first = tmp_path / "0.parquet"
+    second = tmp_path / "1.parquet"
+    schema = {"h1": pl.UInt64, "h2": pl.UInt64}
+    pl.DataFrame({"h1": [5, 7, 2**64 - 1], "h2": [1, 9, 4]}, schema=schema).write_parquet(first)
+    pl.DataFrame({"h1": [5, 7, 8], "h2": [2, 9, 3]}, schema=schema).write_parquet(second)
+    found = merge([first, second], [0, 3], [Repeats(), Repeats()])
+    assert (found.identities, found.extra_rows) == (1, 1)  # (7, 9) twice; (5, 1) and (5, 2) differ
+    assert found.across_chunks == [{"chunks": [0, 3], "identities": 1}]

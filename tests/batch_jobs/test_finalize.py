@@ -229,3 +229,34 @@ def test_a_partial_rollup_that_does_not_add_up_fails_with_the_numbers(s3, bucket
     partial.with_columns(pl.col("objects") + 1).write_parquet(buffer)
     s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
     _fails_with(s3, bucket, aws_env, finished_run, "rollup encryption: ")
+
+
+def test_a_disk_too_small_for_the_identity_hashes_fails_before_the_download(
+    s3, bucket, aws_env, finished_run, monkeypatch, tmp_path
+):
+    """On AWS finalize downloads every child's identity hashes (16 bytes an object) to the task's
+    disk: when they would not fit, the run fails naming the config key, and nothing is downloaded."""
+    import io
+    from collections import namedtuple
+
+    from batch_jobs import finalize as finalize_module
+    from batch_jobs.finalize import ReconciliationError
+    from batch_jobs.run import load_run
+    from batch_jobs.storage import S3Storage
+    from inventory_contract.jsonlog import JsonLogger
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(finalize_module.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 100, 100))
+    fetched: list[str] = []
+    store = S3Storage(bucket, s3)
+    original = store.fetch
+    monkeypatch.setattr(store, "fetch", lambda key, path: (fetched.append(key), original(key, path)))
+    d = finished_run.delivery
+    run = load_run(store, f"s3://{bucket}/{d.manifest_key}", d.source_bucket, d.run_date)
+    needs = r"finalize needs 0\.0 GB of disk for the children's identity hashes but has 0\.0 GB free"
+    with pytest.raises(ReconciliationError, match=needs + ": raise ephemeralStorageGib"):
+        finalize_module.finalize(store, run, CHUNKS, log=JsonLogger(io.StringIO()))
+    assert fetched and not any(".identities." in key for key in fetched)  # the rollups were fetched
+    layout = RunLayout.of(d)
+    assert _json(s3, bucket, layout.run_report_key)["status"] == "failed"
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix=layout.complete_marker_key)
