@@ -61,6 +61,15 @@ ASSUMPTIONS = {
             "of this machine; the range covers one generation either way",
         ),
         Assumption(
+            "task_network_mb_s",
+            300,
+            150,
+            600,
+            "MB/s per task",
+            "assumption: Fargate does not document a task's network bandwidth; finalize fetches the "
+            "children's identity hashes with 16 streams in parallel, which this caps",
+        ),
+        Assumption(
             "s3_read_mb_s",
             90,
             60,
@@ -156,7 +165,7 @@ class Stack:
     process_memory_gb: float = 4
     split_vcpu: float = 0.5
     split_memory_gb: float = 1
-    finalize_vcpu: float = 0.5
+    finalize_vcpu: float = 1
     finalize_memory_gb: float = 2
     state_retention_days: int = 7
     max_array: int = 10_000
@@ -230,8 +239,11 @@ def project(objects: int, m: Measured, stack: Stack | None = None, *, one_file: 
             head = max((gzip - per_chunk) / GB * m.inflate_s_per_gb / speed, (gzip - per_chunk) / read)
             last = child + head
         split = m.split_cpu_s / speed / stack.split_vcpu + files * m.split_s_per_file
-        finalize = (m.finalize_fixed_s + rows_m * m.finalize_cpu_s_per_million_rows) / speed
-        finalize += objects * m.state_bytes_per_object / read  # the partials it reads back
+        finalize = (
+            (m.finalize_fixed_s + rows_m * m.finalize_cpu_s_per_million_rows) / speed / stack.finalize_vcpu
+        )
+        network = _value("task_network_mb_s", {"low": "high", "high": "low"}.get(case, "")) * 1e6
+        finalize += objects * m.state_bytes_per_object / min(16 * read, network)  # the partials it reads back
         return {
             "trigger_s": _value("trigger_s", case),
             "split_s": start + split,
