@@ -183,7 +183,7 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
         "--target-chunk-mib",
         type=positive_int,
         help="compressed inventory MiB per chunk, one processor child each (default: one chunk per "
-        "worker: the delivery's gzip bytes divided by the workers)",
+        "worker: the delivery's gzip bytes divided by the workers, at most 128, which bounds memory)",
     )
     demo.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     demo.set_defaults(handler=_demo)
@@ -205,7 +205,8 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
         "--target-chunk-mib",
         type=positive_int,
         help="compressed inventory MiB per chunk, one processor child each (default: one chunk per "
-        "worker: the delivery's gzip bytes divided by the workers; the stack's targetChunkMib is for "
+        "worker: the delivery's gzip bytes divided by the workers, at most 128, which bounds memory; "
+        "the stack's targetChunkMib is for "
         "Fargate tasks that take a minute to start)",
     )
     local.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")

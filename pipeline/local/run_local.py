@@ -43,10 +43,17 @@ from pipeline.local.warm import WarmPool
 MiB = 1024 * 1024
 
 
+LOCAL_CHUNK_MIB_MAX = 128
+"""The local default's largest chunk, in MiB of gzip (about 1.6 million rows): a child's memory
+grows with its part's rows (its rollups and identity hashes read the part back), about 80 MiB a
+million rows over a base of about 370 MiB, so the whole tree stays near 1.2 GB at any size."""
+
+
 def auto_target_chunk_mib(compressed_bytes: int, workers: int) -> int:
     """The local default: one chunk per worker (whole files where they balance, as the plan
-    decides), since a local child starts in under a second and each chunk gets a core."""
-    return max(1, -(-compressed_bytes // (MiB * max(workers, 1))))
+    decides), since a local child starts in under a second and each chunk gets a core; at most
+    ``LOCAL_CHUNK_MIB_MAX``, so that memory does not grow with the delivery."""
+    return min(max(1, -(-compressed_bytes // (MiB * max(workers, 1)))), LOCAL_CHUNK_MIB_MAX)
 
 
 @dataclass(frozen=True)

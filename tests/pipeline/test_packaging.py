@@ -85,8 +85,14 @@ def test_the_top_level_help_is_for_users(monkeypatch: pytest.MonkeyPatch, capsys
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        ("run-local", "(default: one chunk per worker: the delivery's gzip bytes divided by the workers;"),
-        ("demo", "(default: one chunk per worker: the delivery's gzip bytes divided by the workers)"),
+        (
+            "run-local",
+            "(default: one chunk per worker: the delivery's gzip bytes divided by the workers, at most 128,",
+        ),
+        (
+            "demo",
+            "(default: one chunk per worker: the delivery's gzip bytes divided by the workers, at most 128, which bounds memory)",
+        ),
         ("trigger", "(default: $TARGET_CHUNK_MIB or 1024, the stack's targetChunkMib)"),
     ],
 )
