@@ -124,6 +124,7 @@ def measure(
         f"  {name:<34} {result.wall:8.2f} s   peak {result.peak / 2**20:6.0f} MiB   "
         f"tree {result.tree_peak / 2**20:6.0f} MiB"
         + (f"   disk +{result.disk_peak / 2**20:.0f} MiB" if disk else ""),
+        file=sys.stderr,
         flush=True,
     )
     return result
@@ -139,7 +140,11 @@ def inventory(data: Path, rows: int, files: int) -> GeneratedDelivery:
     marker = root / "generated.json"
     if not marker.is_file():
         shutil.rmtree(root, ignore_errors=True)
-        print(f"generating {rows:,} rows in {files} files under {root} (reused by later runs)", flush=True)
+        print(
+            f"generating {rows:,} rows in {files} files under {root} (reused by later runs)",
+            file=sys.stderr,
+            flush=True,
+        )
         subprocess.run(
             [sys.executable, "-m", "bench.tasks", "generate", str(root / BUCKET), str(rows), str(files)],
             check=True,
@@ -173,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the jobs at three sizes and project a run on AWS at 100M, 1B and 10B objects",
     )
     parser.add_argument("--json", action="store_true", help="with --model: print one JSON object on stdout")
+    parser.add_argument(
+        "--model-sizes",
+        default="500000:1,1000000:2,2000000:4",
+        help="with --model: the three deliveries measured, ROWS:FILES each; the two largest calibrate",
+    )
     args = parser.parse_args(argv)
     if args.runs < 3:
         parser.error("--runs must be at least 3 (medians)")

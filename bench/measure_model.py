@@ -23,9 +23,6 @@ from bench.__main__ import HERE, measure
 from bench.model import ASSUMPTIONS, GB, Measured, Stack, local_wall, project
 from inventory_contract.layout import RunLayout
 
-SIZES = ((500_000, 1), (1_000_000, 2), (2_000_000, 4))
-"""(rows, data files): one 500,000-row file per chunk, one to four chunks."""
-CALIBRATION = ((1_000_000, 2), (2_000_000, 4))
 OBJECTS = (100_000_000, 1_000_000_000, 10_000_000_000)
 FLAT_WITHIN = 0.10
 CALIBRATED_WITHIN = 0.20
@@ -34,9 +31,10 @@ CALIBRATED_WITHIN = 0.20
 def model_bench(args: argparse.Namespace) -> int:
     from bench.__main__ import inventory
 
+    sizes = _sizes(args.model_sizes)
     runs: dict[int, list[dict[str, Any]]] = {}
     gens = {}
-    for rows, files in SIZES:
+    for rows, files in sizes:
         gen = inventory(args.data, rows, files)
         gens[rows] = gen
         runs[rows] = [_jobs(args, gen) for _ in range(args.runs)]
@@ -49,7 +47,7 @@ def model_bench(args: argparse.Namespace) -> int:
     fixed = _run_local(args, tiny, "tiny")
     local_fixed = max(fixed - local_wall(1000, measured, cores=os.cpu_count() or 1, local_fixed_s=0), 0)
     calibration = []
-    for rows, files in CALIBRATION:
+    for rows, files in sizes[1:]:
         gen = gens.get(rows) or inventory(args.data, rows, files)
         seconds = _run_local(args, gen, f"calibration-{rows}")
         modelled = local_wall(rows, measured, cores=os.cpu_count() or 1, local_fixed_s=local_fixed)
@@ -57,6 +55,7 @@ def model_bench(args: argparse.Namespace) -> int:
     projections = [project(n, measured) for n in OBJECTS]
     one_file = project(1_000_000_000, measured, one_file=True)
     report = {
+        "sizes": [{"rows": rows, "files": files} for rows, files in sizes],
         "projections": [asdict(p) for p in projections],
         "one_data_file_1b": asdict(one_file),
         "calibration": calibration,
@@ -78,6 +77,23 @@ def model_bench(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"bench --model: not within its bound: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _shape(size: dict[str, int]) -> str:
+    return f"{size['rows']:,} rows in {size['files']} files"
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    """``ROWS:FILES,...``: three deliveries, by rows (the default: one 500,000-row file a chunk,
+    one to four chunks)."""
+    try:
+        sizes = sorted((int(r), int(f)) for r, f in (item.split(":") for item in text.split(",")))
+    except ValueError:
+        sizes = []
+    if len(sizes) != 3 or any(r < 1 or f < 1 for r, f in sizes):
+        msg = f"--model-sizes: three ROWS:FILES, comma-separated, got {text!r}"
+        raise SystemExit(msg)
+    return sizes
 
 
 def _jobs(args: argparse.Namespace, gen: Any) -> dict[str, Any]:
@@ -298,7 +314,5 @@ def render(report: dict[str, Any]) -> str:
         span = f" [{a['low']:g}-{a['high']:g}]" if a["low"] != a["high"] else ""
         lines.append(f"| {a['name']} | {a['value']:g}{span} {a['unit']} | {a['source']} |")
     lines.append("")
-    lines.append(
-        f"Data: {', '.join(f'{r:,} rows in {f} files' for r, f in SIZES)}, generated under {HERE.name}/data."
-    )
+    lines.append(f"Data: {', '.join(_shape(s) for s in report['sizes'])}, generated under {HERE.name}/data.")
     return "\n".join(lines) + "\n"

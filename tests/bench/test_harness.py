@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -88,3 +89,33 @@ def test_the_changes_benchmark_runs_and_reports_memory_growth(tmp_path):
     assert re.search(
         r"\| changes peak RSS, 2,000 rows a day \(MiB\) \| \d+\.\d\d \| reported \| - \|", report
     )
+
+
+def test_the_model_prints_one_json_object_with_projections_and_calibration(tmp_path):
+    results = tmp_path / "results-model.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--model", "--json", "--runs", "3", "--model-sizes",
+         "2000:1,4000:2,8000:4", "--data", str(tmp_path / "data"), "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    # tiny deliveries are all fixed cost, so the flatness and calibration bounds may fail (exit 1);
+    # what is checked here is the contract of the output, with values that agree with each other
+    assert run.returncode in (0, 1), run.stderr[-3000:]
+    report = json.loads(run.stdout)  # the whole of stdout is one JSON object
+    objects = [p["objects"] for p in report["projections"]]
+    assert objects == [100_000_000, 1_000_000_000, 10_000_000_000]
+    for p in report["projections"]:
+        assert 0 < p["wall_minutes_low"] <= p["wall_minutes"] <= p["wall_minutes_high"]
+        assert 0 < p["cost_spot_usd"] < p["cost_usd"]
+        assert p["cost_usd"] == pytest.approx(sum(p["costs"].values()), abs=1e-3)
+    assert [c["rows"] for c in report["calibration"]] == [4000, 8000]
+    assert all(c["measured_s"] > 0 and c["modelled_s"] > 0 for c in report["calibration"])
+    assert {a["name"] for a in report["assumptions"]} >= {"task_start_s", "spot_discount", "s3_read_mb_s"}
+    assert all(a["source"] for a in report["assumptions"])
+    failed = [f for f in report["flatness"] if not f["flat"]] + [
+        c for c in report["calibration"] if abs(c["modelled_s"] / c["measured_s"] - 1) > 0.2
+    ]
+    assert (run.returncode == 1) == bool(failed)  # the exit code says whether a bound failed
+    assert "## Projected on AWS" in results.read_text()
