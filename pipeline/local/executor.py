@@ -101,8 +101,6 @@ class Executor:
                 self._run_job(job)
         finally:
             self.stop()
-            if self._pool:
-                self._pool.close()
 
     def _warm(self, job: PlannedJob | None) -> None:
         if self._pool and job is not None:

@@ -214,27 +214,27 @@ def _run(
     """The trigger decides the run in the stand-in (it needs only the manifest and its checksum);
     the jobs then read the delivery where it is and write into ``staged``, on local storage."""
     bucket = source.manifest.destination_bucket
-    pool = WarmPool(dict(os.environ), preexec=die_with_parent)
-    pool.warm(1 + workers)  # the splitter's and the children's processes import while the trigger runs
-    with stand_in() as aws, contextlib.closing(pool):
-        s3 = aws.client("s3")
-        s3.create_bucket(Bucket=bucket)
-        if before_trigger:
-            before_trigger(aws)
-        for path in source.control_files():
-            s3.upload_file(str(path), bucket, path.relative_to(source.root).as_posix())
-        result = trigger_and_run(
-            aws,
-            bucket,
-            source.delivery,
-            work_dir=out,
-            progress=progress,
-            target_chunk_mib=target_chunk_mib,
-            workers=workers,
-            storage_env={LOCAL_OUT_ENV: str(staged), LOCAL_INPUTS_ENV: str(source.root)},
-            pool=pool,
-        )
-        claim = staged / source.layout.claim_key  # the run state as on AWS: the claim names the jobs
-        claim.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, source.layout.claim_key, str(claim))
-        return result
+    with contextlib.closing(WarmPool(dict(os.environ), preexec=die_with_parent)) as pool:
+        pool.warm(1 + workers)  # the jobs' processes import while the stand-in starts and the trigger runs
+        with stand_in() as aws:
+            s3 = aws.client("s3")
+            s3.create_bucket(Bucket=bucket)
+            if before_trigger:
+                before_trigger(aws)
+            for path in source.control_files():
+                s3.upload_file(str(path), bucket, path.relative_to(source.root).as_posix())
+            result = trigger_and_run(
+                aws,
+                bucket,
+                source.delivery,
+                work_dir=out,
+                progress=progress,
+                target_chunk_mib=target_chunk_mib,
+                workers=workers,
+                storage_env={LOCAL_OUT_ENV: str(staged), LOCAL_INPUTS_ENV: str(source.root)},
+                pool=pool,
+            )
+            claim = staged / source.layout.claim_key  # the run state as on AWS: the claim names the jobs
+            claim.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, source.layout.claim_key, str(claim))
+            return result
