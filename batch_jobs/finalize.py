@@ -27,6 +27,7 @@ from batch_jobs import duplicates, rollups
 from batch_jobs.run import Run, load_plan
 from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
 from inventory_contract.jsonlog import JsonLogger
+from inventory_contract.listing import INVENTORY, inventory_kind
 from inventory_contract.plan import ChunkPlan, Share, check_plan
 from inventory_contract.rollups import ROLLUPS
 
@@ -50,6 +51,8 @@ class RunReport:
     min_last_modified_date: str | None
     max_last_modified_date: str | None
     finished_at: str
+    inventory_kind: str = INVENTORY
+    """``s3-inventory`` for a delivery of S3 Inventory, ``listing`` for one a listing wrote."""
     rollups: dict[str, Any] = field(default_factory=dict)
     duplicates: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -123,6 +126,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         min_last_modified_date=min(dates_min, default=None),
         max_last_modified_date=max(dates_max, default=None),
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        inventory_kind=inventory_kind(run.delivery),
         rollups=rollup_summary,
         duplicates=asdict(repeats) if repeats else {},
         problems=problems,

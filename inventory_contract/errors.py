@@ -15,3 +15,8 @@ class UnsupportedFormatError(ManifestError):
 
 class DeliveryKeyError(ContractError):
     """An object key is not an S3 Inventory ``manifest.json`` delivery key."""
+
+
+class ListingSourceError(ContractError):
+    """A bucket to list as an inventory (``snapshot``) cannot be: no such bucket, another Region,
+    or a malformed ``s3://BUCKET[/PREFIX]``."""

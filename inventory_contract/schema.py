@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import unquote
+from urllib.parse import quote_plus, unquote
 
 
 class ColumnType(StrEnum):
@@ -121,6 +121,11 @@ def table_columns(file_schema: Sequence[str]) -> tuple[Column, ...]:
     contract does not know yet (kept as a string, in the manifest's order)."""
     known = set(TABLE_FIELDS)
     return columns_for([*TABLE_FIELDS, *(f for f in file_schema if f not in known)])
+
+
+def encode_key(key: str) -> str:
+    """Encode a key as S3 Inventory does: form style, ``+`` for space, ``%2B`` for ``+``, ``/`` kept."""
+    return quote_plus(key, safe="/")
 
 
 def decode_key(raw: str) -> str:

@@ -166,6 +166,10 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
 
     smoke.add_parser(commands)
 
+    from pipeline import snapshot_command
+
+    snapshot_command.add_parser(commands)
+
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
     demo.add_argument(
         "--objects",
@@ -256,7 +260,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run_local(args: argparse.Namespace) -> int:
     from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
-    from pipeline.local.summary import render, render_reconciliation, summarize, what_next
+    from pipeline.local.summary import print_run
 
     progress = progress_printer()
     if isinstance(args.manifest, str):  # s3://...: fetch exactly that delivery first
@@ -282,7 +286,5 @@ def _run_local(args: argparse.Namespace) -> int:
             f"{source.delivery.source_bucket}/{source.delivery.run_date} is complete in {args.out} "
             f"(see {args.out / run.layout.complete_marker_key}); nothing was run. Use --force to run it again."
         )
-    print(render(summarize(run.parts_dir, run.run_report())))
-    print(render_reconciliation(run.run_report()))
-    print(what_next(run.parts_dir, args.out / run.layout.run_report_key))
+    print_run(run, args.out)
     return EXIT_OK

@@ -25,12 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote_plus
 
 from isal import igzip
 
 from inventory_contract.delivery import Delivery
-from inventory_contract.schema import KNOWN_FIELDS
+from inventory_contract.schema import KNOWN_FIELDS, encode_key
 
 STORAGE_CLASSES = (
     "STANDARD",
@@ -157,11 +156,6 @@ def generate_delivery(
     hive.parent.mkdir(parents=True, exist_ok=True)
     hive.write_text("".join(f"s3://{destination_bucket}/{k}\n" for k in data_keys))
     return GeneratedDelivery(root, delivery, destination_bucket, tuple(data_keys), truth)
-
-
-def encode_key(key: str) -> str:
-    """Encode a key as S3 Inventory does: form style, ``+`` for space, ``%2B`` for ``+``."""
-    return quote_plus(key, safe="/")
 
 
 class _Rows:

@@ -33,7 +33,8 @@ from pathlib import Path
 from isal import igzip
 
 from inventory_contract.delivery import Delivery
-from pipeline.synthetic import GeneratedDelivery, Truth, encode_key
+from inventory_contract.schema import encode_key
+from pipeline.synthetic import GeneratedDelivery, Truth
 
 CHANGE_KINDS = ("added", "deleted", "modified", "storage_class_changed")
 MOVE_TO = ("STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")

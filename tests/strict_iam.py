@@ -1,7 +1,7 @@
 """Make the stand-in's IAM as strict as AWS for the calls this project makes.
 
 moto authorizes S3 requests against the caller's policies once its "initial no-auth action count"
-is used up, but it is more lenient than AWS in three ways that matter here, and this module closes
+is used up, but it is more lenient than AWS in ways that matter here, and this module closes
 them while it is active (``enforced_iam()``), for moto servers and ``mock_aws`` in this process:
 
 - moto ignores every condition but ``StringEquals`` and never sets ``s3:prefix``: a ListBucket
@@ -9,6 +9,8 @@ them while it is active (``enforced_iam()``), for moto servers and ``mock_aws`` 
   Arn*, Bool; an operator we do not know fails closed) with ``s3:prefix`` taken from the request.
 - moto answers a missing key 404 to anyone allowed GetObject. AWS answers 403 unless the caller may
   list the bucket (an ``s3:ListBucket`` that holds without an ``s3:prefix``). So does this module.
+- moto authorizes HeadBucket as ``s3:HeadBucket``, an action IAM does not have; AWS authorizes it
+  as ``s3:ListBucket``. So does this module.
 - moto authorizes Batch requests against resource ``*`` only. Here SubmitJob is authorized against
   the ARNs of its job queue and job definition and TerminateJob against the job's, as AWS does;
   ListJobs and DescribeJobs against ``*``.
@@ -220,6 +222,8 @@ def _batch_resources(request: IAMRequestBase) -> list[str]:
 def _action(request: IAMRequestBase) -> str:
     """``s3:GetObject``; moto names Batch actions by their lower-case URL path, AWS by the operation."""
     service, _, name = request._action.partition(":")
+    if service == "s3" and name == "HeadBucket":  # no such IAM action: AWS authorizes it as ListBucket
+        name = "ListBucket"
     if service == "batch":
         operations = {op.lower(): op for op in _BATCH.operation_names}
         name = operations.get(name.lower(), name)

@@ -7,12 +7,24 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from batch_jobs.convert import byte_total
 from pipeline.rollups_view import bytes_by_class, human, render_repeats, render_rollups
+
+if TYPE_CHECKING:
+    from pipeline.local.run_local import LocalRun
+
+
+def print_run(run: LocalRun, out: Path) -> None:
+    """What ``run-local`` and ``snapshot`` print when a run is done: the data, the reconciliation,
+    and where to look next."""
+    report = run.run_report()
+    print(render(summarize(run.parts_dir, report)))
+    print(render_reconciliation(report))
+    print(what_next(run.parts_dir, out / run.layout.run_report_key))
 
 
 def summarize(parts_dir: Path, report: dict[str, Any]) -> dict[str, Any]:

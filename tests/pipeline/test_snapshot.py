@@ -1,0 +1,421 @@
+"""``python -m pipeline snapshot``: a bucket listed into an inventory delivery, then converted.
+
+The bucket lives in a moto server on loopback; the command runs in its own process. The oracle is
+what the test itself wrote (the version IDs S3 answered, in the order of the writes), read back
+from the Parquet with DuckDB: no code of the listing or the conversion decides the expected rows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import duckdb
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto.s3.models import S3Backend
+
+from batch_jobs.snapshot import ListingSource, listing_client, snapshot
+from batch_jobs.storage import LocalStorage
+from inventory_contract.listing import LISTING_CONFIG_ID, VERSIONS_FIELDS
+from tests.conftest import REGION
+from tests.iam_principals import user_credentials
+from tests.moto_s3_listing import s3_key_marker_as_aws
+from tests.strict_iam import enforced_iam
+
+pytestmark = pytest.mark.slow
+_ids = itertools.count()
+
+TRICKY = (
+    "photos/summer 2024/beach day.jpg",
+    "math/a+b=c.txt",
+    "reports/100%/q3 50% done.csv",
+    "unicode/café/naïve résumé.pdf",
+    "emoji/😀/party 🎉.png",
+    "tabs/col\there.tsv",
+    "trailing/space ",
+    "plus/+leading and trailing+",
+    "escapes/%2541 stays %41",
+    "/".join(f"level{i}" for i in range(12)) + "/deep.txt",
+    'quotes/"quoted", name.txt',
+)
+
+
+@dataclass
+class Written:
+    """What the test wrote, version by version, in the order S3 stacks them."""
+
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, key: str, version_id: str | None, size: int | None, storage_class: str | None) -> None:
+        self.versions.setdefault(key, []).append(
+            {"version_id": version_id, "size": size, "storage_class": storage_class}
+        )
+
+    def rows(self) -> set[tuple[Any, ...]]:
+        """(key, version_id, is_latest, is_delete_marker, size, storage_class) of every version."""
+        found = set()
+        for key, stack in self.versions.items():
+            for position, v in enumerate(stack):
+                latest = position == len(stack) - 1
+                marker = v["size"] is None
+                found.add((key, v["version_id"], latest, marker, v["size"], v["storage_class"]))
+        return found
+
+    def current(self) -> set[tuple[Any, ...]]:
+        return {
+            (key, stack[-1]["size"], stack[-1]["storage_class"])
+            for key, stack in self.versions.items()
+            if stack[-1]["size"] is not None
+        }
+
+
+@pytest.fixture(autouse=True)
+def key_marker_as_aws() -> Iterator[None]:
+    with s3_key_marker_as_aws():
+        yield
+
+
+def new_bucket(s3: Any, *, versioned: bool) -> str:
+    name = f"snap-{os.getpid()}-{next(_ids)}"
+    s3.create_bucket(Bucket=name)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def put(
+    s3: Any, bucket: str, written: Written, key: str, body: bytes, storage_class: str = "STANDARD"
+) -> None:
+    response = s3.put_object(Bucket=bucket, Key=key, Body=body, StorageClass=storage_class)
+    written.add(key, response.get("VersionId"), len(body), storage_class)
+
+
+def fill_versioned(s3: Any, bucket: str) -> Written:
+    """Tricky keys, classes, versions, delete markers, 1,100 keys under one prefix, 30 prefixes."""
+    written = Written()
+    classes = ("STANDARD", "STANDARD_IA", "GLACIER_IR", "INTELLIGENT_TIERING")
+    for n, key in enumerate(TRICKY):
+        put(s3, bucket, written, key, b"x" * (n + 1), classes[n % len(classes)])
+    for n in range(1_100):
+        put(s3, bucket, written, f"big/object-{n:05d}", b"y" * (n % 7))
+    for n in range(30):
+        put(s3, bucket, written, f"fan{n:02d}/a/b/c-{n}", b"z" * n)
+    for key in ("math/a+b=c.txt", "big/object-00000", "fan03/a/b/c-3"):  # new versions
+        put(s3, bucket, written, key, b"second version", "STANDARD_IA")
+    for key in ("trailing/space ", "big/object-00500", "fan07/a/b/c-7"):  # delete markers
+        response = s3.delete_object(Bucket=bucket, Key=key)
+        written.add(key, response["VersionId"], None, None)
+    return written
+
+
+def snapshot_command(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "snapshot", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def parquet_rows(out: Path, bucket: str) -> list[tuple[Any, ...]]:
+    parts = next((out / "processed" / f"source_bucket={bucket}").glob("run_date=*"))
+    return duckdb.sql(
+        f"SELECT key, version_id, is_latest, is_delete_marker, size, storage_class "
+        f"FROM read_parquet('{parts}/*.parquet')"
+    ).fetchall()
+
+
+def test_a_versioned_bucket_is_listed_and_converted_exactly(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    written = fill_versioned(s3, bucket)
+    out = tmp_path / "out"
+
+    done = snapshot_command(server_env, f"s3://{bucket}", "--out", str(out), "--workers", "4")
+
+    assert done.returncode == 0, done.stderr
+    rows = parquet_rows(out, bucket)
+    assert len(rows) == sum(len(stack) for stack in written.versions.values()) == 1_147
+    assert set(rows) == written.rows()
+    assert sum(1 for r in rows if r[3]) == 3  # the delete markers
+    [run_date] = [p.name for p in (out / "processed" / f"source_bucket={bucket}").iterdir()]
+    report = json.loads(
+        (out / "run-reports" / f"source_bucket={bucket}" / run_date / "run-report.json").read_text()
+    )
+    assert report["status"] == "complete"
+    assert report["inventory_kind"] == "listing"
+    assert report["rows_out"] == 1_147
+    assert report["size_sum"] == sum(v["size"] or 0 for s in written.versions.values() for v in s)
+    assert run_date == f"run_date={time.strftime('%Y-%m-%d', time.gmtime())}" or "run_date=" in run_date
+    # the delivery is S3's format: a manifest whose fileSchema names the listing's fields, its checksum
+    [manifest] = (out / "listing").rglob("manifest.json")
+    assert manifest.parent.parent.name == LISTING_CONFIG_ID
+    document = json.loads(manifest.read_bytes())
+    assert document["fileSchema"] == ", ".join(VERSIONS_FIELDS)
+    assert (manifest.parent / "manifest.checksum").is_file()
+    lines = [
+        line
+        for f in document["files"]
+        for line in gzip.decompress((out / "listing" / f["key"]).read_bytes()).decode().splitlines()
+    ]
+    assert any('"math/a%2Bb%3Dc.txt"' in line for line in lines)  # + as %2B, as S3 encodes it
+    assert any('"photos/summer+2024/beach+day.jpg"' in line for line in lines)  # space as +
+    assert "listing s3://" in done.stderr and "requests/s" in done.stderr
+
+
+def test_current_only_lists_the_current_objects_without_version_columns(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    written = fill_versioned(s3, bucket)
+    out = tmp_path / "out"
+
+    done = snapshot_command(server_env, f"s3://{bucket}", "--current-only", "--out", str(out))
+
+    assert done.returncode == 0, done.stderr
+    rows = parquet_rows(out, bucket)
+    assert {(k, size, cls) for k, version, _, _, size, cls in rows} == written.current()
+    assert {(version, latest, marker) for _, version, latest, marker, _, _ in rows} == {(None, None, None)}
+
+
+def test_an_unversioned_bucket_has_no_version_ids(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=False)
+    written = Written()
+    for n in range(50):
+        put(s3, bucket, written, f"p{n % 5}/k{n}", b"a" * n)
+    put(s3, bucket, written, "p1/k1", b"overwritten")  # no versioning: replaces the object
+    out = tmp_path / "out"
+
+    done = snapshot_command(server_env, f"s3://{bucket}", "--out", str(out), "--workers", "3")
+
+    assert done.returncode == 0, done.stderr
+    rows = parquet_rows(out, bucket)
+    assert len(rows) == 50
+    assert {r[1] for r in rows} == {None}  # S3's "null" version is an inventory's empty field
+    assert all(r[2] is True and r[3] is False for r in rows)
+    assert ("p1/k1", None, True, False, len(b"overwritten"), "STANDARD") in rows
+
+
+def test_an_empty_bucket_is_a_complete_run_of_zero_rows(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    out = tmp_path / "out"
+
+    done = snapshot_command(server_env, f"s3://{bucket}", "--out", str(out))
+
+    assert done.returncode == 0, done.stderr
+    assert parquet_rows(out, bucket) == []
+    assert "rows in 0 = rows out 0" in done.stdout
+
+
+def test_a_prefix_lists_only_what_is_under_it(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    written = fill_versioned(s3, bucket)
+    out = tmp_path / "out"
+
+    done = snapshot_command(server_env, f"s3://{bucket}/fan0", "--out", str(out), "--workers", "2")
+
+    assert done.returncode == 0, done.stderr
+    expected = {r for r in written.rows() if r[0].startswith("fan0")}
+    assert set(parquet_rows(out, bucket)) == expected
+    assert len(expected) == 12  # fan00..fan09, one new version and one delete marker
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("s3:/bucket", "is not a bucket URI"),
+        ("http://bucket/x", "is not a bucket URI"),
+        ("s3://", "is not a bucket URI"),
+        ("s3://Bad_Bucket", "is not a bucket name"),
+        ("s3://no-such-bucket-here", "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(server_env, tmp_path, uri, says):
+    out = tmp_path / "out"
+    done = snapshot_command(server_env, uri, "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and says in done.stderr
+    assert not out.exists()
+
+
+def test_a_bucket_in_another_region_is_named(s3, server_env, tmp_path):
+    name = f"snap-eu-{os.getpid()}-{next(_ids)}"
+    boto3.client("s3", region_name="eu-west-1").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    out = tmp_path / "out"
+    done = snapshot_command(server_env, f"s3://{name}", "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert "is in eu-west-1, not in us-east-1" in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("actions", "current_only", "missing"),
+    [
+        ([], False, "s3:ListBucket"),
+        (["s3:ListBucket"], False, "s3:ListBucketVersions"),
+        ([], True, "s3:ListBucket"),
+    ],
+)
+def test_access_denied_names_the_bucket_and_the_missing_action(
+    s3, server_env, tmp_path, actions, current_only, missing
+):
+    bucket = new_bucket(s3, versioned=True)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"1")
+    statements = [{"Effect": "Allow", "Action": a, "Resource": f"arn:aws:s3:::{bucket}"} for a in actions]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": statements
+        or [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::other/*"}],
+    }
+    key = user_credentials(boto3.client("iam", region_name=REGION), "lister", policy)
+    env = {
+        **server_env,
+        "AWS_ACCESS_KEY_ID": key["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": key["aws_secret_access_key"],
+    }
+    out = tmp_path / "out"
+    with enforced_iam():
+        done = snapshot_command(
+            env, f"s3://{bucket}", "--out", str(out), *(["--current-only"] if current_only else [])
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert f"access denied to s3://{bucket}" in done.stderr and f"may not {missing} " in done.stderr
+    assert not out.exists()
+
+
+@contextmanager
+def _slow_listings(seconds: float) -> Iterator[None]:
+    originals = {name: getattr(S3Backend, name) for name in ("list_object_versions", "list_objects")}
+
+    def slowed(name: str) -> Any:
+        def call(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+            time.sleep(seconds)
+            return originals[name](self, *args, **kwargs)
+
+        return call
+
+    for name in originals:
+        setattr(S3Backend, name, slowed(name))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(S3Backend, name, original)
+
+
+def test_an_interrupted_listing_leaves_no_delivery_and_a_rerun_completes(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    written = fill_versioned(s3, bucket)
+    out = tmp_path / "out"
+    with _slow_listings(0.5):
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "snapshot",
+                f"s3://{bucket}",
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+            ],
+            env=server_env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        for line in process.stderr:  # the listing has started
+            if "key range(s)" in line:
+                break
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        stderr = process.stderr.read()
+        assert process.wait(timeout=60) == 143, stderr
+    assert "terminated" in stderr
+    assert not list((out / "listing").rglob("manifest.json"))
+    assert not list((out / "listing").rglob("*.csv.gz"))  # the data files it stored are deleted
+    assert not (out / "processed").exists()
+
+    done = snapshot_command(server_env, f"s3://{bucket}", "--out", str(out), "--workers", "4")
+    assert done.returncode == 0, done.stderr
+    assert set(parquet_rows(out, bucket)) == written.rows()
+
+
+class _FailingAfter:
+    """An S3 client whose listing pages raise ``error`` from the ``n``-th request on."""
+
+    def __init__(self, client: Any, n: int, error: BaseException) -> None:
+        self._client, self._left, self._error = client, n, error
+        client.meta.events.register("before-send.s3.ListObjectVersions", self._count)
+
+    def _count(self, **_: Any) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            raise self._error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_failed_listing_deletes_the_data_files_it_stored(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    fill_versioned(s3, bucket)
+    store = LocalStorage("dest", tmp_path / "dest")
+    client = _FailingAfter(listing_client(2), 4, KeyboardInterrupt())
+    stored: list[str] = []
+    original_store = store.store
+
+    def store_and_note(path: Path, key: str) -> None:
+        original_store(path, key)
+        stored.append(key)
+
+    store.store = store_and_note  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        snapshot(client, ListingSource(bucket), store, inventory_prefix="inventory", workers=2, file_bytes=1)
+    assert stored, "the test must interrupt a listing that has stored data files"
+    assert not [p for p in (tmp_path / "dest").rglob("*") if p.is_file() and ".scratch" not in p.parts]
+
+
+def test_slow_down_is_retried_and_nothing_is_lost(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    written = fill_versioned(s3, bucket)
+    client = listing_client(2)
+    throttled = {"left": 4}
+
+    def slow_down(request: Any, **_: Any) -> AWSResponse | None:
+        if throttled["left"] <= 0:
+            return None
+        throttled["left"] -= 1
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        return AWSResponse(request.url, 503, {}, _Raw(body))
+
+    client.meta.events.register("before-send.s3.ListObjectVersions", slow_down)
+    store = LocalStorage("dest", tmp_path / "dest")
+    result = snapshot(client, ListingSource(bucket), store, inventory_prefix="inventory", workers=2)
+    assert throttled["left"] == 0
+    assert result.rows == 1_147 == sum(len(s) for s in written.versions.values())
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
