@@ -26,6 +26,8 @@ EXIT_DOES_NOT_RECONCILE = 3
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "snapshot":
+        return _snapshot(args)
     log = JsonLogger(job=args.command, source_bucket=args.source_bucket, run_date=args.run_date)
     try:
         store = storage_for(args.manifest)
@@ -53,6 +55,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    """List a source bucket into a delivery in the destination bucket; exit 2 (not retried) when
+    the bucket cannot be listed as asked: no such bucket, another Region, access denied."""
+    from batch_jobs.s3io import s3_client
+    from batch_jobs.snapshot import ListingRefusedError, ListingSource, check_source, listing_client, snapshot
+    from batch_jobs.storage import S3Storage
+    from inventory_contract.listing import parse_bucket_uri, partition_of
+
+    log = JsonLogger(job="snapshot", source=args.source)
+    current_only = args.versions == "current"
+    try:
+        bucket, prefix = parse_bucket_uri(args.source)
+        source = ListingSource(bucket, prefix)
+        client = listing_client(args.workers)
+        check_source(client, source, current_only=current_only)
+        listed = snapshot(
+            client,
+            source,
+            S3Storage(args.destination_bucket, s3_client()),
+            inventory_prefix=args.inventory_prefix,
+            current_only=current_only,
+            workers=args.workers,
+            partition=partition_of(client.meta.region_name),
+            progress=lambda line: log.info(line),
+        )
+    except (ContractError, ListingRefusedError) as err:
+        log.error("job failed: the bucket cannot be listed", error=str(err))
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    log.info(
+        "listing delivered",
+        manifest=f"s3://{args.destination_bucket}/{listed.manifest_key}",
+        rows=listed.rows,
+        data_files=listed.data_files,
+        requests=listed.requests,
+    )
+    return 0
+
+
 def _chunk_index(value: str) -> int:
     if value == FROM_ARRAY:
         raw = os.environ.get(ARRAY_INDEX_ENV)
@@ -75,7 +116,9 @@ def _prefix_depth(value: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m batch_jobs", description="The pipeline's batch jobs.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{split,process,finalize}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{split,process,finalize,snapshot}"
+    )
     run_args = argparse.ArgumentParser(add_help=False)
     run_args.add_argument("--manifest", required=True, help="s3://DEST/.../manifest.json of the delivery")
     run_args.add_argument(
@@ -115,4 +158,15 @@ def _parser() -> argparse.ArgumentParser:
         "finalize", parents=[run_args], help="reconcile the run's parts with its plan and mark it complete"
     )
     finalize.add_argument("--chunks", type=int, required=True, help="how many chunks the run was split into")
+
+    listing = commands.add_parser(
+        "snapshot", help="list a source bucket into an inventory delivery in the destination bucket"
+    )
+    listing.add_argument("--source", required=True, help="s3://BUCKET[/PREFIX] to list")
+    listing.add_argument("--destination-bucket", required=True, help="where the delivery is written")
+    listing.add_argument("--inventory-prefix", required=True, help="the destination's inventory prefix")
+    listing.add_argument(
+        "--versions", choices=("all", "current"), default="all", help="every version, or current objects"
+    )
+    listing.add_argument("--workers", type=int, default=16, help="parallel listing requests")
     return parser

@@ -10,9 +10,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import CAPACITIES, ON_DEMAND, PROJECT, ConfigError, StackSettings
-from components.job_definitions import FINALIZE_SIZE, container_properties, retry_strategy
-from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy
-from inventory_contract.jobs import FINALIZE, JOB_SPECS, PROCESS, SPLIT, JobSpec
+from components.job_definitions import FINALIZE_SIZE, SNAPSHOT_SIZE, container_properties, retry_strategy
+from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy, snapshot_policy
+from inventory_contract.jobs import ALL_JOB_SPECS, FINALIZE, PROCESS, SNAPSHOT, SPLIT, JobSpec
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class BatchPipelineArgs:
     bucket_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
+    source_bucket_arns: pulumi.Input[list[str]] | None = None  # what the snapshot job may list
     private_vpc_id: pulumi.Input[str] | None = None  # private networking: the jobs' VPC and subnets
     private_subnet_ids: pulumi.Input[list[str]] | None = None
 
@@ -33,6 +34,7 @@ class BatchPipeline(pulumi.ComponentResource):
     queue_arns: list[pulumi.Output[str]]  # every queue of the stack
     job_definition_arns: dict[str, pulumi.Output[str]]
     job_role_arn: pulumi.Output[str]
+    snapshot_role_arn: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
 
     def __init__(
@@ -63,6 +65,20 @@ class BatchPipeline(pulumi.ComponentResource):
             role=job_role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
                 lambda arn: json.dumps(job_policy(bucket_arn=arn, inventory_prefix=s.inventory_prefix))
+            ),
+            opts=child,
+        )
+        # the snapshot job lists the source buckets: a role of its own, so the run jobs never can
+        snapshot_role = aws.iam.Role(f"{name}-snapshot-role", assume_role_policy=trust, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-snapshot-policy",
+            role=snapshot_role.id,
+            policy=pulumi.Output.all(args.bucket_arn, args.source_bucket_arns or []).apply(
+                lambda v: json.dumps(
+                    snapshot_policy(
+                        bucket_arn=v[0], inventory_prefix=s.inventory_prefix, source_bucket_arns=list(v[1])
+                    )
+                )
             ),
             opts=child,
         )
@@ -143,11 +159,13 @@ class BatchPipeline(pulumi.ComponentResource):
             SPLIT.name: (s.split_vcpu, s.split_memory_mib),
             PROCESS.name: (s.process_vcpu, s.process_memory_mib),
             FINALIZE.name: FINALIZE_SIZE,
+            SNAPSHOT.name: SNAPSHOT_SIZE,
         }
         parameters = {PROCESS.name: {"prefix_depth": str(s.rollup_prefix_depth)}}
         self.job_definition_arns = {}
-        for spec in JOB_SPECS:
+        for spec in ALL_JOB_SPECS:
             vcpu, memory = sizes[spec.name]
+            role = snapshot_role if spec is SNAPSHOT else job_role
 
             def properties(
                 o: dict[str, str], spec: JobSpec = spec, vcpu: str = vcpu, memory: int = memory
@@ -170,7 +188,7 @@ class BatchPipeline(pulumi.ComponentResource):
 
             inputs = pulumi.Output.all(
                 image=args.image_uri,
-                job_role=job_role.arn,
+                job_role=role.arn,
                 execution_role=execution_role.arn,
                 log_group=log_group.name,
             )
@@ -190,6 +208,7 @@ class BatchPipeline(pulumi.ComponentResource):
         self.process_queue_arn = process_queue.arn
         self.queue_arns = [queue.arn] if process_queue is queue else [queue.arn, process_queue.arn]
         self.job_role_arn = job_role.arn
+        self.snapshot_role_arn = snapshot_role.arn
         self.log_group_name = log_group.name
         self.register_outputs(
             {

@@ -43,6 +43,12 @@ sorts the children's identity hashes in buckets of 25 million (about 0.4 GiB: ba
 about 0.1 CPU-second per million objects (bench/results-model.md): one vCPU halves it at a billion."""
 
 
+SNAPSHOT_SIZE = ("1", 2048)
+"""vCPU and memory MiB of the snapshot job: 16 listing threads, each streaming pages of 1,000 keys
+into its gzip data file (memory does not grow with the bucket); listing is bound by S3's latency,
+not by the CPU."""
+
+
 def retry_strategy(attempts: int) -> dict[str, Any]:
     return {"attempts": attempts, "evaluateOnExit": [dict(rule) for rule in RETRY_RULES]}
 

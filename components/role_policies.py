@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inventory_contract.listing import LISTING_CONFIG_ID
 from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
@@ -151,6 +152,24 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
                 f"{RUN_STATE}/parts/*",
                 f"{ROLLUPS_ROOT}/*",
             ),
+        ),
+    )
+
+
+def snapshot_policy(
+    *, bucket_arn: str, inventory_prefix: str, source_bucket_arns: list[str]
+) -> dict[str, Any]:
+    """The ``snapshot`` job: list the stack's source buckets (their keys and versions, no object
+    read), write a listing's delivery under the destination's inventory prefix, and delete the data
+    files of a listing that failed. Nothing else of the destination: the trigger converts it."""
+    listings = objects(bucket_arn, f"{inventory_prefix}/*/{LISTING_CONFIG_ID}/*")
+    return document(
+        allow("ListSourceBuckets", ["s3:ListBucket", "s3:ListBucketVersions"], list(source_bucket_arns)),
+        allow("WriteListings", ["s3:PutObject", "s3:AbortMultipartUpload"], listings),
+        allow(
+            "DeleteFailedListings",
+            ["s3:DeleteObject"],
+            objects(bucket_arn, f"{inventory_prefix}/*/{LISTING_CONFIG_ID}/data/*"),
         ),
     )
 

@@ -46,6 +46,9 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
             bucket_arn=storage.destination_arn,
             account_id=account_id,
             partition=partition,
+            source_bucket_arns=pulumi.Output.all(partition, storage.source_buckets).apply(
+                lambda v: [f"arn:{v[0]}:s3:::{bucket}" for bucket in v[1]]
+            ),
             private_vpc_id=network.vpc_id if network else None,
             private_subnet_ids=network.subnet_ids if network else None,
         ),
@@ -110,6 +113,8 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "splitJobDefinitionArn": batch.job_definition_arns["split"],
         "processJobDefinitionArn": batch.job_definition_arns["process"],
         "finalizeJobDefinitionArn": batch.job_definition_arns["finalize"],
+        "snapshotJobDefinitionArn": batch.job_definition_arns["snapshot"],
+        "snapshotRoleArn": batch.snapshot_role_arn,
         "triggerFunctionName": trigger.function_name,
         "failedEventsQueueArn": trigger.failed_events_queue_arn,
         "backfillCommand": backfill,

@@ -68,6 +68,44 @@ FINALIZE = JobSpec(
     command=("python", "-m", "batch_jobs", "finalize", *_RUN_ARGS, "--chunks", "Ref::chunks"),
 )
 JOB_SPECS = (SPLIT, PROCESS, FINALIZE)
+"""The jobs of a run, which the trigger submits."""
+
+SNAPSHOT = JobSpec(
+    name="snapshot",
+    command=(
+        "python",
+        "-m",
+        "batch_jobs",
+        "snapshot",
+        "--source",
+        "Ref::source",
+        "--destination-bucket",
+        "Ref::destination_bucket",
+        "--inventory-prefix",
+        "Ref::inventory_prefix",
+        "--versions",
+        "Ref::versions",
+        "--workers",
+        "Ref::workers",
+    ),
+    default_parameters={"versions": "all", "workers": "16"},
+)
+"""Lists a source bucket into a delivery under the destination's inventory prefix
+(``inventory_contract/listing.py``); the delivery's manifest then starts a run like any other."""
+ALL_JOB_SPECS = (*JOB_SPECS, SNAPSHOT)
+
+
+def snapshot_parameters(
+    source_uri: str, destination_bucket: str, inventory_prefix: str, *, current_only: bool, workers: int
+) -> dict[str, str]:
+    """The parameters a ``snapshot`` job is submitted with (``source_uri``: s3://BUCKET[/PREFIX])."""
+    return {
+        "source": source_uri,
+        "destination_bucket": destination_bucket,
+        "inventory_prefix": inventory_prefix,
+        "versions": "current" if current_only else "all",
+        "workers": str(workers),
+    }
 
 
 def run_parameters(

@@ -62,6 +62,19 @@ def parse_bucket_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def partition_of(region: str | None) -> str:
+    """The ARN partition of a Region: ``aws-cn`` for cn-*, ``aws-us-gov`` for us-gov-*, else ``aws``."""
+    region = region or ""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
+def is_listing_manifest(uri: str) -> bool:
+    """Whether ``s3://DEST/.../manifest.json`` is the manifest of a listing's delivery."""
+    return f"/{LISTING_CONFIG_ID}/" in uri
+
+
 def is_listing(delivery: Delivery) -> bool:
     return delivery.config_id == LISTING_CONFIG_ID
 

@@ -37,6 +37,7 @@ from inventory_contract.errors import ManifestError
 from inventory_contract.jobs import MIN_ARRAY_SIZE, run_parameters
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import RunLayout
+from inventory_contract.listing import is_listing_manifest
 from inventory_contract.manifest import Manifest, parse_manifest
 from inventory_contract.plan import plan_chunks
 from inventory_contract.s3 import is_missing
@@ -165,6 +166,12 @@ def _release(
         log.info("claim released after a failure")
 
 
+def _replaces_a_listing(claimed: str, uri: str) -> bool:
+    """A delivery of S3 Inventory replaces a listing's run of the same date (it has every field, and
+    is what later days compare with); a listing never replaces an inventory's run."""
+    return is_listing_manifest(claimed) and not is_listing_manifest(uri)
+
+
 def _active_jobs(batch: Any, jobs: dict[str, str]) -> list[str]:
     """``kind STATUS (id)`` of a run's jobs that have not finished (jobs Batch no longer keeps have)."""
     if not jobs:
@@ -229,8 +236,14 @@ def _claim(
             raise RunInProgressError(msg)
         claim = fresh(existing.generation + 1)
         reason = "forced rerun"
-    elif existing.state == SUBMITTED:
+    elif existing.state == SUBMITTED and not _replaces_a_listing(existing.manifest, uri):
         return existing, ""
+    elif existing.state == SUBMITTED:  # S3's inventory of the date replaces a listing of it
+        if active := _active_jobs(batch, existing.jobs):
+            msg = f"run {existing.run_id} of a listing still has jobs running ({', '.join(active)}); retry later"
+            raise RunInProgressError(msg)
+        claim = fresh(existing.generation + 1)
+        reason = "an inventory replaces the listing of the same date"
     elif existing.manifest != uri:
         if existing.lease_expires_at > now():
             msg = f"run {existing.run_id} is being started for {existing.manifest}; retry later"

@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     with _terminate_as_interrupt():
         try:
             rows = _deliver(s3, scope, started, progress)
-            status = _follow(s3, batch, scope, args.timeout, args.poll, progress, target)
+            run_id = f"{scope.source_bucket}/{scope.run_date}"
+            status = follow_run(s3, batch, scope.bucket, run_id, args.timeout, args.poll, progress, target)
             report = _run_report(s3, scope)
         except BaseException as err:
             if isinstance(err, SmokeTimeoutError | KeyboardInterrupt):
@@ -244,27 +245,29 @@ def _deliver(s3: Any, scope: SmokeScope, started: datetime, progress: Callable[[
     return generated.truth.rows
 
 
-def _follow(
+def follow_run(
     s3: Any,
     batch: Any,
-    scope: SmokeScope,
+    bucket: str,
+    run_id: str,
     timeout: float,
     poll: float,
     progress: Callable[[str], None],
     target: Target,
+    what: str = "the smoke run",
 ) -> RunStatus:
-    """Poll the run until it is complete or failed; a progress line at every change of state."""
-    run_id = f"{scope.source_bucket}/{scope.run_date}"
+    """Poll the run ``SOURCE/DATE`` in ``bucket`` until it is complete or failed; a progress line
+    at every change of state."""
     deadline = time.monotonic() + timeout
     seen: tuple[str, str] | None = None
     while True:
-        [status] = run_statuses(s3, batch, scope.bucket, run=run_id)
+        [status] = run_statuses(s3, batch, bucket, run=run_id)
         state, detail = _readable(status)
         if (state, detail) != seen:
             progress(f"{state}" + (f": {detail}" if detail else ""))
             seen = (state, detail)
         if state == "failed":
-            msg = f"the smoke run failed: {detail}"
+            msg = f"{what} failed: {detail}"
             raise PipelineError(msg)
         if state == "complete":
             return status
@@ -282,7 +285,7 @@ def _follow(
                     "(stack output failedEventsQueueArn)"
                 )
             msg = (
-                f"the smoke run did not complete in {timeout:g} s; it was {state}"
+                f"{what} did not complete in {timeout:g} s; it was {state}"
                 + (f" ({detail})" if detail else "")
                 + hint
             )

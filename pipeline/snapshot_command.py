@@ -85,7 +85,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="with --out: parallel processor children (default: CPU count)",
     )
-    parser.add_argument("--timeout", type=float, default=60 * 60, help="with --stack: give up after SECONDS")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60 * 60,
+        metavar="SECONDS",
+        help="with --stack: give up after this long",
+    )
+    parser.add_argument(
+        "--poll", type=float, default=10.0, metavar="SECONDS", help="with --stack: seconds between looks"
+    )
     parser.set_defaults(handler=run)
 
 

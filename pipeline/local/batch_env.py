@@ -1,6 +1,6 @@
 """A Batch queue and the pipeline's job definitions in a Batch API stand-in (moto).
 
-The job definitions are registered from ``inventory_contract.jobs.JOB_SPECS`` and
+The job definitions are registered from ``inventory_contract.jobs.ALL_JOB_SPECS`` and
 ``components.job_definitions``, the same source the Pulumi stack registers them from, so what runs
 locally is what runs on AWS.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.job_definitions import container_properties, retry_strategy
-from inventory_contract.jobs import JOB_SPECS
+from inventory_contract.jobs import ALL_JOB_SPECS
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def create_local_batch(
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}],
     )
     definitions = {}
-    for spec in JOB_SPECS:
+    for spec in ALL_JOB_SPECS:
         registered = batch.register_job_definition(
             jobDefinitionName=f"{name_prefix}-{spec.name}",
             type="container",

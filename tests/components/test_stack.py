@@ -14,8 +14,9 @@ from components.config import ConfigError
 from components.image_context import content_tag
 from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import ARCHIVE, HANDLER, bundle_files
-from components.role_policies import execution_policy, job_policy, trigger_policy
-from inventory_contract.jobs import JOB_SPECS
+from components.role_policies import execution_policy, job_policy, snapshot_policy, trigger_policy
+from inventory_contract.jobs import JOB_SPECS, SNAPSHOT
+from inventory_contract.listing import LISTING_CONFIG_ID
 from inventory_contract.schema import INVENTORY_OPTIONAL_FIELDS
 from tests.components.conftest import (
     ACCOUNT,
@@ -445,10 +446,34 @@ def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(sta
     assert execution == {"EcrToken", "PullJobImage", "WriteJobLogs"}  # pull the image and write logs
 
 
-def test_no_role_lists_a_bucket_without_an_s3_prefix_condition(stack):
+def test_no_role_lists_the_destination_without_an_s3_prefix_condition(stack):
+    destination = stack.one(BUCKET, "inventory-destination").outputs["arn"]
     for policy, statement in _statements(stack, "aws:iam/rolePolicy:RolePolicy"):
-        if "s3:ListBucket" in statement["Action"]:
+        if "s3:ListBucket" in statement["Action"] and destination in statement["Resource"]:
             assert statement["Condition"]["StringLike"]["s3:prefix"], f"{policy}/{statement['Sid']}"
+
+
+def test_the_snapshot_job_runs_as_its_own_role_listing_only_the_source_buckets(stack):
+    # GIVEN the stack's source bucket, destination and snapshot job definition
+    source = stack.one(BUCKET, "inventory-source").outputs["arn"]
+    destination = stack.one(BUCKET, "inventory-destination").outputs["arn"]
+    definition = stack.one("aws:batch/jobDefinition:JobDefinition", "batch-snapshot")
+    properties = json.loads(definition.inputs["containerProperties"])
+    role = stack.one("aws:iam/role:Role", "batch-snapshot-role").outputs["arn"]
+    # THEN it runs the shared command as the snapshot role, not the run jobs' role
+    assert properties["command"] == list(SNAPSHOT.command)
+    assert definition.inputs["parameters"] == dict(SNAPSHOT.default_parameters)
+    assert properties["jobRoleArn"] == role
+    assert role != stack.one("aws:iam/role:Role", "batch-job-role").outputs["arn"]
+    # AND its policy lists the source buckets only and writes only a listing's keys
+    policy = _role_policy(stack, "batch-snapshot-policy")
+    assert policy == snapshot_policy(
+        bucket_arn=destination, inventory_prefix="inventory", source_bucket_arns=[source]
+    )
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["ListSourceBuckets"]["Resource"] == [source]
+    assert statements["WriteListings"]["Resource"] == [f"{destination}/inventory/*/{LISTING_CONFIG_ID}/*"]
+    assert stack.outputs["snapshotJobDefinitionArn"] == definition.outputs["arn"]
 
 
 def test_roles_trust_their_service_for_this_account_only(stack):

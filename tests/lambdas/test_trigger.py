@@ -544,3 +544,51 @@ def test_with_a_spot_queue_only_the_processor_children_go_to_it(aws, delivery):
     assert (
         queues[expected_name("split")] == queues[expected_name("finalize")] == aws.settings.job_queue != spot
     )
+
+
+def _delivery_of(aws, tmp_path, config_id: str, hour: int):
+    from datetime import UTC, datetime
+
+    gen = generate_delivery(
+        tmp_path / config_id,
+        objects=50,
+        files=1,
+        destination_bucket=DEST,
+        config_id=config_id,
+        timestamp=datetime(2026, 11, 24, hour, 0, tzinfo=UTC),
+    )
+    upload_tree(aws.s3, gen.root, DEST)
+    return gen.delivery.manifest_key
+
+
+def test_an_inventory_replaces_the_listing_of_its_date_and_a_listing_never_replaces_an_inventory(
+    aws, tmp_path
+):
+    from inventory_contract.listing import LISTING_CONFIG_ID
+
+    # GIVEN a listing's run of 2026-11-24 (day 0), then S3's first inventory of the same date
+    listing = _delivery_of(aws, tmp_path, LISTING_CONFIG_ID, 1)
+    inventory = _delivery_of(aws, tmp_path, "daily-all-fields", 5)
+    [first] = handle(aws, object_created(DEST, listing))["runs"]
+    real_describe = aws.batch.describe_jobs
+
+    def still_running(**request):
+        described = real_describe(**request)
+        for job in described["jobs"]:
+            job["status"] = "RUNNING"
+        return described
+
+    # WHEN the inventory lands while the listing's run still runs, THEN it is retried later
+    aws.batch.describe_jobs = still_running
+    with pytest.raises(RunInProgressError, match="of a listing still has jobs running"):
+        handle(aws, object_created(DEST, inventory))
+    aws.batch.describe_jobs = real_describe
+    # AND once it has finished, the inventory's run replaces it as generation 2
+    [second] = handle(aws, object_created(DEST, inventory))["runs"]
+    assert first["status"] == "submitted" and first["run_id"].endswith("/g1")
+    assert (second["status"], second["run_id"]) == ("submitted", "demo-source-bucket/2026-11-24/g2")
+    assert second["manifest"] == f"s3://{DEST}/{inventory}"
+    # AND a listing of that date after the inventory is a conflict: the inventory's run stays
+    later = _delivery_of(aws, tmp_path / "later", LISTING_CONFIG_ID, 9)
+    [third] = handle(aws, object_created(DEST, later))["runs"]
+    assert third["status"] == "conflict" and third["run_id"].endswith("/g2")
