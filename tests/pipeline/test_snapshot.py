@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,93 +31,18 @@ from batch_jobs.storage import LocalStorage
 from inventory_contract.listing import LISTING_CONFIG_ID, VERSIONS_FIELDS
 from tests.conftest import REGION
 from tests.iam_principals import user_credentials
+from tests.listed_bucket import Written, fill_versioned, new_bucket, put
 from tests.moto_s3_listing import s3_key_marker_as_aws
 from tests.strict_iam import enforced_iam
 
 pytestmark = pytest.mark.slow
 _ids = itertools.count()
 
-TRICKY = (
-    "photos/summer 2024/beach day.jpg",
-    "math/a+b=c.txt",
-    "reports/100%/q3 50% done.csv",
-    "unicode/café/naïve résumé.pdf",
-    "emoji/😀/party 🎉.png",
-    "tabs/col\there.tsv",
-    "trailing/space ",
-    "plus/+leading and trailing+",
-    "escapes/%2541 stays %41",
-    "/".join(f"level{i}" for i in range(12)) + "/deep.txt",
-    'quotes/"quoted", name.txt',
-)
-
-
-@dataclass
-class Written:
-    """What the test wrote, version by version, in the order S3 stacks them."""
-
-    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add(self, key: str, version_id: str | None, size: int | None, storage_class: str | None) -> None:
-        self.versions.setdefault(key, []).append(
-            {"version_id": version_id, "size": size, "storage_class": storage_class}
-        )
-
-    def rows(self) -> set[tuple[Any, ...]]:
-        """(key, version_id, is_latest, is_delete_marker, size, storage_class) of every version."""
-        found = set()
-        for key, stack in self.versions.items():
-            for position, v in enumerate(stack):
-                latest = position == len(stack) - 1
-                marker = v["size"] is None
-                found.add((key, v["version_id"], latest, marker, v["size"], v["storage_class"]))
-        return found
-
-    def current(self) -> set[tuple[Any, ...]]:
-        return {
-            (key, stack[-1]["size"], stack[-1]["storage_class"])
-            for key, stack in self.versions.items()
-            if stack[-1]["size"] is not None
-        }
-
 
 @pytest.fixture(autouse=True)
 def key_marker_as_aws() -> Iterator[None]:
     with s3_key_marker_as_aws():
         yield
-
-
-def new_bucket(s3: Any, *, versioned: bool) -> str:
-    name = f"snap-{os.getpid()}-{next(_ids)}"
-    s3.create_bucket(Bucket=name)
-    if versioned:
-        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    return name
-
-
-def put(
-    s3: Any, bucket: str, written: Written, key: str, body: bytes, storage_class: str = "STANDARD"
-) -> None:
-    response = s3.put_object(Bucket=bucket, Key=key, Body=body, StorageClass=storage_class)
-    written.add(key, response.get("VersionId"), len(body), storage_class)
-
-
-def fill_versioned(s3: Any, bucket: str) -> Written:
-    """Tricky keys, classes, versions, delete markers, 1,100 keys under one prefix, 30 prefixes."""
-    written = Written()
-    classes = ("STANDARD", "STANDARD_IA", "GLACIER_IR", "INTELLIGENT_TIERING")
-    for n, key in enumerate(TRICKY):
-        put(s3, bucket, written, key, b"x" * (n + 1), classes[n % len(classes)])
-    for n in range(1_100):
-        put(s3, bucket, written, f"big/object-{n:05d}", b"y" * (n % 7))
-    for n in range(30):
-        put(s3, bucket, written, f"fan{n:02d}/a/b/c-{n}", b"z" * n)
-    for key in ("math/a+b=c.txt", "big/object-00000", "fan03/a/b/c-3"):  # new versions
-        put(s3, bucket, written, key, b"second version", "STANDARD_IA")
-    for key in ("trailing/space ", "big/object-00500", "fan07/a/b/c-7"):  # delete markers
-        response = s3.delete_object(Bucket=bucket, Key=key)
-        written.add(key, response["VersionId"], None, None)
-    return written
 
 
 def snapshot_command(
