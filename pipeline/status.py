@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from inventory_contract.delivery import BUCKET_NAME
 from inventory_contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
+from inventory_contract.listing import INVENTORY, LISTING, is_listing_manifest
 from inventory_contract.s3 import is_missing
 from lambdas.runs import JOB_KINDS
 from pipeline.arguments import positive_int
@@ -45,6 +46,7 @@ class RunStatus:
     chunks: int | None = None
     rows: int | None = None
     claimed_at: str | None = None
+    kind: str | None = None  # s3-inventory, or listing (``snapshot``): what the run converts
     rollups: dict[str, Any] | None = None  # a complete run's, when one run was asked for
     duplicates: dict[str, Any] | None = None  # the objects it lists more than once (same)
 
@@ -101,9 +103,16 @@ def run_statuses(
                 chunks=(claim or {}).get("chunks"),
                 rows=(report or {}).get("rows_out"),
                 claimed_at=(claim or {}).get("claimed_at"),
+                kind=_kind((claim or {}).get("manifest")),
             )
         )
     return statuses
+
+
+def _kind(manifest: str | None) -> str | None:
+    if not manifest:
+        return None
+    return LISTING if is_listing_manifest(manifest) else INVENTORY
 
 
 def _claimed_since(claim: dict[str, Any] | None, marker: Any) -> bool:
@@ -178,11 +187,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2))
         return 0
-    print(f"{'run':<50} {'state':<11} {'gen':>3} {'chunks':>6} {'rows':>14}  detail")
+    print(f"{'run':<50} {'state':<11} {'kind':<12} {'gen':>3} {'chunks':>6} {'rows':>14}  detail")
     for s in statuses:
         rows = f"{s.rows:,}" if s.rows is not None else "-"
         print(
-            f"{s.run:<50} {s.state:<11} {s.generation or '-':>3} {s.chunks or '-':>6} {rows:>14}  {s.detail}"
+            f"{s.run:<50} {s.state:<11} {s.kind or '-':<12} {s.generation or '-':>3} {s.chunks or '-':>6} "
+            f"{rows:>14}  {s.detail}"
         )
     for s in statuses:
         if s.rollups:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from batch_jobs.convert import byte_total
+from inventory_contract.listing import LISTING
 from pipeline.rollups_view import bytes_by_class, human, render_repeats, render_rollups
 
 if TYPE_CHECKING:
@@ -73,6 +74,11 @@ def render_reconciliation(report: dict[str, Any]) -> str:
         f"                  {report['chunks']} chunk(s), {report['parquet_bytes']:,} Parquet bytes",
     ]
     lines += [f"  problem: {p}" for p in report.get("problems", [])]
+    if report.get("inventory_kind") == LISTING:
+        lines.append(
+            "source:           a listing of the bucket (snapshot), not S3 Inventory: no replication, "
+            "encryption, Object Lock, tier, ACL or lifecycle fields"
+        )
     repeats = render_repeats(report.get("duplicates", {}))
     return "\n".join([*lines, repeats] if repeats else lines)
 

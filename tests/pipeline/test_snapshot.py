@@ -100,6 +100,7 @@ def test_a_versioned_bucket_is_listed_and_converted_exactly(s3, server_env, tmp_
     assert any('"math/a%2Bb%3Dc.txt"' in line for line in lines)  # + as %2B, as S3 encodes it
     assert any('"photos/summer+2024/beach+day.jpg"' in line for line in lines)  # space as +
     assert "listing s3://" in done.stderr and "requests/s" in done.stderr
+    assert "source:           a listing of the bucket (snapshot), not S3 Inventory" in done.stdout
 
 
 def test_current_only_lists_the_current_objects_without_version_columns(s3, server_env, tmp_path):

@@ -213,3 +213,26 @@ def test_a_key_that_exists_but_stays_refused_is_a_permission_error():
 
     with pytest.raises(ClientError, match="AccessDenied"):
         _json(S3(), "b", "run-reports/x/run-report.json")
+
+
+def test_status_says_which_run_converts_a_listing(aws, tmp_path, capsys):
+    from inventory_contract.listing import LISTING_CONFIG_ID
+
+    log = JsonLogger(io.StringIO())
+    for source, config in (("listed", LISTING_CONFIG_ID), ("inventoried", "daily-all-fields")):
+        gen = generate_delivery(
+            tmp_path / source,
+            objects=20,
+            files=1,
+            source_bucket=source,
+            destination_bucket=DEST,
+            config_id=config,
+        )
+        upload_tree(aws.s3, gen.root, DEST)
+        start_run(DEST, gen.delivery, settings=aws.settings, s3=aws.s3, batch=aws.batch, log=log)
+
+    assert main(["status", "--bucket", DEST, "--json"]) == 0
+    kinds = {s["run"]: s["kind"] for s in json.loads(capsys.readouterr().out)}
+    assert kinds == {"listed/2026-11-24": "listing", "inventoried/2026-11-24": "s3-inventory"}
+    main(["status", "listed/2026-11-24", "--bucket", DEST])
+    assert " listing " in capsys.readouterr().out
