@@ -79,6 +79,7 @@ def _snapshot(args: argparse.Namespace) -> int:
             workers=args.workers,
             partition=partition_of(client.meta.region_name),
             progress=lambda line: log.info(line),
+            processes=True,
         )
     except (ContractError, ListingRefusedError) as err:
         log.error("job failed: the bucket cannot be listed", error=str(err))

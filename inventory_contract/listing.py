@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from inventory_contract.delivery import Delivery
@@ -106,7 +106,18 @@ def csv_row(values: Sequence[str]) -> str:
     return ",".join('"' + v.replace('"', '""') + '"' for v in values) + "\n"
 
 
-def _timestamp(value: datetime) -> str:
+_ISO_UTC = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
+
+
+def _timestamp(value: datetime | str) -> str:
+    """A LastModified as inventory CSV writes it, ``2026-11-24T01:00:00.000Z``: from a datetime,
+    or from the text S3 answered (the listing client keeps it unparsed: ``listing_client``)."""
+    if isinstance(value, str):
+        match = _ISO_UTC.fullmatch(value)
+        if match:
+            return f"{match[1]}.{(match[2] or '').ljust(3, '0')[:3]}Z"
+        value = datetime.fromisoformat(value)
+    value = value.astimezone(UTC) if value.tzinfo else value
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

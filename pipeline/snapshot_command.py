@@ -72,7 +72,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--workers",
         type=positive_int,
         default=DEFAULT_WORKERS,
-        help=f"parallel listing requests (default {DEFAULT_WORKERS})",
+        help=f"parallel listing processes, one request in flight each (default {DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--file-mib",
@@ -135,6 +135,7 @@ def _run_here(args: argparse.Namespace, bucket: str, prefix: str) -> int:
         workers=args.workers,
         file_bytes=args.file_mib * MiB,
         progress=progress,
+        processes=True,
     )
     progress(f"wrote the listing's delivery: {root / listed.manifest_key}")
     delivery = open_delivery(Path(root / listed.manifest_key), root)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from batch_jobs.child import die_with_parent
 from inventory_contract.jobs import ARRAY_INDEX_ENV, render_command
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, PipelineError
 from pipeline.local.warm import WarmPool
@@ -260,16 +261,6 @@ def _rows_written(log_path: Path) -> int | None:
         e for e in _json_lines(log_path.read_text(errors="replace")) if e.get("message") == "part written"
     ]
     return int(entries[-1]["rows"]) if entries else None
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    """Linux: the job gets SIGTERM when run-local ends, however it ends (even SIGKILL), so no job
-    keeps writing into a staging folder nobody holds. Elsewhere a no-op."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _stop(*processes: subprocess.Popen[bytes]) -> None:

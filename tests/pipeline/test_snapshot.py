@@ -344,3 +344,62 @@ class _Raw:
 
     def stream(self, **_: Any) -> Iterator[bytes]:
         yield self._body
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_a_killed_snapshot_leaves_no_listing_process_behind(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    fill_versioned(s3, bucket)
+    with _slow_listings(1.0):
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "snapshot",
+                f"s3://{bucket}",
+                "--out",
+                str(tmp_path / "out"),
+                "--workers",
+                "3",
+            ],
+            env=server_env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "key range(s)" in line:
+                break
+        deadline = time.monotonic() + 60
+        while len(children := _children(process.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) >= 3, children  # the listing processes (and spawn's resource tracker)
+        time.sleep(1.0)  # they have started listing
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 2.0  # they die with it, not once their page is answered
+        while (alive := [c for c in children if Path(f"/proc/{c}").exists() and "Z" not in _state(c)]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
