@@ -201,8 +201,8 @@ def snapshot(
     ``inventory_prefix``; ``check_source`` first. Returns what was written.
 
     ``processes``: list the ranges in ``workers`` processes, each with a client of its own, so that
-    the listing uses as many cores (parsing a page's XML costs about 50 µs of CPU an object: one
-    core lists about 19,000 objects a second, bench/results-listing.md); else in ``workers``
+    the listing uses as many cores (parsing a page's XML costs about 40 µs of CPU an object: one
+    core lists about 25,000 objects a second, bench/results-listing.md); else in ``workers``
     threads of this process, with ``s3``."""
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -236,20 +236,11 @@ def snapshot(
                 f"listing s3://{source.bucket}/{source.prefix} in {len(ranges)} key range(s) "
                 f"with {workers} worker(s)" + (" (current objects only)" if current_only else "")
             )
-            if processes and len(ranges) > 1:
-                _list_ranges_in_processes(
-                    s3.meta.region_name,
-                    source,
-                    ranges,
-                    workers,
-                    current_only,
-                    Path(tmp),
-                    file_bytes,
-                    keep,
-                    counters,
-                )
+            work = _Work(source, ranges, workers, current_only, Path(tmp), file_bytes, keep, counters)
+            if processes and workers > 1 and len(ranges) > 1:
+                _list_ranges_in_processes(s3.meta.region_name, work)
             else:
-                _list_ranges(s3, source, ranges, workers, current_only, Path(tmp), file_bytes, keep, counters)
+                _list_ranges(s3, work)
             if not stored:  # an empty bucket: one empty data file, so the manifest lists one
                 empty = Path(tmp) / f"{uuid.uuid4()}.csv.gz"
                 with igzip.open(empty, "wb"):
@@ -325,43 +316,50 @@ def _common_prefixes(s3: Any, bucket: str, prefix: str, counters: _Counters) -> 
     return found
 
 
-def _list_ranges(
-    s3: Any,
-    source: ListingSource,
-    ranges: list[tuple[str | None, str | None]],
-    workers: int,
-    current_only: bool,
-    tmp: Path,
-    file_bytes: int,
-    keep: Callable[[Path], None],
-    counters: _Counters,
-) -> None:
+@dataclass(frozen=True)
+class _Work:
+    """The ranges to list, and where their data files go."""
+
+    source: ListingSource
+    ranges: list[tuple[str | None, str | None]]
+    workers: int
+    current_only: bool
+    tmp: Path
+    file_bytes: int
+    keep: Callable[[Path], None]
+    counters: _Counters
+
+    def rows(self) -> Callable[..., Iterator[list[str]]]:
+        return self.rows_of(self.current_only)
+
+    @staticmethod
+    def rows_of(current_only: bool) -> Callable[..., Iterator[list[str]]]:
+        return _current_rows if current_only else _version_rows
+
+
+def _list_ranges(s3: Any, work: _Work) -> None:
     """Each worker takes the next range and streams it into its own data file."""
+    source, ranges, workers, counters = work.source, work.ranges, work.workers, work.counters
     todo: queue.SimpleQueue[tuple[str | None, str | None]] = queue.SimpleQueue()
     for item in ranges:
         todo.put(item)
     failed = threading.Event()
 
-    def work() -> None:
-        with _DataFiles(tmp, file_bytes, keep) as out:
+    def lister() -> None:
+        with _DataFiles(work.tmp, work.file_bytes, work.keep) as out:
             while not failed.is_set():
                 try:
                     after, until = todo.get_nowait()
                 except queue.Empty:
                     return
-                pages = (
-                    _current_rows(s3, source, after, until, counters)
-                    if current_only
-                    else _version_rows(s3, source, after, until, counters)
-                )
-                for lines in pages:
+                for lines in work.rows()(s3, source, after, until, counters):
                     if failed.is_set():
                         return
                     out.write("".join(lines))
                 counters.add(ranges_done=1)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lister") as pool:
-        futures = [pool.submit(work) for _ in range(min(workers, len(ranges)))]
+        futures = [pool.submit(lister) for _ in range(min(workers, len(ranges)))]
         try:
             for future in futures:
                 future.result()
@@ -397,38 +395,31 @@ def _list_range_in_child(
 ) -> list[str]:  # pragma: no cover - runs in a listing process (its effects are tested)
     source, after, until, current_only, folder, file_bytes = task
     s3, counters, written = _CHILD["client"], _SharedCounters(), []
-    rows = _current_rows if current_only else _version_rows
+    rows = _Work.rows_of(current_only)
     with _DataFiles(Path(folder), file_bytes, lambda path: written.append(str(path))) as out:
         for lines in rows(s3, source, after, until, counters):
             out.write("".join(lines))
     return written
 
 
-def _list_ranges_in_processes(
-    region: str | None,
-    source: ListingSource,
-    ranges: list[tuple[str | None, str | None]],
-    workers: int,
-    current_only: bool,
-    tmp: Path,
-    file_bytes: int,
-    keep: Callable[[Path], None],
-    counters: _Counters,
-) -> None:
+def _list_ranges_in_processes(region: str | None, work: _Work) -> None:
     """Each of ``workers`` processes takes the next range and writes its data files into ``tmp``;
     this process keeps (stores) them as each range completes. A failure or an interruption
     terminates every listing process."""
     context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
     shared = [context.Value("q", 0) for _ in range(3)]
-    counters.shared = shared
-
-    tasks = [(source, after, until, current_only, str(tmp), file_bytes) for after, until in ranges]
-    with context.Pool(min(workers, len(ranges)), initializer=_child_init, initargs=(region, *shared)) as pool:
+    work.counters.shared = shared
+    tasks = [
+        (work.source, after, until, work.current_only, str(work.tmp), work.file_bytes)
+        for after, until in work.ranges
+    ]
+    processes = min(work.workers, len(work.ranges))
+    with context.Pool(processes, initializer=_child_init, initargs=(region, *shared)) as pool:
         for written in pool.imap_unordered(_list_range_in_child, tasks):
             for path in written:
-                keep(Path(path))
-            counters.add(ranges_done=1)
-    counters.sync()
+                work.keep(Path(path))
+            work.counters.add(ranges_done=1)
+    work.counters.sync()
 
 
 def _version_rows(

@@ -179,6 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="with --model: print one JSON object on stdout")
     parser.add_argument(
+        "--listing",
+        action="store_true",
+        help="only the snapshot job's listing against the stand-in, and its projection for S3",
+    )
+    parser.add_argument(
+        "--listing-objects",
+        type=int,
+        default=100_000,
+        help="with --listing: the larger bucket (and a fifth of it)",
+    )
+    parser.add_argument(
         "--model-sizes",
         default="500000:1,1000000:2,2000000:4",
         help="with --model: the three deliveries measured, ROWS:FILES each; the two largest calibrate",
@@ -188,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 3 (medians)")
     if args.json and not args.model:
         parser.error("--json goes with --model")
+    if args.listing:
+        from bench.listing import listing_bench
+
+        args.results = args.results or HERE / "results-listing.md"
+        return listing_bench(args)
     if args.changes_only:
         args.results = args.results or HERE / "results-changes.md"
         return changes_bench(args)

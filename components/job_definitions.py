@@ -46,8 +46,8 @@ about 0.1 CPU-second per million objects (bench/results-model.md): one vCPU halv
 SNAPSHOT_SIZE = ("4", 8192)
 """vCPU and memory MiB of the snapshot job: 16 listing processes (about 90 MiB each, flat with the
 bucket's size: bench/results-listing.md), each streaming pages of 1,000 keys into its gzip data
-file. Parsing a page costs about 50 µs of CPU an object, so the vCPUs bound the rate: 4 vCPUs list
-about 75,000 objects a second when S3 answers 16 pages at a time fast enough."""
+file. Parsing a page costs about 40 µs of CPU an object, so the vCPUs bound the rate: 4 vCPUs list
+about 100,000 objects a second when S3 answers 16 pages at a time fast enough (bench/results-listing.md)."""
 
 
 def retry_strategy(attempts: int) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory_contract.listing import LISTING_CONFIG_ID
 from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
+from inventory_contract.listing import LISTING_CONFIG_ID
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
 """Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""

@@ -348,12 +348,19 @@ def _render(scope: SmokeScope, status: RunStatus, report: dict[str, Any], rows: 
     lines = [
         f"smoke test passed in {minutes}m{secs:02d}s: {scope.source_bucket}/{scope.run_date} is complete",
         f"rows:             {rows:,} delivered, {report.get('rows_in', 0):,} in, {report.get('rows_out', 0):,} out",
-        f"chunks:           {report.get('chunks')} (generation {status.generation})",
+    ]
+    return "\n".join([*lines, *report_lines(report, f" (generation {status.generation})")])
+
+
+def report_lines(report: dict[str, Any], chunks_note: str = "") -> list[str]:
+    """A run report's chunks, Parquet bytes and rollups, as the smoke and snapshot commands print them."""
+    lines = [
+        f"chunks:           {report.get('chunks')}{chunks_note}",
         f"parquet bytes:    {report.get('parquet_bytes', 0):,}",
     ]
     if report.get("rollups"):
         lines.append(render_rollups(report["rollups"]))
-    return "\n".join(lines)
+    return lines
 
 
 class _Terminated(KeyboardInterrupt):

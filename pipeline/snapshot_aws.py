@@ -24,8 +24,7 @@ from inventory_contract.jobs import snapshot_parameters
 from inventory_contract.layout import RunLayout
 from inventory_contract.listing import LISTING_CONFIG_ID
 from pipeline.errors import EXIT_OK, PipelineError, UsageError
-from pipeline.rollups_view import render_rollups
-from pipeline.smoke import Target, follow_run
+from pipeline.smoke import Target, follow_run, report_lines
 from pipeline.stack_outputs import inventory_prefix_of, read_outputs
 
 POLL_SECONDS = 10.0
@@ -180,9 +179,5 @@ def _render(run_id: str, report: dict[str, Any], seconds: float) -> str:
     lines = [
         f"snapshot done in {minutes}m{secs:02d}s: {run_id} is complete (a listing, not an S3 Inventory)",
         f"rows:             {report.get('rows_in', 0):,} in, {report.get('rows_out', 0):,} out",
-        f"chunks:           {report.get('chunks')}",
-        f"parquet bytes:    {report.get('parquet_bytes', 0):,}",
     ]
-    if report.get("rollups"):
-        lines.append(render_rollups(report["rollups"]))
-    return "\n".join(lines)
+    return "\n".join([*lines, *report_lines(report)])

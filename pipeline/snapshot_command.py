@@ -52,7 +52,7 @@ Exit codes: 0 done; 1 AWS refused or a job failed; 2 bad input (nothing written 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "snapshot",
-        help="list a bucket into an inventory delivery and convert it (locally or on AWS)",
+        help="list a bucket now instead of waiting for its inventory",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -236,7 +236,30 @@ def run_polars(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) 
     assert remote == local
 
 
+def run_snapshot(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
+    from tests.moto_s3_listing import s3_key_marker_as_aws
+
+    # the user's bucket, in the stand-in: versioned, with a few versions and a delete marker
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = f"{BUCKET}-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for n in range(120):
+        s3.put_object(Bucket=bucket, Key=f"logs/{n % 7}/object {n}.txt", Body=b"x" * n)
+    s3.put_object(Bucket=bucket, Key="logs/0/object 0.txt", Body=b"second version")
+    s3.delete_object(Bucket=bucket, Key="logs/1/object 1.txt")
+    cwd = project_copy(tmp_path / "clone")
+    with s3_key_marker_as_aws():
+        done = shell(block.text.replace("my-bucket", bucket), cwd, _s3_env(moto_endpoint))
+    assert done.returncode == 0, done.stderr
+    assert "reconciliation:   complete: rows in 122 = rows out 122" in done.stdout
+    assert "a listing of the bucket (snapshot)" in done.stdout
+    assert list((cwd / "snapshot-output" / PROCESSED_ROOT).rglob("part-*.parquet"))
+    assert list((cwd / "snapshot-output" / "listing").rglob("manifest.json"))
+
+
 RUNNERS: dict[str, Callable[[Block, Path, TwoDays, str], None]] = {
+    "python -m pipeline snapshot s3://my-bucket --out ./snapshot-output   # in .venv: make install first": run_snapshot,
     "make demo   # the whole pipeline on a laptop, on a synthetic inventory": run_quick_start,
     "make install && source .venv/bin/activate   # every `python -m pipeline` command runs in .venv": run_convert,
     "-- bytes and objects by storage class in one bucket's inventory of one day": run_athena_sql,

@@ -72,6 +72,7 @@ def test_the_top_level_help_is_for_users(monkeypatch: pytest.MonkeyPatch, capsys
         "demo": "run the whole pipeline locally on a synthetic inventory",
         "run-local": "convert one delivery (local or s3://) on this machine",
         "smoke": "prove a deployed stack: a small synthetic run, then cleanup",
+        "snapshot": "list a bucket now instead of waiting for its inventory",
     }
     assert lines[-3:] == [
         "Run `python -m pipeline COMMAND --help` for a command's options.",
