@@ -59,7 +59,14 @@ def _snapshot(args: argparse.Namespace) -> int:
     """List a source bucket into a delivery in the destination bucket; exit 2 (not retried) when
     the bucket cannot be listed as asked: no such bucket, another Region, access denied."""
     from batch_jobs.s3io import s3_client
-    from batch_jobs.snapshot import ListingRefusedError, ListingSource, check_source, listing_client, snapshot
+    from batch_jobs.snapshot import (
+        ListingConflictError,
+        ListingRefusedError,
+        ListingSource,
+        check_source,
+        listing_client,
+        snapshot,
+    )
     from batch_jobs.storage import S3Storage
     from inventory_contract.listing import parse_bucket_uri, partition_of
 
@@ -85,6 +92,10 @@ def _snapshot(args: argparse.Namespace) -> int:
         log.error("job failed: the bucket cannot be listed", error=str(err))
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except ListingConflictError as err:  # exit 1: Batch's retry lists again, in a minute of its own
+        log.error("job failed: another listing delivered in the same minute", error=str(err))
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     log.info(
         "listing delivered",
         manifest=f"s3://{args.destination_bucket}/{listed.manifest_key}",

@@ -71,6 +71,10 @@ DELIMITER = "/"
 PROGRESS_SECONDS = 5.0
 
 
+class ListingConflictError(RuntimeError):
+    """Another listing of the bucket delivered under the same timestamp (the same minute)."""
+
+
 class ListingRefusedError(RuntimeError):
     """S3 refused the listing (access denied): the message names the bucket and the action."""
 
@@ -196,6 +200,7 @@ def snapshot(
     progress: Callable[[str], None] = lambda _: None,
     progress_seconds: float = PROGRESS_SECONDS,
     processes: bool = False,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ListingResult:
     """List ``source`` and write its delivery into ``store`` (the destination bucket) under
     ``inventory_prefix``; ``check_source`` first. Returns what was written.
@@ -204,8 +209,8 @@ def snapshot(
     the listing uses as many cores (parsing a page's XML costs about 40 µs of CPU an object: one
     core lists about 25,000 objects a second, bench/results-listing.md); else in ``workers``
     threads of this process, with ``s3``."""
-    started = datetime.now(UTC)
-    clock = time.monotonic()
+    started = clock()
+    clock_started = time.monotonic()
     delivery = listing_delivery(inventory_prefix, source.bucket, started)
     fields = CURRENT_FIELDS if current_only else VERSIONS_FIELDS
     counters = _Counters()
@@ -215,7 +220,7 @@ def snapshot(
 
     def report() -> None:
         while not done.wait(progress_seconds):
-            progress(_progress_line(counters, time.monotonic() - clock))
+            progress(_progress_line(counters, time.monotonic() - clock_started))
 
     reporter = threading.Thread(target=report, name="listing-progress", daemon=True)
     reporter.start()
@@ -247,8 +252,20 @@ def snapshot(
                     pass
                 keep(empty)
         manifest = _manifest(delivery, source, fields, sorted(stored), store.bucket, partition, started)
-        store.write(delivery.checksum_key, hashlib.md5(manifest, usedforsecurity=False).hexdigest().encode())
-        store.write(delivery.manifest_key, manifest, "application/json")
+        # conditional writes: a second listing of the bucket in the same minute must not replace
+        # this one's manifest (its runs would read the other's files); it fails, and a retry (or a
+        # rerun) a minute later delivers under a timestamp of its own
+        checksum = hashlib.md5(manifest, usedforsecurity=False).hexdigest().encode()
+        if not store.create(delivery.checksum_key, checksum):
+            msg = (
+                f"a listing of s3://{source.bucket} started in the same minute has delivered "
+                f"{store.uri(delivery.manifest_key)}; run this one again in a minute"
+            )
+            raise ListingConflictError(msg)
+        if not store.create(delivery.manifest_key, manifest, "application/json"):
+            store.delete(delivery.checksum_key)
+            msg = f"{store.uri(delivery.manifest_key)} appeared while this listing wrote its checksum; run again"
+            raise ListingConflictError(msg)
     except BaseException:
         done.set()
         for key, _, _ in stored:  # nothing half-delivered is left for a reader to find
@@ -258,7 +275,7 @@ def snapshot(
                 progress(f"could not delete {store.uri(key)}: {err}")
         raise
     done.set()
-    seconds = time.monotonic() - clock
+    seconds = time.monotonic() - clock_started
     progress(_progress_line(counters, seconds, final=True))
     return ListingResult(
         delivery=delivery,

@@ -49,6 +49,7 @@ class Storage(Protocol):
     def tail(self, key: str, size: int) -> bytes: ...
     def size(self, key: str) -> int: ...
     def write(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
+    def create(self, key: str, data: bytes, content_type: str | None = None) -> bool: ...
     def fetch(self, key: str, path: Path) -> None: ...
     def store(self, path: Path, key: str) -> None: ...
     def list(self, prefix: str) -> Iterator[tuple[str, int]]: ...
@@ -90,6 +91,17 @@ class S3Storage:
     def write(self, key: str, data: bytes, content_type: str | None = None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+
+    def create(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Write ``key`` only if it does not exist (a conditional write); False if it does."""
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*", **extra)
+        except ClientError as err:  # 412: it exists; 409: another write of it is in flight
+            if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+                return False
+            raise
+        return True
 
     def size(self, key: str) -> int:
         try:
@@ -169,6 +181,18 @@ class LocalStorage:
         partial = _partial(target)
         partial.write_bytes(data)
         partial.replace(target)
+
+    def create(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        target = self._target(key)
+        partial = _partial(target)
+        partial.write_bytes(data)
+        try:
+            os.link(partial, target)  # fails if the target exists: an exclusive create
+        except FileExistsError:
+            return False
+        finally:
+            partial.unlink()
+        return True
 
     def size(self, key: str) -> int:
         return self._find(key).stat().st_size

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from batch_jobs.snapshot import DEFAULT_FILE_BYTES, DEFAULT_WORKERS, ListingRefusedError
+from batch_jobs.snapshot import DEFAULT_FILE_BYTES, DEFAULT_WORKERS, ListingConflictError, ListingRefusedError
 from inventory_contract.listing import parse_bucket_uri
 from pipeline.arguments import path, positive_int
 from pipeline.errors import EXIT_OK, PipelineError, UsageError
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return run_on_aws(args, bucket, prefix)
     try:
         return _run_here(args, bucket, prefix)
-    except ListingRefusedError as err:
+    except (ListingRefusedError, ListingConflictError) as err:
         raise PipelineError(str(err)) from err
 
 

@@ -403,3 +403,39 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_second_listing_in_the_same_minute_never_replaces_the_first_delivery(s3, server_env, tmp_path):
+    from datetime import UTC, datetime
+
+    from batch_jobs.snapshot import ListingConflictError
+    from batch_jobs.storage import S3Storage
+
+    bucket = new_bucket(s3, versioned=True)
+    fill_versioned(s3, bucket)
+    minute = datetime(2026, 12, 5, 9, 30, 12, tzinfo=UTC)
+    destination = new_bucket(s3, versioned=False)
+    for store in (LocalStorage("dest", tmp_path / "dest"), S3Storage(destination, s3)):
+        first = snapshot(
+            listing_client(2),
+            ListingSource(bucket),
+            store,
+            inventory_prefix="inventory",
+            workers=2,
+            clock=lambda: minute,
+        )
+        manifest = store.read(first.manifest_key)
+        with pytest.raises(ListingConflictError, match="started in the same minute"):
+            snapshot(
+                listing_client(2),
+                ListingSource(bucket),
+                store,
+                inventory_prefix="inventory",
+                workers=2,
+                clock=lambda: minute.replace(second=50),
+            )
+        assert store.read(first.manifest_key) == manifest  # the first delivery is whole
+        listed = json.loads(manifest)["files"]
+        assert sorted(k for k, _ in store.list("inventory/")) == sorted(
+            [f["key"] for f in listed] + [first.manifest_key, first.delivery.checksum_key]
+        )  # the second listing's data files are gone
