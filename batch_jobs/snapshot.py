@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import queue
 import tempfile
 import threading
@@ -388,11 +389,16 @@ def _list_ranges(s3: Any, work: _Work) -> None:
 _CHILD: dict[str, Any] = {}
 
 
-def _child_init(region: str | None, rows: Any, markers: Any, requests: Any) -> None:  # pragma: no cover
+def _child_init(
+    parent: int, region: str | None, rows: Any, markers: Any, requests: Any
+) -> None:  # pragma: no cover
     """In each listing process: end with the parent, leave Ctrl-C to it, own a client."""
+    import os
     import signal
 
     die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above: no signal will come
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _CHILD.update(client=listing_client(1, region), rows=rows, markers=markers, requests=requests)
 
@@ -431,7 +437,7 @@ def _list_ranges_in_processes(region: str | None, work: _Work) -> None:
         for after, until in work.ranges
     ]
     processes = min(work.workers, len(work.ranges))
-    with context.Pool(processes, initializer=_child_init, initargs=(region, *shared)) as pool:
+    with context.Pool(processes, initializer=_child_init, initargs=(os.getpid(), region, *shared)) as pool:
         for written in pool.imap_unordered(_list_range_in_child, tasks):
             for path in written:
                 work.keep(Path(path))

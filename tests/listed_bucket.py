@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +35,13 @@ class Written:
     """What the test wrote, version by version, in the order S3 stacks them."""
 
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, key: str, version_id: str | None, size: int | None, storage_class: str | None) -> None:
-        self.versions.setdefault(key, []).append(
-            {"version_id": version_id, "size": size, "storage_class": storage_class}
-        )
+        with self.lock:
+            self.versions.setdefault(key, []).append(
+                {"version_id": version_id, "size": size, "storage_class": storage_class}
+            )
 
     def rows(self) -> set[tuple[Any, ...]]:
         """(key, version_id, is_latest, is_delete_marker, size, storage_class) of every version."""
@@ -78,10 +82,10 @@ def fill_versioned(s3: Any, bucket: str) -> Written:
     classes = ("STANDARD", "STANDARD_IA", "GLACIER_IR", "INTELLIGENT_TIERING")
     for n, key in enumerate(TRICKY):
         put(s3, bucket, written, key, b"x" * (n + 1), classes[n % len(classes)])
-    for n in range(1_100):
-        put(s3, bucket, written, f"big/object-{n:05d}", b"y" * (n % 7))
-    for n in range(30):
-        put(s3, bucket, written, f"fan{n:02d}/a/b/c-{n}", b"z" * n)
+    first = [(f"big/object-{n:05d}", b"y" * (n % 7)) for n in range(1_100)]
+    first += [(f"fan{n:02d}/a/b/c-{n}", b"z" * n) for n in range(30)]
+    with ThreadPoolExecutor(8) as pool:  # distinct keys: their order does not matter
+        list(pool.map(lambda item: put(s3, bucket, written, *item), first))
     for key in ("math/a+b=c.txt", "big/object-00000", "fan03/a/b/c-3"):  # new versions
         put(s3, bucket, written, key, b"second version", "STANDARD_IA")
     for key in ("trailing/space ", "big/object-00500", "fan07/a/b/c-7"):  # delete markers

@@ -225,20 +225,26 @@ def test_access_denied_names_the_bucket_and_the_missing_action(
 
 
 @contextmanager
-def _slow_listings(seconds: float) -> Iterator[None]:
+def _slow_listings(seconds: float) -> Iterator[list[int]]:
+    """Every listing page takes ``seconds`` longer; yields [the pages being answered right now]."""
     originals = {name: getattr(S3Backend, name) for name in ("list_object_versions", "list_objects")}
+    in_flight = [0]
 
     def slowed(name: str) -> Any:
         def call(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
-            time.sleep(seconds)
-            return originals[name](self, *args, **kwargs)
+            in_flight[0] += 1
+            try:
+                time.sleep(seconds)
+                return originals[name](self, *args, **kwargs)
+            finally:
+                in_flight[0] -= 1
 
         return call
 
     for name in originals:
         setattr(S3Backend, name, slowed(name))
     try:
-        yield
+        yield in_flight
     finally:
         for name, original in originals.items():
             setattr(S3Backend, name, original)
@@ -362,32 +368,22 @@ def _children(pid: int) -> list[int]:
 def test_a_killed_snapshot_leaves_no_listing_process_behind(s3, server_env, tmp_path):
     bucket = new_bucket(s3, versioned=True)
     fill_versioned(s3, bucket)
-    with _slow_listings(1.0):
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline",
-                "snapshot",
-                f"s3://{bucket}",
-                "--out",
-                str(tmp_path / "out"),
-                "--workers",
-                "3",
-            ],
-            env=server_env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stderr is not None
-        for line in process.stderr:
-            if "key range(s)" in line:
-                break
-        deadline = time.monotonic() + 60
-        while len(children := _children(process.pid)) < 3 and time.monotonic() < deadline:
+    with _slow_listings(4.0) as in_flight:  # a page takes 4 s: a listing process outlives its parent by that
+        command = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "snapshot",
+            f"s3://{bucket}",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        process = subprocess.Popen([*command, "--workers", "3"], env=server_env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while in_flight[0] < 3 and time.monotonic() < deadline:  # the three processes are listing
             time.sleep(0.05)
-        assert len(children) >= 3, children  # the listing processes (and spawn's resource tracker)
-        time.sleep(1.0)  # they have started listing
+        children = _children(process.pid)
+        assert in_flight[0] >= 3 and len(children) >= 3, (in_flight, children)
         process.kill()
         process.wait(timeout=30)
         deadline = time.monotonic() + 2.0  # they die with it, not once their page is answered
