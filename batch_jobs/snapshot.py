@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,39 +140,38 @@ def check_source(s3: Any, source: ListingSource, *, current_only: bool) -> None:
     the client's, or that this caller may not list as asked."""
     arn = f"arn:aws:s3:::{source.bucket}"
     try:
-        head = s3.head_bucket(Bucket=source.bucket)
+        response = s3.head_bucket(Bucket=source.bucket)
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code"))
-        region = _bucket_region(err.response)
         if code in {"404", "NoSuchBucket"}:
             msg = f"s3://{source.bucket} does not exist (or not in this partition)"
             raise ListingSourceError(msg) from err
-        if code in {"403", "AccessDenied"}:
-            msg = f"access denied to s3://{source.bucket}: this caller may not s3:ListBucket on {arn}"
-            raise ListingRefusedError(msg) from err
-        if region and region != s3.meta.region_name:
-            raise ListingSourceError(_other_region(source, region, s3)) from err
-        raise
-    region = _bucket_region(head)
+        if code not in {"403", "AccessDenied"} and not _bucket_region(err.response):
+            raise
+        # 403: HeadBucket needs s3:ListBucket without an s3:prefix condition, which a caller allowed
+        # one prefix does not have; the listings of the prefix below tell whether it may list
+        response = err.response
+    region = _bucket_region(response)
     if region and region != s3.meta.region_name:
         raise ListingSourceError(_other_region(source, region, s3))
-    action, call = (
-        ("s3:ListBucket", s3.list_objects_v2)
-        if current_only
-        else ("s3:ListBucketVersions", s3.list_object_versions)
-    )
-    try:
-        call(Bucket=source.bucket, Prefix=source.prefix, MaxKeys=1)
-    except ClientError as err:
-        if str(err.response.get("Error", {}).get("Code")) in {"403", "AccessDenied"}:
-            hint = (
-                ""
-                if current_only
-                else " (a listing of every version needs it; --current-only needs s3:ListBucket only)"
-            )
-            msg = f"access denied to s3://{source.bucket}: this caller may not {action} on {arn}{hint}"
-            raise ListingRefusedError(msg) from err
-        raise
+    probes = [("s3:ListBucket", s3.list_objects_v2)]  # the discovery of prefixes, and --current-only
+    if not current_only:
+        probes.append(("s3:ListBucketVersions", s3.list_object_versions))
+    for action, call in probes:
+        try:
+            call(Bucket=source.bucket, Prefix=source.prefix, MaxKeys=1)
+        except ClientError as err:
+            if str(err.response.get("Error", {}).get("Code")) in {"403", "AccessDenied"}:
+                scope = f" under {source.prefix!r}" if source.prefix else ""
+                hint = (
+                    ""
+                    if current_only
+                    else " (a listing of every version needs s3:ListBucket and s3:ListBucketVersions; "
+                    "--current-only needs s3:ListBucket only)"
+                )
+                msg = f"access denied to s3://{source.bucket}: this caller may not {action} on {arn}{scope}{hint}"
+                raise ListingRefusedError(msg) from err
+            raise
 
 
 def _bucket_region(response: dict[str, Any]) -> str | None:
@@ -263,8 +262,8 @@ def snapshot(
                 f"{store.uri(delivery.manifest_key)}; run this one again in a minute"
             )
             raise ListingConflictError(msg)
+        stored.append((delivery.checksum_key, 0, ""))  # deleted with the data files if what follows fails
         if not store.create(delivery.manifest_key, manifest, "application/json"):
-            store.delete(delivery.checksum_key)
             msg = f"{store.uri(delivery.manifest_key)} appeared while this listing wrote its checksum; run again"
             raise ListingConflictError(msg)
     except BaseException:
@@ -437,11 +436,23 @@ def _list_ranges_in_processes(region: str | None, work: _Work) -> None:
         for after, until in work.ranges
     ]
     processes = min(work.workers, len(work.ranges))
-    with context.Pool(processes, initializer=_child_init, initargs=(os.getpid(), region, *shared)) as pool:
-        for written in pool.imap_unordered(_list_range_in_child, tasks):
-            for path in written:
+    # an executor, not a Pool: a listing process that dies (the OOM killer, a kill) breaks it and
+    # fails the listing (BrokenProcessPool), where a Pool would replace the process and wait forever
+    # for the range it held
+    initargs: tuple[Any, ...] = (os.getpid(), region, *shared)
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_child_init, initargs=initargs)
+    try:
+        futures = [pool.submit(_list_range_in_child, task) for task in tasks]
+        for done in as_completed(futures):
+            for path in done.result():
                 work.keep(Path(path))
             work.counters.add(ranges_done=1)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # stop every listing now
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     work.counters.sync()
 
 

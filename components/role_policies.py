@@ -161,7 +161,7 @@ def snapshot_policy(
 ) -> dict[str, Any]:
     """The ``snapshot`` job: list the stack's source buckets (their keys and versions, no object
     read), write a listing's delivery under the destination's inventory prefix, and delete the data
-    files of a listing that failed. Nothing else of the destination: the trigger converts it."""
+    files (and checksum) of a listing that failed. Nothing else of the destination: the trigger converts it."""
     listings = objects(bucket_arn, f"{inventory_prefix}/*/{LISTING_CONFIG_ID}/*")
     return document(
         allow("ListSourceBuckets", ["s3:ListBucket", "s3:ListBucketVersions"], list(source_bucket_arns)),
@@ -169,7 +169,11 @@ def snapshot_policy(
         allow(
             "DeleteFailedListings",
             ["s3:DeleteObject"],
-            objects(bucket_arn, f"{inventory_prefix}/*/{LISTING_CONFIG_ID}/data/*"),
+            objects(
+                bucket_arn,
+                f"{inventory_prefix}/*/{LISTING_CONFIG_ID}/data/*",
+                f"{inventory_prefix}/*/{LISTING_CONFIG_ID}/*/manifest.checksum",
+            ),
         ),
     )
 

@@ -168,8 +168,11 @@ def _release(
 
 def _replaces_a_listing(claimed: str, uri: str) -> bool:
     """A delivery of S3 Inventory replaces a listing's run of the same date (it has every field, and
-    is what later days compare with); a listing never replaces an inventory's run."""
-    return is_listing_manifest(claimed) and not is_listing_manifest(uri)
+    is what later days compare with), and so does a later listing (the same source and date: its
+    timestamp folder sorts later); a listing never replaces an inventory's run."""
+    if not is_listing_manifest(claimed):
+        return False
+    return not is_listing_manifest(uri) or uri > claimed
 
 
 def _active_jobs(batch: Any, jobs: dict[str, str]) -> list[str]:
@@ -243,7 +246,7 @@ def _claim(
             msg = f"run {existing.run_id} of a listing still has jobs running ({', '.join(active)}); retry later"
             raise RunInProgressError(msg)
         claim = fresh(existing.generation + 1)
-        reason = "an inventory replaces the listing of the same date"
+        reason = "replaces the listing of the same date"
     elif existing.manifest != uri:
         if existing.lease_expires_at > now():
             msg = f"run {existing.run_id} is being started for {existing.manifest}; retry later"

@@ -22,7 +22,7 @@ import boto3
 from inventory_contract.delivery import MANIFEST_NAME, parse_delivery_key
 from inventory_contract.jobs import snapshot_parameters
 from inventory_contract.layout import RunLayout
-from inventory_contract.listing import LISTING_CONFIG_ID
+from inventory_contract.listing import LISTING_CONFIG_ID, is_listing_manifest
 from pipeline.errors import EXIT_OK, PipelineError, UsageError
 from pipeline.smoke import Target, follow_run, report_lines
 from pipeline.stack_outputs import inventory_prefix_of, read_outputs
@@ -100,10 +100,13 @@ def run_on_aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
     )
     report = _run_report(s3, destination, status.run)
     if report.get("manifest") != f"s3://{destination}/{manifest_key}":
-        msg = (
-            f"run {run_id} holds {report.get('manifest')}, not this listing: a delivery of S3 Inventory of "
-            "the same date is kept, and a listing does not replace it"
+        kept = str(report.get("manifest"))
+        why = (
+            "a later listing of the same date replaced it"
+            if is_listing_manifest(kept)
+            else "S3 Inventory delivered that date, and a listing does not replace an inventory's run"
         )
+        msg = f"run {run_id} holds {kept}, not this listing: {why}"
         raise PipelineError(msg)
     print(_render(run_id, report, time.monotonic() - clock))
     return EXIT_OK

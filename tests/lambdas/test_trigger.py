@@ -592,3 +592,16 @@ def test_an_inventory_replaces_the_listing_of_its_date_and_a_listing_never_repla
     later = _delivery_of(aws, tmp_path / "later", LISTING_CONFIG_ID, 9)
     [third] = handle(aws, object_created(DEST, later))["runs"]
     assert third["status"] == "conflict" and third["run_id"].endswith("/g2")
+
+
+def test_a_later_listing_of_the_same_date_replaces_an_earlier_one_and_not_the_reverse(aws, tmp_path):
+    from inventory_contract.listing import LISTING_CONFIG_ID
+
+    earlier = _delivery_of(aws, tmp_path / "a", LISTING_CONFIG_ID, 1)
+    later = _delivery_of(aws, tmp_path / "b", LISTING_CONFIG_ID, 3)
+    [first] = handle(aws, object_created(DEST, earlier))["runs"]
+    [second] = handle(aws, object_created(DEST, later))["runs"]
+    assert (second["status"], second["run_id"]) == ("submitted", "demo-source-bucket/2026-11-24/g2")
+    # the earlier one's event again (at-least-once delivery) does not take the run back
+    [again] = handle(aws, object_created(DEST, earlier))["runs"]
+    assert first["status"] == "submitted" and again["status"] == "conflict"

@@ -435,3 +435,70 @@ def test_a_second_listing_in_the_same_minute_never_replaces_the_first_delivery(s
         assert sorted(k for k, _ in store.list("inventory/")) == sorted(
             [f["key"] for f in listed] + [first.manifest_key, first.delivery.checksum_key]
         )  # the second listing's data files are gone
+
+
+def test_a_listing_process_that_dies_fails_the_listing_instead_of_hanging(s3, server_env, tmp_path):
+    import multiprocessing
+    import threading
+    from concurrent.futures.process import BrokenProcessPool
+
+    bucket = new_bucket(s3, versioned=True)
+    fill_versioned(s3, bucket)
+    store = LocalStorage("dest", tmp_path / "dest")
+    outcome: dict[str, Any] = {}
+
+    def listing() -> None:
+        try:
+            snapshot(
+                listing_client(3),
+                ListingSource(bucket),
+                store,
+                inventory_prefix="inventory",
+                workers=3,
+                file_bytes=1,
+                processes=True,
+            )
+        except BaseException as err:
+            outcome["error"] = err
+
+    with _slow_listings(1.0) as in_flight:
+        thread = threading.Thread(target=listing, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while in_flight[0] < 3 and time.monotonic() < deadline:  # the processes are listing
+            time.sleep(0.05)
+        victim = next(p for p in multiprocessing.active_children() if p.pid and "Process" in type(p).__name__)
+        os.kill(victim.pid, signal.SIGKILL)  # as the OOM killer would
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the listing hangs on a dead listing process"
+    assert isinstance(outcome.get("error"), BrokenProcessPool)
+    assert not [p for p in (tmp_path / "dest").rglob("*") if p.is_file() and ".scratch" not in p.parts]
+
+
+def test_a_caller_allowed_one_prefix_can_list_that_prefix(s3, server_env, tmp_path):
+    bucket = new_bucket(s3, versioned=True)
+    written = fill_versioned(s3, bucket)
+    allowed = {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+        "Resource": f"arn:aws:s3:::{bucket}",
+        "Condition": {"StringLike": {"s3:prefix": ["fan0*"]}},
+    }
+    key = user_credentials(
+        boto3.client("iam", region_name=REGION),
+        "prefix-lister",
+        {"Version": "2012-10-17", "Statement": [allowed]},
+    )
+    env = {
+        **server_env,
+        "AWS_ACCESS_KEY_ID": key["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": key["aws_secret_access_key"],
+    }
+    out = tmp_path / "out"
+    with enforced_iam() as denials:
+        done = snapshot_command(env, f"s3://{bucket}/fan0", "--out", str(out), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert {(d.action, d.resource) for d in denials} == {
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}")
+    }  # HeadBucket
+    assert set(parquet_rows(out, bucket)) == {r for r in written.rows() if r[0].startswith("fan0")}
