@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -27,7 +27,7 @@ from pipeline.errors import EXIT_OK, PipelineError, UsageError
 from pipeline.smoke import Target, follow_run, report_lines
 from pipeline.stack_outputs import inventory_prefix_of, read_outputs
 
-POLL_SECONDS = 10.0
+CLOCK_SKEW = timedelta(minutes=10)
 _JOB_DONE = {"SUCCEEDED", "FAILED"}
 
 
@@ -59,7 +59,10 @@ def run_on_aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
         elapsed = int(time.monotonic() - clock)
         print(f"snapshot [{elapsed // 60:3d}:{elapsed % 60:02d}] {text}", file=sys.stderr, flush=True)
 
-    submitted = datetime.now(UTC).replace(second=0, microsecond=0)
+    # this machine's clock may be off from AWS's: look back CLOCK_SKEW, and skip what was there before
+    submitted = datetime.now(UTC).replace(second=0, microsecond=0) - CLOCK_SKEW
+    folder = f"{inventory_prefix}/{bucket}/{LISTING_CONFIG_ID}/"
+    earlier = set(_manifests_since(s3, destination, folder, submitted))
     parameters = snapshot_parameters(
         f"s3://{bucket}/{prefix}",
         destination,
@@ -77,7 +80,7 @@ def run_on_aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
     deadline = time.monotonic() + args.timeout
     try:
         manifest_key = _wait_for_delivery(
-            s3, batch, job_id, destination, inventory_prefix, bucket, submitted, deadline, poll, progress
+            s3, batch, job_id, destination, folder, (submitted, earlier), deadline, poll, progress
         )
     except KeyboardInterrupt:
         batch.terminate_job(jobId=job_id, reason="snapshot command interrupted")
@@ -125,15 +128,13 @@ def _wait_for_delivery(
     batch: Any,
     job_id: str,
     destination: str,
-    inventory_prefix: str,
-    bucket: str,
-    submitted: datetime,
+    folder: str,
+    after: tuple[datetime, set[str]],
     deadline: float,
     poll: float,
     progress: Callable[[str], None],
 ) -> str:
     """The key of the manifest the job delivered; the job's failure, with Batch's reason, raises."""
-    folder = f"{inventory_prefix}/{bucket}/{LISTING_CONFIG_ID}/"
     seen = None
     while True:
         [job] = batch.describe_jobs(jobs=[job_id])["jobs"]
@@ -143,7 +144,7 @@ def _wait_for_delivery(
         if job["status"] == "FAILED":
             msg = f"the snapshot job {job_id} failed: {job.get('statusReason', 'no reason given')}"
             raise PipelineError(msg)
-        found = _manifests_since(s3, destination, folder, submitted)
+        found = [key for key in _manifests_since(s3, destination, folder, after[0]) if key not in after[1]]
         if found:
             return found[-1]
         if time.monotonic() > deadline:

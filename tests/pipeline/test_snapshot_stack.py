@@ -60,6 +60,7 @@ class Aws(threading.Thread):
     def __init__(self, stack: Stack, source: str, *, fail_snapshot: bool = False) -> None:
         super().__init__(daemon=True)
         self.stack, self.source, self.fail_snapshot = stack, source, fail_snapshot
+        self.earlier: set[str] = set()  # manifests that were there before the command ran
         self.error: BaseException | None = None
         self.batch = boto3.Session(region_name=REGION).client("batch", endpoint_url=stack.endpoint)
 
@@ -90,7 +91,8 @@ class Aws(threading.Thread):
 
         def manifest() -> str | None:
             listed = s3.list_objects_v2(Bucket=self.stack.bucket, Prefix=folder).get("Contents", [])
-            return next((o["Key"] for o in listed if o["Key"].endswith("/manifest.json")), None)
+            found = [o["Key"] for o in listed if o["Key"].endswith("/manifest.json")]
+            return next((k for k in found if k not in self.earlier), None)
 
         key = _until(manifest, "the listing's manifest landed")
         inventory_trigger.settings.cache_clear()
@@ -140,7 +142,14 @@ def test_snapshot_on_the_stack_lists_delivers_and_follows_the_run_to_the_end(sta
     trigger_env(monkeypatch, stack)
     source = new_bucket(stack.s3(), versioned=True)
     written = fill_versioned(stack.s3(), source)
+    # and an earlier listing's manifest of a few minutes ago, which the command must not follow
+    from datetime import UTC, datetime, timedelta
+
+    earlier = (datetime.now(UTC) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H-%MZ")
+    earlier_key = f"{PREFIX}/{source}/{LISTING_CONFIG_ID}/{earlier}/manifest.json"
+    stack.s3().put_object(Bucket=stack.bucket, Key=earlier_key, Body=b"{}")
     aws = Aws(stack, source)
+    aws.earlier.add(earlier_key)
     aws.start()
     # WHEN the command runs
     code, stdout, stderr = _snapshot(stack, source, _outputs(stack, source))
