@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 
+from batch_jobs.snapshot import DEFAULT_WORKERS
 from inventory_contract.delivery import MANIFEST_NAME, parse_delivery_key
 from inventory_contract.jobs import snapshot_parameters
 from inventory_contract.layout import RunLayout
@@ -68,7 +69,7 @@ def run_on_aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
         destination,
         inventory_prefix,
         current_only=args.current_only,
-        workers=args.workers,
+        workers=args.workers or DEFAULT_WORKERS,
     )
     job_id = batch.submit_job(
         jobName=f"s3inv-snapshot-{bucket[:60]}-{submitted:%Y%m%dT%H%M}".replace(".", "-"),

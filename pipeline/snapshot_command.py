@@ -15,6 +15,7 @@ no such bucket, a bucket in another Region, a bad flag), with nothing written to
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from batch_jobs.snapshot import DEFAULT_FILE_BYTES, DEFAULT_WORKERS, ListingConflictError, ListingRefusedError
@@ -71,8 +72,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=DEFAULT_WORKERS,
-        help=f"parallel listing processes, one request in flight each (default {DEFAULT_WORKERS})",
+        help="parallel listing processes, one request in flight each (default: twice the CPU count, at "
+        f"most {DEFAULT_WORKERS}, since a page costs about 40 ms of CPU and S3 about 100 ms to answer it; "
+        f"with --stack: {DEFAULT_WORKERS}, on the job's 4 vCPU)",
     )
     parser.add_argument(
         "--file-mib",
@@ -121,7 +123,8 @@ def _run_here(args: argparse.Namespace, bucket: str, prefix: str) -> int:
         msg = f"--out {args.out} is a file; give a folder for the output"
         raise UsageError(msg)
     source = ListingSource(bucket, prefix)
-    s3 = listing_client(args.workers)
+    workers = args.workers or min(DEFAULT_WORKERS, 2 * (os.cpu_count() or 1))
+    s3 = listing_client(workers)
     check_source(s3, source, current_only=args.current_only)  # before anything is written
     check_out(args.out)
     progress = progress_printer()
@@ -132,7 +135,7 @@ def _run_here(args: argparse.Namespace, bucket: str, prefix: str) -> int:
         LocalStorage(LOCAL_DESTINATION, root),
         inventory_prefix=INVENTORY_PREFIX,
         current_only=args.current_only,
-        workers=args.workers,
+        workers=workers,
         file_bytes=args.file_mib * MiB,
         progress=progress,
         processes=True,

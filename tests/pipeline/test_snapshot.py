@@ -108,7 +108,9 @@ def test_current_only_lists_the_current_objects_without_version_columns(s3, serv
     written = fill_versioned(s3, bucket)
     out = tmp_path / "out"
 
-    done = snapshot_command(server_env, f"s3://{bucket}", "--current-only", "--out", str(out))
+    done = snapshot_command(
+        server_env, f"s3://{bucket}", "--current-only", "--out", str(out), "--workers", "2"
+    )
 
     assert done.returncode == 0, done.stderr
     rows = parquet_rows(out, bucket)
