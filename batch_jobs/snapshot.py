@@ -346,12 +346,10 @@ class _Work:
     keep: Callable[[Path], None]
     counters: _Counters
 
-    def rows(self) -> Callable[..., Iterator[list[str]]]:
-        return self.rows_of(self.current_only)
 
-    @staticmethod
-    def rows_of(current_only: bool) -> Callable[..., Iterator[list[str]]]:
-        return _current_rows if current_only else _version_rows
+def _rows_of(current_only: bool) -> Callable[..., Iterator[list[str]]]:
+    """The pages of one key range, as inventory CSV lines: current objects, or every version."""
+    return _current_rows if current_only else _version_rows
 
 
 def _list_ranges(s3: Any, work: _Work) -> None:
@@ -369,7 +367,7 @@ def _list_ranges(s3: Any, work: _Work) -> None:
                     after, until = todo.get_nowait()
                 except queue.Empty:
                     return
-                for lines in work.rows()(s3, source, after, until, counters):
+                for lines in _rows_of(work.current_only)(s3, source, after, until, counters):
                     if failed.is_set():
                         return
                     out.write("".join(lines))
@@ -417,7 +415,7 @@ def _list_range_in_child(
 ) -> list[str]:  # pragma: no cover - runs in a listing process (its effects are tested)
     source, after, until, current_only, folder, file_bytes = task
     s3, counters, written = _CHILD["client"], _SharedCounters(), []
-    rows = _Work.rows_of(current_only)
+    rows = _rows_of(current_only)
     with _DataFiles(Path(folder), file_bytes, lambda path: written.append(str(path))) as out:
         for lines in rows(s3, source, after, until, counters):
             out.write("".join(lines))

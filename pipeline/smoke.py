@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             rows = _deliver(s3, scope, started, progress)
             run_id = f"{scope.source_bucket}/{scope.run_date}"
             status = follow_run(s3, batch, scope.bucket, run_id, args.timeout, args.poll, progress, target)
-            report = _run_report(s3, scope)
+            report = run_report(s3, scope.bucket, run_id)
         except BaseException as err:
             if isinstance(err, SmokeTimeoutError | KeyboardInterrupt):
                 _stop_jobs(s3, batch, scope, f"smoke test stopped ({_why(err)})", progress)
@@ -301,9 +301,11 @@ def _readable(status: RunStatus) -> tuple[str, str]:
     return status.state, status.detail
 
 
-def _run_report(s3: Any, scope: SmokeScope) -> dict[str, Any]:
-    key = RunLayout(scope.source_bucket, scope.run_date).run_report_key
-    report: dict[str, Any] = json.loads(s3.get_object(Bucket=scope.bucket, Key=key)["Body"].read())
+def run_report(s3: Any, bucket: str, run_id: str) -> dict[str, Any]:
+    """The run report of the complete run ``SOURCE/DATE`` in ``bucket``."""
+    source, _, date = run_id.partition("/")
+    key = RunLayout(source, date).run_report_key
+    report: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     return report
 
 

@@ -10,7 +10,6 @@ report. Ctrl-C terminates the snapshot job if it is still listing (a run already
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -22,10 +21,9 @@ import boto3
 from batch_jobs.snapshot import DEFAULT_WORKERS
 from inventory_contract.delivery import MANIFEST_NAME, parse_delivery_key
 from inventory_contract.jobs import snapshot_parameters
-from inventory_contract.layout import RunLayout
 from inventory_contract.listing import LISTING_CONFIG_ID, is_listing_manifest
 from pipeline.errors import EXIT_OK, PipelineError, UsageError
-from pipeline.smoke import Target, follow_run, report_lines
+from pipeline.smoke import Target, follow_run, report_lines, run_report
 from pipeline.stack_outputs import inventory_prefix_of, read_outputs
 
 CLOCK_SKEW = timedelta(minutes=10)
@@ -102,7 +100,7 @@ def run_on_aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
         target,
         what=f"the run of the listing of s3://{bucket}",
     )
-    report = _run_report(s3, destination, status.run)
+    report = run_report(s3, destination, status.run)
     if report.get("manifest") != f"s3://{destination}/{manifest_key}":
         kept = str(report.get("manifest"))
         why = (
@@ -170,13 +168,6 @@ def _manifests_since(s3: Any, bucket: str, folder: str, since: datetime) -> list
 
 def _exists(s3: Any, bucket: str, key: str) -> bool:
     return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
-
-
-def _run_report(s3: Any, bucket: str, run_id: str) -> dict[str, Any]:
-    source, _, date = run_id.partition("/")
-    key = RunLayout(source, date).run_report_key
-    report: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    return report
 
 
 def _render(run_id: str, report: dict[str, Any], seconds: float) -> str:
