@@ -63,6 +63,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
     if int(report["chunk_count"]) != chunks:
         msg = f"the plan has {report['chunk_count']} chunks but the job was given --chunks {chunks}"
         raise ReconciliationError(msg)
+    _step(log, f"checking the plan and the {chunks} part(s) against the manifest")
     problems: list[str] = plan_problems(report, run)
     parts, rows_in = [], 0  # rows in: as each child counted them, its part there or not
     objects = dict(store.list(run.layout.processed_prefix))  # one listing, not a request per part
@@ -97,9 +98,12 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
     with tempfile.TemporaryDirectory(prefix="rollups-", dir=store.scratch()) as tmp:
         merged: dict[str, list[Path]] = {}
         if not problems:  # every part is there: merge their rollups, check them against the rows
+            _step(log, f"merging the rollups of {len(parts)} part(s)")
             merged = _merge_rollups(store, run, chunks, Path(tmp), problems)
         if merged:
             problems += rollups.reconcile(merged, rows=rows_out, size_sum=size_sum)
+        if not problems:
+            _step(log, f"looking for objects listed more than once among {rows_out:,} rows")
         repeats = _repeated_objects(store, run, report, parts, Path(tmp), problems) if not problems else None
         rollup_summary = rollups.summary(merged) if merged else {}
         rollup_files = {
@@ -109,6 +113,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         }
         rollup_sizes = {key: path.stat().st_size for key, path in rollup_files.items()}
         if not problems:
+            _step(log, f"storing {len(rollup_files)} rollup table(s), then the run report and the marker")
             for key, path in rollup_files.items():
                 store.store(path, key)
     dates_min = [p["min_last_modified_date"] for p in parts if p.get("min_last_modified_date")]
@@ -152,6 +157,11 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
         )
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
     return result
+
+
+def _step(log: JsonLogger, step: str) -> None:
+    """A ``finalize step`` line: what finalize does next (run-local shows it as progress)."""
+    log.info("finalize step", step=step)
 
 
 def _repeated_objects(

@@ -88,7 +88,7 @@ def process(
     with tempfile.TemporaryDirectory(prefix="part-", dir=workdir or store.scratch()) as tmp:
         part_path = Path(tmp) / "part.parquet"
         stats = write_part(frames(), part_path, columns)
-        progress.log_now("process progress")
+        progress.log_now("part converted")  # what comes next, rollups and identities, takes a while too
         aggregates = rollups.partials(part_path, run.layout.run_date, prefix_depth)
         identities = Path(tmp) / "identities.parquet"
         repeats = write_identities(part_path, identities)
@@ -121,7 +121,8 @@ def process(
 
 
 class _Progress:
-    """``process progress`` lines: rows and compressed bytes read so far, and the rate."""
+    """``process progress`` lines: rows and compressed bytes read so far, and the rate; then one
+    ``part converted`` line when every row is in the part."""
 
     def __init__(self, log: JsonLogger, index: int, sources: list[Source], read: list[SourceStats]) -> None:
         self._log, self._index, self._read = log, index, read

@@ -526,7 +526,8 @@ def render(args, shape: Shape, first: str, measured, rows) -> str:  # type: igno
 def _intermediate(message: str) -> bool:
     """A progress line inside a stage (a child's rows, children done so far), not a boundary."""
     done = re.search(r"(\d+)/(\d+) children done", message)
-    return " of gzip read, " in message or bool(done and done[1] != done[2])
+    per_chunk = (" of gzip read, ", " rows converted; ")
+    return any(said in message for said in per_chunk) or bool(done and done[1] != done[2])
 
 
 def stages(progress: str) -> str:

@@ -90,6 +90,7 @@ class Executor:
         self._pool = pool
         self._next: PlannedJob | None = None  # the job after the running one, warmed ahead
         self._dispatched = 0  # children of the running array handed a process so far
+        self._rows_now: dict[int, int] = {}  # rows each child of the running array has read so far
 
     def run(self, jobs: list[PlannedJob]) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -118,23 +119,29 @@ class Executor:
             self._progress(f"{job.name}: running")
             self._run_process(job, None)
         else:
-            done = rows = 0
+            done = 0
             self._progress(
                 f"{job.name}: {job.array_size} children, {min(self._workers, job.array_size)} at a time"
             )
             self._dispatched = 0
+            self._rows_now = {}
             with ThreadPoolExecutor(self._workers) as pool:
                 futures = [pool.submit(self._run_process, job, i) for i in range(job.array_size)]
                 pending = set(futures)
                 try:
                     while pending:
-                        finished, pending = wait(pending, timeout=5, return_when=FIRST_EXCEPTION)
+                        finished, pending = wait(
+                            pending, timeout=ARRAY_STATUS_SECONDS, return_when=FIRST_EXCEPTION
+                        )
                         for future in finished:
-                            rows += future.result() or 0  # a failed child fails the job
+                            future.result()  # a failed child fails the job
                         done += len(finished)
+                        with self._lock:
+                            rows = sum(self._rows_now.values())
                         rate = rows / max(time.monotonic() - started, 1e-9)
                         self._progress(
-                            f"{job.name}: {done}/{job.array_size} children done, {rows:,} rows, {rate:,.0f} rows/s"
+                            f"{job.name}: {done}/{job.array_size} children done, {len(pending) - self._queued(pending)} "
+                            f"running, {rows:,} rows read so far, {rate:,.0f} rows/s"
                         )
                 except BaseException:  # a failed child or Ctrl-C: cancel the queue, stop the running
                     self._stopping = True
@@ -163,7 +170,7 @@ class Executor:
                 process = self._start(job, command, env, log, log_path)
                 self._processes.add(process)
             try:
-                code = self._wait(process, job.name, log_path)
+                code = self._wait(process, job.name, log_path, index)
             finally:  # interrupted while waiting (Ctrl-C, SIGTERM): the process is stopped, not left
                 if process.poll() is None:
                     _stop(process)
@@ -180,7 +187,11 @@ class Executor:
             child = f" child {index}" if index is not None else ""
             msg = f"{job.name}{child} failed (exit {code}): {detail} (log: {log_path})"
             raise JobFailedError(msg, exit_code=EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else EXIT_FAILED)
-        return _rows_written(log_path)
+        rows = _rows_written(log_path)
+        if index is not None and rows is not None:
+            with self._lock:
+                self._rows_now[index] = rows
+        return rows
 
     def _start(
         self, job: PlannedJob, command: list[str], env: dict[str, str], log: IO[bytes], log_path: Path
@@ -201,24 +212,38 @@ class Executor:
                 self._warm(self._next)
         return process
 
-    def _wait(self, process: subprocess.Popen[bytes], name: str, log_path: Path) -> int:
-        """Wait for the process, relaying the progress lines it logs (the plan, each child's rows)."""
+    def _queued(self, pending: set[Any]) -> int:
+        """Of the array's children not finished, those still waiting for a worker."""
+        return sum(1 for future in pending if not future.running())
+
+    def _wait(self, process: subprocess.Popen[bytes], name: str, log_path: Path, index: int | None) -> int:
+        """Wait for the process, relaying the progress lines it logs (the plan, each child's rows,
+        finalize's steps); an array child's rows so far count in the array's status line."""
         seen = 0
         while True:
             try:
-                return process.wait(timeout=PROGRESS_POLL_SECONDS)
+                code = process.wait(timeout=PROGRESS_POLL_SECONDS)
             except subprocess.TimeoutExpired:
-                with log_path.open("rb") as log:
-                    log.seek(seen)
-                    text = log.read()
-                end = text.rfind(b"\n") + 1
-                seen += end
-                for line in text[:end].decode(errors="replace").splitlines():
-                    said = _progress_line(line)
-                    if said:
-                        self._progress(f"{name}: {said}")
+                code = None
+            with log_path.open("rb") as log:
+                log.seek(seen)
+                text = log.read()
+            end = text.rfind(b"\n") + 1
+            seen += end
+            for line in text[:end].decode(errors="replace").splitlines():
+                said = _progress_line(line)
+                if said:
+                    self._progress(f"{name}: {said}")
+                rows = _rows_read(line)
+                if index is not None and rows is not None:
+                    with self._lock:
+                        self._rows_now[index] = rows
+            if code is not None:  # what it logged since the last look is relayed too
+                return code
 
 
+ARRAY_STATUS_SECONDS = 2.0
+"""How often an array's status line (children done and running, rows read so far) is shown."""
 PROGRESS_POLL_SECONDS = 0.5
 """How often a running job's log is read for progress lines: a child logs one every 2 s (``flow.py``),
 shown within half a second."""
@@ -240,6 +265,10 @@ def _progress_line(line: str) -> str | None:
     if not entries:
         return None
     entry = entries[0]
+    if entry.get("message") == "finalize step":
+        return str(entry.get("step"))
+    if entry.get("message") == "part converted":
+        return f"chunk {entry.get('chunk')}: all {entry.get('rows', 0):,} rows converted; its rollups and identity hashes next"
     if entry.get("message") == "plan written":
         return (
             f"planned {entry.get('chunks')} chunk(s) over {entry.get('files')} data file(s), "
@@ -253,6 +282,14 @@ def _progress_line(line: str) -> str | None:
         f"chunk {entry.get('chunk')}: {entry.get('rows', 0):,} rows, {share:.0f}% of its "
         f"{total / 1e6:,.0f} MB of gzip read, {entry.get('rows_per_s', 0):,} rows/s"
     )
+
+
+def _rows_read(line: str) -> int | None:
+    """The rows a child says it has read so far, from one of its progress lines."""
+    entries = _json_lines(line)
+    if entries and entries[0].get("message") in {"process progress", "part converted"}:
+        return int(entries[0].get("rows") or 0)
+    return None
 
 
 def _rows_written(log_path: Path) -> int | None:

@@ -84,3 +84,34 @@ def test_the_suggested_query_runs_in_a_shell_whatever_the_folders_name(tmp_path,
 def test_in_an_activated_virtualenv_the_query_says_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
     assert query_command(Path("out/processed")).startswith("python -c 'import polars as pl; ")
+
+
+def test_an_arrays_status_line_counts_the_rows_its_running_children_have_read(tmp_path: Path) -> None:
+    """Before any child is done, the array's line moves with what the children logged so far."""
+    from pipeline.local.executor import ARRAY_STATUS_SECONDS, Executor, PlannedJob
+
+    child = (
+        "import json, os, sys, time\n"
+        "index = int(os.environ['AWS_BATCH_JOB_ARRAY_INDEX'])\n"
+        "print(json.dumps({'message': 'process progress', 'chunk': index, 'rows': 1000 * (index + 1),"
+        " 'rows_per_s': 10, 'compressed_bytes_done': 1, 'compressed_bytes_total': 4}), flush=True)\n"
+        f"time.sleep({ARRAY_STATUS_SECONDS * 2.5})\n"
+        "print(json.dumps({'message': 'part written', 'rows': 5000 * (index + 1)}), flush=True)\n"
+    )
+    job = PlannedJob("j1", "fake-array", ["python", "-c", child], array_size=2, depends_on=())
+    said: list[str] = []
+    Executor({}, tmp_path / "logs", said.append, workers=2).run([job])
+    status = [line.removeprefix("fake-array: ") for line in said if "children done" in line]
+    assert status[0].startswith("0/2 children done, 2 running, 3,000 rows read so far"), said
+    assert status[-1].startswith("2/2 children done, 0 running, 15,000 rows read so far"), said
+    assert "fake-array: chunk 1: 2,000 rows, 25% of its 0 MB of gzip read, 10 rows/s" in said
+
+
+def test_finalize_steps_and_a_converted_part_are_relayed() -> None:
+    assert _progress_line(
+        json.dumps({"message": "finalize step", "step": "merging the rollups of 3 part(s)"})
+    ) == ("merging the rollups of 3 part(s)")
+    converted = {"message": "part converted", "chunk": 2, "rows": 1_234_567}
+    assert _progress_line(json.dumps(converted)) == (
+        "chunk 2: all 1,234,567 rows converted; its rollups and identity hashes next"
+    )
