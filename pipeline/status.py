@@ -1,4 +1,5 @@
-"""``python -m pipeline status [RUN] --bucket DEST``: recent runs and their state.
+"""``python -m pipeline status [RUN] --bucket DEST``: recent runs on AWS and their state.
+(``status FOLDER``, the runs in a local output folder, is ``pipeline/local/status.py``.)
 
 A run's state comes from its run state in S3 and its jobs in the Batch API:
 
@@ -19,6 +20,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,7 +31,7 @@ from inventory_contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 from inventory_contract.listing import INVENTORY, LISTING, is_listing_manifest
 from inventory_contract.s3 import is_missing
 from lambdas.runs import JOB_KINDS
-from pipeline.arguments import positive_int
+from pipeline.arguments import add_command, positive_int
 from pipeline.errors import UsageError
 from pipeline.rollups_view import render_repeats, render_rollups
 
@@ -153,9 +155,30 @@ def _json(s3: Any, bucket: str, key: str, *, again: bool = True) -> Any:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("status", help="list recent runs on AWS and their state")
+    parser = add_command(
+        commands,
+        "status",
+        summary="runs on AWS, or in a local output folder, and their state",
+        description="""\
+On AWS: the most recent runs of the stack (from the run state in the destination bucket and the
+jobs in the Batch API), one per line: claimed, splitting, processing, complete, failed (with the
+job and Batch's reason) or unknown; for one run, its rollups too. Exit 1 when a run shown failed.
+
+Given a local folder (the --out of run-local, demo or snapshot): every run in it, with its source
+bucket, date, whether it is complete (and why not), rows, bytes, Parquet bytes and where most of
+its bytes are. No AWS is needed.""",
+        examples=[
+            "status --bucket DEST",
+            "status SOURCE/2026-11-24 --bucket DEST --json",
+            "status demo-output",
+        ],
+    )
     parser.add_argument(
-        "run", nargs="?", help="one run, SOURCE-BUCKET/YYYY-MM-DD (default: the most recent runs)"
+        "run",
+        nargs="?",
+        metavar="RUN | FOLDER",
+        help="one run on AWS, SOURCE-BUCKET/YYYY-MM-DD (default: the most recent runs), or a local "
+        "output folder",
     )
     parser.add_argument(
         "--bucket",
@@ -168,11 +191,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.run and Path(args.run).is_dir():
+        return _local(Path(args.run), as_json=args.json)
+    if args.run and not _RUN.match(args.run):
+        msg = f"{args.run!r} is neither a run, SOURCE-BUCKET/YYYY-MM-DD, nor a folder on this machine"
+        raise UsageError(msg)
     if not args.bucket:
         msg = "give --bucket or set DESTINATION_BUCKET (the stack output destinationBucket)"
-        raise UsageError(msg)
-    if args.run and not _RUN.match(args.run):
-        msg = f"RUN {args.run!r} is not SOURCE-BUCKET/YYYY-MM-DD"
         raise UsageError(msg)
     session = boto3.Session()  # this command's AWS configuration, read now
     statuses = run_statuses(
@@ -200,3 +225,11 @@ def run(args: argparse.Namespace) -> int:
         if repeats := render_repeats(s.duplicates or {}):
             print(repeats)
     return 0 if all(s.state != "failed" for s in statuses) else 1
+
+
+def _local(out: Path, *, as_json: bool) -> int:
+    from pipeline.local.status import local_runs, render
+
+    runs = local_runs(out)
+    print(json.dumps([asdict(r) for r in runs], indent=2) if as_json else render(out, runs))
+    return 0

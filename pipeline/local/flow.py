@@ -45,7 +45,7 @@ def trigger_and_run(
     bucket: str,
     delivery: Delivery,
     *,
-    work_dir: Path,
+    log_dir: Path,
     progress: Callable[[str], None],
     target_chunk_mib: int,
     workers: int = 0,
@@ -70,7 +70,7 @@ def trigger_and_run(
         "TARGET_CHUNK_MIB": str(target_chunk_mib),
         "INVENTORY_PREFIX": f"{delivery.prefix}/" if delivery.prefix else "",
     }
-    log_path = work_dir / "logs" / "trigger.log"
+    log_path = log_dir / "trigger.log"
     log = JsonLogger(_LogFile(log_path), component="inventory_trigger")
     with _environment(env):  # the real handler, cold-started against the stand-in
         inventory_trigger.settings.cache_clear()
@@ -92,7 +92,7 @@ def trigger_and_run(
         )
     jobs = plan(aws.client("batch"), list(result.jobs.values()))
     jobs_env = {**env, **(storage_env or {}), "S3INV_PROGRESS_SECONDS": "2"}
-    Executor(jobs_env, work_dir / "logs", progress, workers=workers, pool=pool).run(jobs)
+    Executor(jobs_env, log_dir, progress, workers=workers, pool=pool).run(jobs)
     return result
 
 

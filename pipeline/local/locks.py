@@ -51,7 +51,39 @@ def partition_lock(out: Path, layout: RunLayout, manifest_uri: str) -> Iterator[
         held.truncate()
         held.write(json.dumps({"pid": os.getpid(), "manifest": manifest_uri, "since": _now()}))
         held.flush()
-        yield
+        try:
+            yield
+        finally:  # a lock file that names a holder names a run in progress (``converting``)
+            held.seek(0)
+            held.truncate()
+
+
+def converting(out: Path) -> dict[str, dict[str, object]]:
+    """The partitions (``SOURCE/DATE``) being converted in ``out`` now, each with its holder (pid,
+    manifest, since), read without taking any lock: a holder clears its lock file when it ends,
+    and one that was killed is known by its pid being gone."""
+    found: dict[str, dict[str, object]] = {}
+    for path in sorted((out / LOCKS).glob("source_bucket=*.lock")):
+        try:
+            holder = json.loads(path.read_text() or "null")
+        except (OSError, ValueError):
+            continue
+        if isinstance(holder, dict) and _alive(holder.get("pid")):
+            bucket, _, day = path.stem.partition("__")
+            found[f"{bucket.removeprefix('source_bucket=')}/{day.removeprefix('run_date=')}"] = holder
+    return found
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
