@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from inventory_contract.errors import DeliveryKeyError
+from inventory_contract.errors import ContractError, DeliveryKeyError
 
 MANIFEST_NAME = "manifest.json"
 CHECKSUM_NAME = "manifest.checksum"
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H-%MZ"
+CREATION_SKEW = timedelta(days=1)
+"""How far a manifest's ``creationTimestamp`` may be from its timestamp folder: S3 writes both for
+one scan, so a delivery copied under another folder is what a wider gap shows."""
 BUCKET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]"
 """A source bucket's name: today's (3-63 of a-z 0-9 . -) and us-east-1's legacy ones (up to 255,
 upper case and _)."""
@@ -77,3 +80,16 @@ def parse_delivery_key(key: str) -> Delivery:
         config_id=match["config_id"],
         timestamp=timestamp,
     )
+
+
+def check_creation_time(delivery: Delivery, created_at: datetime, *, source: str) -> None:
+    """Refuse a delivery whose folder says another day than its manifest's ``creationTimestamp``
+    (more than ``CREATION_SKEW`` apart): its run would carry the folder's date, and be wrong."""
+    if abs(created_at - delivery.timestamp) > CREATION_SKEW:
+        msg = (
+            f"{source}: its folder {delivery.timestamp.strftime(_TIMESTAMP_FORMAT)} says "
+            f"{delivery.run_date}, but its creationTimestamp says {created_at:%Y-%m-%dT%H:%M:%SZ}; "
+            "a delivery copied under another timestamp folder would run with the wrong date: keep it in "
+            "the folder S3 wrote it in"
+        )
+        raise ContractError(msg)

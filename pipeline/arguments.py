@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -52,3 +53,23 @@ def path(text: str) -> Path:
 def manifest_source(text: str) -> Path | str:
     """An argparse type: ``s3://...`` stays a string (to download), anything else is a path."""
     return text if text.startswith("s3://") else path(text)
+
+
+def add_command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    examples: Sequence[str],
+) -> Parser:
+    """A subcommand whose ``--help`` has a description (paragraphs kept as written) and examples,
+    each a whole command line a user can copy (``tests/pipeline/test_help.py`` parses every one)."""
+    parser: Parser = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog="examples:\n" + "\n".join(f"  python -m pipeline {line}" for line in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser

@@ -1,6 +1,6 @@
-"""``python -m pipeline changes OUT --source-bucket B --from D1 --to D2 --out DIR``.
+"""``python -m pipeline changes RUNS --source-bucket B --from D1 --to D2 --out DIR``.
 
-Compares two complete runs of one source bucket in a run-local output folder (the rules are in
+Compares two complete runs of one source bucket in RUNS, the output folder of run-local or demo (the rules are in
 ``pipeline/changes.py``), prints objects and bytes per kind of change, and writes the changed
 objects to ``DIR/changes.parquet`` with ``DIR/summary.json``. Every argument is checked before
 anything is written. DIR is assembled in a staging folder beside it and renamed into place, so a
@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
-from pipeline.arguments import path
+from pipeline.arguments import add_command, path
 from pipeline.changes import (
     Duplicates,
     KindTotals,
@@ -37,26 +37,42 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "changes",
-        help="day-over-day changes between two complete local runs",
-        description=(
-            "Compare two complete runs of one source bucket in OUT (written by run-local). Only current "
-            "objects count: delete markers and noncurrent versions are left out, so a key whose current "
-            "version became a delete marker is deleted. Objects are matched on key and version id; a "
-            "size or ETag change is 'modified' even if the storage class moved too. Writes "
-            "DIR/changes.parquet (one row per changed object, with a 'change' column and the size, ETag, "
-            "storage class and last-modified date before and after) and DIR/summary.json."
-        ),
+        summary="day-over-day changes between two complete local runs",
+        description="""\
+Compare two complete runs of one source bucket in RUNS, the folder run-local or demo wrote them in
+(their --out). Only current objects count: delete markers and noncurrent versions are left out, so
+a key whose current version became a delete marker is deleted. Objects are matched on key and
+version id; a size or ETag change is 'modified' even if the storage class moved too.
+
+Prints objects and bytes per kind of change, and writes into --out DIR: changes.parquet (one row
+per changed object, with a 'change' column and the size, ETag, storage class and last-modified
+date before and after) and summary.json. DIR is replaced whole, only when it is empty or --force.""",
+        examples=[
+            "changes demo-output --source-bucket demo-source-bucket --from 2026-11-24 --to 2026-11-25 "
+            "--out demo-output/changes",
+        ],
     )
-    parser.add_argument("out", metavar="OUT", type=path, help="the --out folder of run-local")
+    parser.add_argument(
+        "out",
+        metavar="RUNS",
+        type=path,
+        help="the folder that holds the runs (the --out of run-local or demo)",
+    )
     parser.add_argument("--source-bucket", required=True, help="the inventoried bucket")
     parser.add_argument(
         "--from", dest="from_date", required=True, type=run_date, help="earlier run, YYYY-MM-DD"
     )
     parser.add_argument("--to", dest="to_date", required=True, type=run_date, help="later run, YYYY-MM-DD")
     parser.add_argument(
-        "--out", dest="target", metavar="DIR", required=True, type=path, help="folder to write"
+        "--out",
+        dest="target",
+        metavar="DIR",
+        required=True,
+        type=path,
+        help="the folder to write changes.parquet and summary.json in",
     )
     parser.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
     parser.set_defaults(handler=run)
@@ -75,23 +91,28 @@ def run_date(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    before, after = _check_runs(args.out, args.source_bucket, args.from_date, args.to_date)
-    _check_target(args.target, args.out, force=args.force)
-    run = {"source_bucket": args.source_bucket, "from": args.from_date, "to": args.to_date}
+    compare(args.out, args.source_bucket, args.from_date, args.to_date, args.target, force=args.force)
+    return EXIT_OK
+
+
+def compare(runs: Path, bucket: str, from_date: str, to_date: str, target: Path, *, force: bool) -> None:
+    """The command: check every argument, write the changes into ``target``, print what changed."""
+    before, after = _check_runs(runs, bucket, from_date, to_date)
+    _check_target(target, runs, force=force)
+    run = {"source_bucket": bucket, "from": from_date, "to": to_date}
     try:
-        found, repeated = _write(before, after, args.target, run)
+        found, repeated = _write(before, after, target, run)
     except PartsNotComparableError as err:
         raise UsageError(str(err)) from err
-    print(render(args.source_bucket, args.from_date, args.to_date, found))
-    for day, dups in zip((args.from_date, args.to_date), repeated, strict=True):
+    print(render(bucket, from_date, to_date, found))
+    for day, dups in zip((from_date, to_date), repeated, strict=True):
         if dups.identities:
             shown = ", ".join(f"{e['key']!r} ({e['version_id'] or 'null'})" for e in dups.examples[:3])
             print(
                 f"note: {day} lists {dups.identities:,} objects more than once ({dups.extra_rows:,} extra "
                 f"rows), each counted once, e.g. {shown}; see {SUMMARY_FILE}"
             )
-    print(f"object-level rows: {args.target / CHANGES_FILE}")
-    return EXIT_OK
+    print(f"object-level rows: {target / CHANGES_FILE}")
 
 
 def render(bucket: str, from_date: str, to_date: str, found: dict[str, KindTotals]) -> str:
@@ -110,7 +131,10 @@ def _check_runs(out: Path, bucket: str, from_date: str, to_date: str) -> tuple[P
         msg = f"--from {from_date} is not before --to {to_date}; give the earlier run date first"
         raise UsageError(msg)
     if not out.is_dir():
-        msg = f"OUT {out} {'is a file' if out.exists() else 'does not exist'}; give the --out folder of run-local"
+        msg = (
+            f"RUNS {out} {'is a file' if out.exists() else 'does not exist'}; give the folder run-local or demo "
+            "wrote the runs in"
+        )
         raise UsageError(msg)
     if not bucket or "/" in bucket:
         msg = f"--source-bucket {bucket!r} is not a bucket name"
@@ -168,7 +192,8 @@ def _complete_run(out: Path, layout: RunLayout) -> Path:
     if problem:
         msg = (
             f"run {layout.source_bucket}/{layout.run_date} is not complete: {problem}; "
-            "only complete runs are compared, run that day again with run-local --force"
+            "only complete runs are compared: run that day's delivery again with run-local (a run that is "
+            "not complete runs again from the start, no --force needed)"
         )
         raise UsageError(msg)
     return parts
@@ -184,7 +209,7 @@ def _check_target(target: Path, out: Path, *, force: bool) -> None:
     if inventory.is_relative_to(absolute) or any(
         absolute.is_relative_to(inventory / root) for root in (PROCESSED_ROOT, REPORTS_ROOT)
     ):
-        msg = f"--out {target} overlaps OUT {out}'s table or run reports; give a folder outside them"
+        msg = f"--out {target} overlaps RUNS {out}'s table or run reports; give a folder outside them"
         raise UsageError(msg)
     if target.is_dir() and any(target.iterdir()) and not force:
         msg = f"--out {target} is not empty; give a new or empty folder, or --force to replace it"

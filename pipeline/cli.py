@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -16,15 +17,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
 
-from inventory_contract.delivery import parse_delivery_key
+from inventory_contract.delivery import CHECKSUM_NAME, check_creation_time, parse_delivery_key
 from inventory_contract.errors import ContractError, DeliveryKeyError
 from inventory_contract.layout import RunLayout
 from inventory_contract.manifest import parse_manifest
-from inventory_contract.schema import columns_for
+from inventory_contract.schema import table_columns
 from lambdas.settings import SettingsError
-from pipeline.arguments import CommandListFormatter, Parser, manifest_source, path, positive_int
+from pipeline.arguments import CommandListFormatter, Parser, add_command, manifest_source, path, positive_int
 from pipeline.errors import (
     EXIT_BAD_INPUT,
+    EXIT_CLOSED_OUTPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -42,7 +44,8 @@ delivery on this machine, or start and follow the stack's runs on AWS Batch."""
 
 EPILOG = """\
 Run `%(prog)s COMMAND --help` for a command's options.
-Exit codes: 0 done, 1 failed, 2 bad input or usage, 130 Ctrl-C, 143 SIGTERM.
+Exit codes: 0 done, 1 failed, 2 bad input or usage, 130 Ctrl-C, 143 SIGTERM,
+141 output closed (a reader such as `head` went away).
 More in the project's README.md: quick start, deploy, operate, query."""
 
 
@@ -56,12 +59,23 @@ def package_version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a reader that went away is seen, not at exit
+    except BrokenPipeError:
+        return _closed_output()
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
         args = _parser(_program_name()).parse_args(argv)
     except SystemExit as done:  # --help, or misuse already reported in one line
         return int(done.code or 0)
     try:
         with _terminate_as_interrupt():
             code: int = args.handler(args)
+    except BrokenPipeError:
+        raise
     except (UsageError, ContractError, SettingsError) as err:
         return _fail(EXIT_BAD_INPUT, err)
     except PipelineError as err:
@@ -78,6 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _fail(*found)
     return code
+
+
+def _closed_output() -> int:
+    """The reader of stdout or stderr went away (``| head -1``): stop quietly, as a Unix tool
+    killed by SIGPIPE, with no traceback at exit when Python flushes what is left."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a stream that is not a file (captured in tests)
+            continue
+    os.close(devnull)
+    return EXIT_CLOSED_OUTPUT
 
 
 def _fail(code: int, err: object) -> int:
@@ -143,8 +170,20 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    inspect = commands.add_parser(
-        "inspect", help="check a downloaded manifest.json; show its run and columns"
+    inspect = add_command(
+        commands,
+        "inspect",
+        summary="check a downloaded manifest.json; show its run and columns",
+        description="""\
+Check a manifest.json on local disk as the trigger would (its fields, and its MD5 against
+manifest.checksum: the one beside it, or --checksum's), and print as JSON what its run would be:
+source bucket, run date and output prefix (when the manifest sits in its delivery folder), data
+files, gzip bytes, the delivery's fields and the columns of the Parquet parts (every table column,
+null where the delivery lacks the field). Exit 2 names what is wrong.""",
+        examples=[
+            "inspect demo-output/bucket/inventory/demo-source-bucket/daily-all-fields/2026-11-24T01-00Z/manifest.json",
+            "inspect ./manifest.json --checksum ./manifest.checksum",
+        ],
     )
     inspect.add_argument("manifest", type=path, help="path to a manifest.json on local disk")
     inspect.add_argument("--checksum", type=path, help="manifest.checksum to verify it against")
@@ -170,7 +209,22 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
 
     snapshot_command.add_parser(commands)
 
-    demo = commands.add_parser("demo", help="run the whole pipeline locally on a synthetic inventory")
+    demo = add_command(
+        commands,
+        "demo",
+        summary="run the whole pipeline locally on a synthetic inventory",
+        description="""\
+Write a synthetic inventory in S3's exact delivery format (versions, delete markers, every optional
+field, keys that need encoding) and convert it with run-local: the real trigger against a stand-in
+of S3 and Batch, then the real jobs on this machine. With --days N, N consecutive days of one
+bucket are written and converted, each day after the first derived from the one before with known
+additions, deletions, modifications and storage class moves; the demo ends with the changes
+command between the last two days, and its result.
+
+--out is the demo's own folder: a new demo replaces what a demo wrote there and refuses a folder
+that holds anything else.""",
+        examples=["demo", "demo --objects 100000 --days 2 --out demo-output"],
+    )
     demo.add_argument(
         "--objects",
         type=positive_int,
@@ -179,6 +233,13 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
     )
     demo.add_argument(
         "--files", type=positive_int, default=4, help="gzip data files in the delivery (default 4)"
+    )
+    demo.add_argument(
+        "--days",
+        type=positive_int,
+        default=1,
+        help="consecutive days of the bucket's inventory to write and convert (default 1); with 2 or more, "
+        "the demo ends with the changes between the last two",
     )
     demo.add_argument(
         "--out", type=path, default=Path("demo-output"), help="output folder (default demo-output)"
@@ -192,7 +253,24 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
     demo.add_argument("--workers", type=positive_int, help="parallel array children (default: CPU count)")
     demo.set_defaults(handler=_demo)
 
-    local = commands.add_parser("run-local", help="convert one delivery (local or s3://) on this machine")
+    local = add_command(
+        commands,
+        "run-local",
+        summary="convert one delivery (local or s3://) on this machine",
+        description="""\
+Convert one inventory delivery on this machine, exactly as the stack does on AWS: the real trigger
+decides the chunks and jobs (against a stand-in of S3 and Batch that sees only the manifest), then
+the real split, processor and finalize jobs run here, reading the delivery where it is.
+
+A delivery on disk must keep its bucket layout (ROOT/PREFIX/SOURCE/CONFIG/TIMESTAMP/manifest.json,
+the data files at their keys under ROOT); an s3:// manifest is downloaded first, with exactly the
+files it lists. A run already complete in --out is not run again unless --force; any other (failed,
+interrupted) is run again from the start. Progress goes to stderr, the summary to stdout.""",
+        examples=[
+            "run-local s3://DEST/inventory/SOURCE/CONFIG/2026-11-24T01-00Z/manifest.json --out out",
+            "run-local dest/inventory/SOURCE/CONFIG/2026-11-24T01-00Z/manifest.json --out out --workers 4",
+        ],
+    )
     local.add_argument(
         "manifest",
         type=manifest_source,
@@ -202,9 +280,20 @@ def _parser(prog: str = "python -m pipeline") -> Parser:
     local.add_argument(
         "--download-dir", type=path, help="where an s3:// delivery is downloaded (default: OUT/downloads)"
     )
-    local.add_argument("--out", type=path, required=True, help="where processed/ and run-state/ are written")
+    local.add_argument(
+        "--out",
+        type=path,
+        required=True,
+        help="the output folder: processed/ (the Parquet table), rollups/, run-reports/ (run report and "
+        "_COMPLETE marker), run-state/ (claim, plan, part stats), logs/ (each job's log), downloads/ (an "
+        "s3:// delivery); shared by many runs",
+    )
     local.add_argument("--bucket-root", type=path, help="the folder that stands for the destination bucket")
-    local.add_argument("--force", action="store_true", help="run again a delivery that is complete in --out")
+    local.add_argument(
+        "--force",
+        action="store_true",
+        help="run again a delivery that is complete in --out (its logs replaced)",
+    )
     local.add_argument(
         "--target-chunk-mib",
         type=positive_int,
@@ -223,22 +312,29 @@ def _inspect(args: argparse.Namespace) -> int:
         if given is not None and not given.is_file():
             msg = f"{flag} {given} {'is a folder' if given.is_dir() else 'does not exist'}; give a file"
             raise UsageError(msg)
-    checksum = args.checksum.read_bytes() if args.checksum else None
+    checksum_path = args.checksum or args.manifest.with_name(CHECKSUM_NAME)  # S3 writes it beside
+    checksum = checksum_path.read_bytes() if checksum_path.is_file() else None
     manifest = parse_manifest(args.manifest.read_bytes(), source=str(args.manifest), checksum=checksum)
+    delivered = set(manifest.file_schema)
+    columns = table_columns(manifest.file_schema)
     summary: dict[str, object] = {
         "source_bucket": manifest.source_bucket,
         "destination_bucket": manifest.destination_bucket,
         "created_at": manifest.created_at.isoformat(),
         "data_files": len(manifest.files),
         "compressed_bytes": manifest.total_size,
-        "columns": {c.name: c.type.value for c in columns_for(manifest.file_schema)},
+        "delivery_fields": list(manifest.file_schema),
+        "columns": {c.name: c.type.value for c in columns},
+        "null_columns": [c.name for c in columns if c.field not in delivered],
         "checksum_verified": checksum is not None,
+        "checksum_file": str(checksum_path) if checksum is not None else None,
     }
     try:  # a manifest kept in its delivery layout also tells the run it starts
         delivery = parse_delivery_key(args.manifest.resolve().as_posix().lstrip("/"))
     except DeliveryKeyError:
         pass
     else:
+        check_creation_time(delivery, manifest.created_at, source=str(args.manifest))
         summary["run_date"] = delivery.run_date
         summary["processed_prefix"] = RunLayout.of(delivery).processed_prefix
     print(json.dumps(summary, indent=2))
@@ -252,6 +348,7 @@ def _demo(args: argparse.Namespace) -> int:
         args.out,
         objects=args.objects,
         files=args.files,
+        days=args.days,
         target_chunk_mib=args.target_chunk_mib,
         workers=args.workers or 0,
     )

@@ -6,12 +6,13 @@
 | 1 | failed (a job failed, AWS refused or was unreachable); a rerun may succeed |
 | 2 | bad input or usage: a wrong argument, or an inventory that does not follow S3's format |
 | 130 | interrupted (Ctrl-C); 143: terminated (SIGTERM). Every job process was stopped |
+| 141 | the reader of the output went away (``... | head``): nothing more is printed, as a Unix tool killed by SIGPIPE |
 """
 
 from __future__ import annotations
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_CLOSED_OUTPUT = 130, 143, 141
 
 
 class UsageError(ValueError):

@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from components.config import inventory_prefix_problem
 from inventory_contract.delivery import MANIFEST_NAME
 from inventory_contract.layout import RunLayout
+from pipeline.arguments import add_command
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, PipelineError, UsageError
 from pipeline.rollups_view import render_rollups
 from pipeline.smoke_scope import SmokeScope, remove, smoke_policy, smoke_source
@@ -72,11 +73,12 @@ class SmokeTimeoutError(PipelineError):
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "smoke",
-        help="prove a deployed stack: a small synthetic run, then cleanup",
+        summary="prove a deployed stack: a small synthetic run, then cleanup",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=["smoke --stack dev", "smoke --outputs outputs.json --timeout 1800", "smoke --print-policy"],
     )
     parser.add_argument(
         "--outputs",

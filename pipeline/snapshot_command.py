@@ -20,7 +20,7 @@ from pathlib import Path
 
 from batch_jobs.snapshot import DEFAULT_FILE_BYTES, DEFAULT_WORKERS, ListingConflictError, ListingRefusedError
 from inventory_contract.listing import parse_bucket_uri
-from pipeline.arguments import path, positive_int
+from pipeline.arguments import add_command, path, positive_int
 from pipeline.errors import EXIT_OK, PipelineError, UsageError
 
 LISTING_FOLDER = "listing"
@@ -40,22 +40,22 @@ It has no replication, encryption, Object Lock, Intelligent-Tiering tier, ACL or
 (null in the table). It costs one LIST request per 1,000 keys (versions included): about $5 per
 billion keys in us-east-1.
 
-examples:
-  python -m pipeline snapshot s3://my-bucket --out snapshot-output
-  python -m pipeline snapshot s3://my-bucket/logs/ --current-only --out snapshot-output
-  python -m pipeline snapshot s3://my-bucket --stack dev      # on AWS Batch, by the stack's job
-
 Exit codes: 0 done; 1 AWS refused or a job failed; 2 bad input (nothing written to --out);
 130/143 interrupted or terminated (the listing's files are deleted).
 """
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "snapshot",
-        help="list a bucket now instead of waiting for its inventory",
+        summary="list a bucket now instead of waiting for its inventory",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=[
+            "snapshot s3://my-bucket --out snapshot-output",
+            "snapshot s3://my-bucket/logs/ --current-only --out snapshot-output",
+            "snapshot s3://my-bucket --stack dev      # on AWS Batch, by the stack's job",
+        ],
     )
     parser.add_argument("source", metavar="s3://BUCKET[/PREFIX]", help="the bucket (and prefix) to list")
     where = parser.add_mutually_exclusive_group(required=True)

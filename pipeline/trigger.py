@@ -19,15 +19,24 @@ from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import parse_s3_uri
 from lambdas.runs import RunInProgressError, start_run
 from lambdas.settings import Settings
-from pipeline.arguments import positive_int
+from pipeline.arguments import add_command, positive_int
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PipelineError, UsageError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "trigger",
-        help="start the run of one delivery on AWS now, or --force a rerun",
-        description="Claim and submit the Batch run of one inventory delivery, exactly as the Lambda does.",
+        summary="start the run of one delivery on AWS now, or --force a rerun",
+        description="""\
+Claim and submit the Batch run of one inventory delivery, exactly as the stack's Lambda does when
+the manifest lands: for a delivery whose event was lost, or with --force to run a delivery again
+under new job names. The queues and job definitions are the stack's outputs (flags or environment
+variables); follow the run with `status`.""",
+        examples=[
+            "trigger s3://DEST/inventory/SOURCE/CONFIG/2026-11-24T01-00Z/manifest.json",
+            "trigger s3://DEST/inventory/SOURCE/CONFIG/2026-11-24T01-00Z/manifest.json --force",
+        ],
     )
     parser.add_argument(
         "manifest", help="s3://DEST-BUCKET/PREFIX/SOURCE/CONFIG/YYYY-MM-DDTHH-MMZ/manifest.json"

@@ -183,7 +183,8 @@ def run_athena_sql(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: s
 
 
 def run_changes(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
-    script = substituted(block.text).replace(" OUT ", f" {shlex.quote(str(days.out))} ")
+    (tmp_path / "out").symlink_to(days.out)
+    script = substituted(block.text)
     assert f"--from {DAY1} --to {DAY2}" in script
     done = shell(script, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -191,6 +192,32 @@ def run_changes(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str)
     found = dict(changes.group_by("change").len().iter_rows())
     assert found == {kind: n for kind, n in days.day2.truth.objects.items() if n}
     assert "added" in done.stdout and "storage_class_changed" in done.stdout
+
+
+def run_two_day_demo(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
+    from pipeline.local.demo import daily_changes
+
+    objects = 3000
+    script = block.text.replace("demo --days 2", f"demo --days 2 --objects {objects} --workers 2")
+    done = shell(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    plan = daily_changes(objects)
+    table = {
+        line.split()[0]: int(line.split()[1].replace(",", ""))
+        for line in done.stdout.split("(current objects only):\n", 1)[1].splitlines()[1:5]
+    }
+    assert table == {
+        "added": plan.added + plan.copies + plan.multipart_copies,
+        "deleted": plan.deleted + plan.delete_marked,
+        "modified": plan.modified + plan.modified_and_moved,
+        "storage_class_changed": plan.moved,
+    }
+    assert (tmp_path / "demo-output" / "changes" / "changes.parquet").is_file()
+    status = done.stdout.split("object-level rows: ", 1)[1].splitlines()[1:]
+    assert [line.split()[:2] for line in status[1:]] == [
+        ["demo-source-bucket/2026-11-25", "complete"],
+        ["demo-source-bucket/2026-11-24", "complete"],
+    ]
 
 
 def run_spark(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
@@ -264,7 +291,8 @@ RUNNERS: dict[str, Callable[[Block, Path, TwoDays, str], None]] = {
     "make install && source .venv/bin/activate   # every `python -m pipeline` command runs in .venv": run_convert,
     "-- bytes and objects by storage class in one bucket's inventory of one day": run_athena_sql,
     "-- storage by prefix two levels deep, with its history": run_athena_sql,
-    "python -m pipeline changes OUT --source-bucket my-bucket --from 2026-11-24 --to 2026-11-25 --out changes/": run_changes,
+    "python -m pipeline changes ./out --source-bucket my-bucket --from 2026-11-24 --to 2026-11-25 --out changes/": run_changes,
+    "python -m pipeline demo --days 2   # two days of one bucket, then the changes between them": run_two_day_demo,
     'df = spark.read.parquet("s3://DEST/processed/")  # source_bucket and run_date are discovered': run_spark,
     "import duckdb": run_duckdb_python,
     "INSTALL httpfs;": run_duckdb_s3,

@@ -1,5 +1,9 @@
 """``python -m pipeline demo``: the whole pipeline on a synthetic inventory, on this machine.
 
+With ``days`` above 1, each day after the first is derived from the day before with known changes
+(``pipeline/synthetic_changes.py``, about 3.5% of the objects a day), every day is converted, and the
+demo ends with the ``changes`` command between the last two days.
+
 The demo owns what it writes in ``--out`` and nothing else: a folder it made carries a marker file,
 and a new demo replaces only the entries it writes. It refuses a folder that holds anything else.
 """
@@ -7,22 +11,39 @@ and a new demo replaces only the entries it writes. It refuses a folder that hol
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.changes_command import compare
 from pipeline.errors import UsageError
 from pipeline.local.locks import LOCKS, STAGING
-from pipeline.local.run_local import check_out, open_delivery, progress_printer, run_local
+from pipeline.local.run_local import LOGS, LocalRun, check_out, open_delivery, progress_printer, run_local
 from pipeline.local.stand_in import StandIn
 from pipeline.local.summary import render, render_reconciliation, summarize, what_next
-from pipeline.synthetic import generate_delivery
+from pipeline.synthetic import GeneratedDelivery, generate_delivery
+from pipeline.synthetic_changes import Plan, next_day
 
 SOURCE_BUCKET = "demo-source-bucket"
 DESTINATION_BUCKET = "demo-inventory-destination"
 MARKER = ".s3-inventory-demo"
-OWNED = (MARKER, "bucket", "processed", "run-state", "run-reports", "logs", "summary.json", STAGING, LOCKS)
+CHANGES = "changes"
+"""Under ``--out``: what ``changes`` wrote for the last two days."""
+OWNED = (
+    MARKER,
+    "bucket",
+    "processed",
+    "rollups",
+    "run-state",
+    "run-reports",
+    LOGS,
+    CHANGES,
+    "summary.json",
+    STAGING,
+    LOCKS,
+)
 """Everything a demo writes in its folder."""
 PROGRESS_SECONDS = 2.0
 """How often generation reports its progress, as often as run-local relays the splitter's."""
@@ -72,9 +93,40 @@ def generation_progress(
     return written
 
 
+def daily_changes(objects: int) -> Plan:
+    """A day's changes, in proportion to the inventory: per 1,000 objects, 10 added, 5 deleted,
+    5 modified, 10 moved to another class, 2 modified and moved, 2 current versions deleted (a delete
+    marker), 2 noncurrent versions moved, 1 copy of a single-part and 1 of a multipart object."""
+    n = objects // 1000
+    return Plan(
+        added=10 * n,
+        deleted=5 * n,
+        modified=5 * n,
+        moved=10 * n,
+        modified_and_moved=2 * n,
+        delete_marked=2 * n,
+        noncurrent_moved=2 * n,
+        copies=n,
+        multipart_copies=n,
+    )
+
+
+MIN_OBJECTS_FOR_DAYS = 1000
+"""The smallest inventory ``--days`` derives days from: at least one of each change a day."""
+
+
 def demo(
-    out: Path, *, objects: int, files: int, target_chunk_mib: int | None = None, workers: int = 0
+    out: Path,
+    *,
+    objects: int,
+    files: int,
+    days: int = 1,
+    target_chunk_mib: int | None = None,
+    workers: int = 0,
 ) -> dict[str, object]:
+    if days > 1 and objects < MIN_OBJECTS_FOR_DAYS:
+        msg = f"--days {days} needs --objects of at least {MIN_OBJECTS_FOR_DAYS:,} (each day changes 1 in 1,000 of them at least), got {objects:,}"
+        raise UsageError(msg)
     progress = progress_printer()
     prepare(out)
     started = time.monotonic()
@@ -92,21 +144,57 @@ def demo(
     def create_source_bucket(aws: StandIn) -> None:
         aws.client("s3").create_bucket(Bucket=SOURCE_BUCKET)
 
-    run = run_local(
-        open_delivery(generated.manifest_path),
-        out,
-        force=True,
-        target_chunk_mib=target_chunk_mib,
-        workers=workers,
-        progress=progress,
-        before_trigger=create_source_bucket,
-    )
+    def convert(day: GeneratedDelivery) -> LocalRun:
+        return run_local(
+            open_delivery(day.manifest_path),
+            out,
+            force=True,
+            target_chunk_mib=target_chunk_mib,
+            workers=workers,
+            progress=progress,
+            before_trigger=create_source_bucket,
+        )
+
+    run = convert(generated)
+    run_dates = [run.layout.run_date]
+    for day in range(2, days + 1):
+        plan = daily_changes(objects)
+        said = ", ".join(
+            f"{getattr(plan, name):,} {name.replace('_', ' ')}" for name in plan.__dataclass_fields__
+        )
+        progress(f"day {day} of {days}: deriving it from day {day - 1}: {said}")
+        generated = next_day(generated, out / "bucket", plan, seed=day).delivery
+        progress(f"generated {generated.manifest_path.relative_to(out)}")
+        run = convert(generated)
+        run_dates.append(run.layout.run_date)
     summary = summarize(run.parts_dir, run.run_report())
     summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["run_dates"] = run_dates
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(render(summary))
     print(render_reconciliation(run.run_report()))
     print(f"run state:        {out / run.layout.state_prefix}")
     print(f"finished in {summary['seconds']}s")
     print(what_next(run.parts_dir, out / run.layout.run_report_key))
+    if days > 1:
+        _show_changes(out, *run_dates[-2:])
     return summary
+
+
+def _show_changes(out: Path, before: str, after: str) -> None:
+    """Run ``changes`` between the last two days, printing the command first, as a user would type it."""
+    target = out / CHANGES
+    command = [
+        "changes",
+        str(out),
+        "--source-bucket",
+        SOURCE_BUCKET,
+        "--from",
+        before,
+        "--to",
+        after,
+        "--out",
+        str(target),
+    ]
+    print(f"\nthe changes between the last two days, by:\n  python -m pipeline {shlex.join(command)}")
+    compare(out, SOURCE_BUCKET, before, after, target, force=True)

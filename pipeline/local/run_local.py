@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_jobs.storage import LOCAL_INPUTS_ENV, LOCAL_OUT_ENV
-from inventory_contract.delivery import CHECKSUM_NAME, Delivery, parse_delivery_key
+from inventory_contract.delivery import CHECKSUM_NAME, Delivery, check_creation_time, parse_delivery_key
 from inventory_contract.errors import ContractError
 from inventory_contract.layout import RunLayout
 from inventory_contract.manifest import Manifest, parse_manifest
@@ -144,6 +145,7 @@ def open_delivery(manifest_path: Path, bucket_root: Path | None = None) -> Local
             )
             raise UsageError(msg)
     delivery = parse_delivery_key(path.relative_to(root).as_posix())
+    check_creation_time(delivery, manifest.created_at, source=str(manifest_path))
     missing = [f.key for f in manifest.files if not (root / f.key).is_file()]
     if missing:
         msg = (
@@ -202,6 +204,22 @@ def run_local(
     return LocalRun(layout, out, result)
 
 
+LOGS = "logs"
+"""Under ``--out``: each run's logs (the trigger's and every job's), in ``LOGS/PARTITION/``."""
+
+
+def logs_of(out: Path, layout: RunLayout) -> Path:
+    return out / LOGS / layout.partition
+
+
+def _fresh_logs(out: Path, layout: RunLayout) -> Path:
+    """The run's log folder, emptied: a rerun's logs replace the earlier run's (under the lock)."""
+    folder = logs_of(out, layout)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def _run(
     source: LocalDelivery,
     out: Path,
@@ -227,7 +245,7 @@ def _run(
                 aws,
                 bucket,
                 source.delivery,
-                work_dir=out,
+                log_dir=_fresh_logs(out, source.layout),
                 progress=progress,
                 target_chunk_mib=target_chunk_mib,
                 workers=workers,

@@ -209,7 +209,7 @@ MISUSE = {
     "a date written otherwise": (lambda d, r: d.out, {"end": "20261125"}, "argument --to: must be a date YYYY-MM-DD"),
     "--from after --to": (lambda d, r: d.out, {"start": DAY2, "end": DAY1}, f"--from {DAY2} is not before --to {DAY1}"),
     "--from equal to --to": (lambda d, r: d.out, {"end": DAY1}, f"--from {DAY1} is not before --to {DAY1}"),
-    "OUT missing": (lambda d, r: r / "nowhere", {}, "nowhere does not exist; give the --out folder of run-local"),
+    "OUT missing": (lambda d, r: r / "nowhere", {}, "nowhere does not exist; give the folder run-local or demo wrote the runs in"),
     "a run partition missing": (
         lambda d, r: d.out,
         {"end": "2026-11-26"},
@@ -221,7 +221,7 @@ MISUSE = {
         f"run {BUCKET}/{DAY2} is not complete: {{out}}/run-reports/source_bucket={BUCKET}/run_date={DAY2}/_COMPLETE is missing",
     ),
     "a run that lost a part": (_lost_part, {}, f"run {BUCKET}/{DAY1} is not complete: {{out}}/processed/source_bucket={BUCKET}/run_date={DAY1}/part-"),
-    "a run converted before rollups": (_earlier_version, {}, "_COMPLETE lists no rollup tables: an earlier version converted it; only complete runs are compared, run that day again with run-local --force"),
+    "a run converted before rollups": (_earlier_version, {}, "_COMPLETE lists no rollup tables: an earlier version converted it; only complete runs are compared: run that day's delivery again with run-local (a run that is not complete runs again from the start, no --force needed)"),
     "runs with different fields": (_other_fields, {}, f"the runs were delivered with different fields (['ETag'] only on {DAY1}): every object would show as changed"),
 }  # fmt: skip
 
@@ -270,8 +270,8 @@ def test_an_empty_folder_is_used(capsys, tmp_path, unversioned):
     [
         ("a-file", "--out {target} is a file; give a folder"),
         ("a-file/below", "--out {target}: cannot write in {tmp}/a-file (Not a directory)"),
-        ("OUT", "--out {target} overlaps OUT {out}'s table or run reports"),
-        ("OUT/processed/mine", "--out {target} overlaps OUT {out}'s table or run reports"),
+        ("OUT", "--out {target} overlaps RUNS {out}'s table or run reports"),
+        ("OUT/processed/mine", "--out {target} overlaps RUNS {out}'s table or run reports"),
     ],
 )
 def test_an_unusable_output_folder_is_refused(capsys, tmp_path, unversioned, where, expected):

@@ -153,7 +153,11 @@ MISUSE = [
         r"is not an S3 Inventory manifest key",
     ),
     (["status"], r"give --bucket or set DESTINATION_BUCKET"),
-    (["status", "--bucket", "b", "not-a-run"], r"RUN 'not-a-run' is not SOURCE-BUCKET/YYYY-MM-DD"),
+    (
+        ["status", "--bucket", "b", "not-a-run"],
+        r"'not-a-run' is neither a run, SOURCE-BUCKET/YYYY-MM-DD, nor a folder on this machine",
+    ),
+    (["status", "{tmp}/missing"], r"'.*missing' is neither a run, SOURCE-BUCKET/YYYY-MM-DD, nor a folder"),
     (["status", "--bucket", "b", "--limit", "0"], r"argument --limit: must be a whole number"),
     (["no-such-command"], r"argument COMMAND: invalid choice: 'no-such-command'"),
     (["run-local", "", "--out", "{tmp}/out"], r"argument manifest: must not be empty"),
@@ -488,7 +492,7 @@ def test_a_signal_stops_every_job_process_at_once(tmp_path, sent, code, said, ph
     for pid in children:
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().split()[2] == "Z", f"job process {pid} still running"
-    split_logs = list((out / "logs").glob("s3inv-split-*.log"))
+    split_logs = list((out / "logs").glob("*/*/s3inv-split-*.log"))
     if phase == "s3inv-split-":  # stopped, not waited for
         assert split_logs and all('"split done"' not in log.read_text() for log in split_logs)
     assert not (out / "processed").exists()

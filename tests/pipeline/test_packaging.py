@@ -67,16 +67,17 @@ def test_the_top_level_help_is_for_users(monkeypatch: pytest.MonkeyPatch, capsys
     assert commands == {  # one line each
         "inspect": "check a downloaded manifest.json; show its run and columns",
         "trigger": "start the run of one delivery on AWS now, or --force a rerun",
-        "status": "list recent runs on AWS and their state",
+        "status": "runs on AWS, or in a local output folder, and their state",
         "changes": "day-over-day changes between two complete local runs",
         "demo": "run the whole pipeline locally on a synthetic inventory",
         "run-local": "convert one delivery (local or s3://) on this machine",
         "smoke": "prove a deployed stack: a small synthetic run, then cleanup",
         "snapshot": "list a bucket now instead of waiting for its inventory",
     }
-    assert lines[-3:] == [
+    assert lines[-4:] == [
         "Run `python -m pipeline COMMAND --help` for a command's options.",
-        "Exit codes: 0 done, 1 failed, 2 bad input or usage, 130 Ctrl-C, 143 SIGTERM.",
+        "Exit codes: 0 done, 1 failed, 2 bad input or usage, 130 Ctrl-C, 143 SIGTERM,",
+        "141 output closed (a reader such as `head` went away).",
         "More in the project's README.md: quick start, deploy, operate, query.",
     ]
     assert max(map(len, lines)) <= 80
