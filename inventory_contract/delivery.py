@@ -16,9 +16,10 @@ from inventory_contract.errors import ContractError, DeliveryKeyError
 MANIFEST_NAME = "manifest.json"
 CHECKSUM_NAME = "manifest.checksum"
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H-%MZ"
-CREATION_SKEW = timedelta(days=1)
-"""How far a manifest's ``creationTimestamp`` may be from its timestamp folder: S3 writes both for
-one scan, so a delivery copied under another folder is what a wider gap shows."""
+CREATION_SKEW = timedelta(hours=12)
+"""How far a manifest's ``creationTimestamp`` may be from its timestamp folder. S3 writes both for
+the start of one scan; a delivery copied under a neighbouring day's folder is 24 hours off (daily
+deliveries are a day apart), which a tolerance of a day would let through."""
 BUCKET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]"
 """A source bucket's name: today's (3-63 of a-z 0-9 . -) and us-east-1's legacy ones (up to 255,
 upper case and _)."""
@@ -88,8 +89,8 @@ def check_creation_time(delivery: Delivery, created_at: datetime, *, source: str
     if abs(created_at - delivery.timestamp) > CREATION_SKEW:
         msg = (
             f"{source}: its folder {delivery.timestamp.strftime(_TIMESTAMP_FORMAT)} says "
-            f"{delivery.run_date}, but its creationTimestamp says {created_at:%Y-%m-%dT%H:%M:%SZ}; "
-            "a delivery copied under another timestamp folder would run with the wrong date: keep it in "
-            "the folder S3 wrote it in"
+            f"{delivery.run_date}, but its creationTimestamp says {created_at:%Y-%m-%dT%H:%M:%SZ} (more "
+            "than 12 hours apart); a delivery copied under another timestamp folder would run with the "
+            "wrong date: keep it in the folder S3 wrote it in"
         )
         raise ContractError(msg)

@@ -52,7 +52,7 @@ per changed object, with a 'change' column and the size, ETag, storage class and
 date before and after) and summary.json. DIR is replaced whole, only when it is empty or --force.""",
         examples=[
             "changes demo-output --source-bucket demo-source-bucket --from 2026-11-24 --to 2026-11-25 "
-            "--out demo-output/changes",
+            "--out changes-2026-11-25",
         ],
     )
     parser.add_argument(

@@ -11,13 +11,13 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import FrameType
 
-from inventory_contract.delivery import CHECKSUM_NAME, check_creation_time, parse_delivery_key
+from inventory_contract.delivery import CHECKSUM_NAME, MANIFEST_NAME, check_creation_time, parse_delivery_key
 from inventory_contract.errors import ContractError, DeliveryKeyError
 from inventory_contract.layout import RunLayout
 from inventory_contract.manifest import parse_manifest
@@ -71,8 +71,19 @@ def _main(argv: Sequence[str] | None) -> int:
         args = _parser(_program_name()).parse_args(argv)
     except SystemExit as done:  # --help, or misuse already reported in one line
         return int(done.code or 0)
+    received: list[int] = []
+    code = _handle(args, received)
+    if received and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        # the signal's exception was raised where Python drops it (a finalizer, a weakref
+        # callback), or a job died of it first: the command stops as asked all the same
+        return _stopped(received[0])
+    return code
+
+
+def _handle(args: argparse.Namespace, received: list[int]) -> int:
+    """The command's handler, its errors mapped to exit codes; ``received`` gets each signal."""
     try:
-        with _terminate_as_interrupt():
+        with _signals_as_interrupt(received):
             code: int = args.handler(args)
     except BrokenPipeError:
         raise
@@ -81,11 +92,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except PipelineError as err:
         return _fail(err.exit_code, err)
     except _Terminated:
-        print("terminated: stopped the stand-in and every job", file=sys.stderr)
-        return EXIT_TERMINATED
+        return _stopped(signal.SIGTERM)
     except KeyboardInterrupt:
-        print("interrupted: stopped the stand-in and every job", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stopped(signal.SIGINT)
     except Exception as err:  # AWS configuration and refusals, reported in one line; anything else is a bug
         found = _aws_problem(err)
         if found is None:
@@ -141,16 +150,29 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the main thread is, so every job process is stopped as for Ctrl-C."""
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    def terminated(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
+def _stopped(signum: int) -> int:
+    if signum == signal.SIGTERM:
+        print("terminated: stopped the stand-in and every job", file=sys.stderr)
+        return EXIT_TERMINATED
+    print("interrupted: stopped the stand-in and every job", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
-    previous: Callable[..., object] | int | None = signal.signal(signal.SIGTERM, terminated)
+
+@contextmanager
+def _signals_as_interrupt(received: list[int]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM raise in the main thread (SIGTERM as ``_Terminated``), and are recorded in
+    ``received``, so that one whose exception Python dropped still ends the command as stopped."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _program_name() -> str:
@@ -313,8 +335,13 @@ def _inspect(args: argparse.Namespace) -> int:
             msg = f"{flag} {given} {'is a folder' if given.is_dir() else 'does not exist'}; give a file"
             raise UsageError(msg)
     checksum_path = args.checksum or args.manifest.with_name(CHECKSUM_NAME)  # S3 writes it beside
-    checksum = checksum_path.read_bytes() if checksum_path.is_file() else None
-    manifest = parse_manifest(args.manifest.read_bytes(), source=str(args.manifest), checksum=checksum)
+    if args.checksum is None and args.manifest.name != MANIFEST_NAME:
+        checksum_path = None  # a renamed manifest: the checksum beside it may be another's
+    checksum = checksum_path.read_bytes() if checksum_path and checksum_path.is_file() else None
+    source = (
+        f"{args.manifest} (checked against {checksum_path})" if checksum is not None else str(args.manifest)
+    )
+    manifest = parse_manifest(args.manifest.read_bytes(), source=source, checksum=checksum)
     delivered = set(manifest.file_schema)
     columns = table_columns(manifest.file_schema)
     summary: dict[str, object] = {

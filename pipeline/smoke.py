@@ -78,7 +78,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "smoke",
         summary="prove a deployed stack: a small synthetic run, then cleanup",
         description=DESCRIPTION,
-        examples=["smoke --stack dev", "smoke --outputs outputs.json --timeout 1800", "smoke --print-policy"],
+        examples=[
+            "smoke --stack dev",
+            "smoke --outputs outputs.json --timeout 1800",
+            "smoke --destination-bucket DEST --print-policy",
+        ],
     )
     parser.add_argument(
         "--outputs",

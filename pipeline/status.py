@@ -191,8 +191,8 @@ its bytes are. No AWS is needed.""",
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.run and Path(args.run).is_dir():
-        return _local(Path(args.run), as_json=args.json)
+    if args.run and Path(args.run).is_dir() and not (_RUN.match(args.run) and args.bucket):
+        return _local(Path(args.run), as_json=args.json)  # a run, SOURCE/DATE, wins when a bucket is given
     if args.run and not _RUN.match(args.run):
         msg = f"{args.run!r} is neither a run, SOURCE-BUCKET/YYYY-MM-DD, nor a folder on this machine"
         raise UsageError(msg)

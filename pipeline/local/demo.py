@@ -195,6 +195,7 @@ def _show_changes(out: Path, before: str, after: str) -> None:
         after,
         "--out",
         str(target),
+        "--force",  # the demo wrote it: the command as printed runs again, replacing it
     ]
     print(f"\nthe changes between the last two days, by:\n  python -m pipeline {shlex.join(command)}")
     compare(out, SOURCE_BUCKET, before, after, target, force=True)

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -36,10 +37,10 @@ class RunBusyError(PipelineError):
 @contextlib.contextmanager
 def partition_lock(out: Path, layout: RunLayout, manifest_uri: str) -> Iterator[None]:
     """Hold the run partition of ``layout`` in ``out`` for this process, or refuse at once."""
-    path = out / LOCKS / f"{layout.partition.replace('/', '__')}.lock"
+    path = lock_file(out, layout)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as held:
-        if not _try_lock(held):
+        if not _try_lock(held, patience=LOCK_PATIENCE_SECONDS):
             held.seek(0)
             holder = held.read().strip() or "another process"
             msg = (
@@ -58,32 +59,46 @@ def partition_lock(out: Path, layout: RunLayout, manifest_uri: str) -> Iterator[
             held.truncate()
 
 
-def converting(out: Path) -> dict[str, dict[str, object]]:
-    """The partitions (``SOURCE/DATE``) being converted in ``out`` now, each with its holder (pid,
-    manifest, since), read without taking any lock: a holder clears its lock file when it ends,
-    and one that was killed is known by its pid being gone."""
-    found: dict[str, dict[str, object]] = {}
-    for path in sorted((out / LOCKS).glob("source_bucket=*.lock")):
-        try:
-            holder = json.loads(path.read_text() or "null")
-        except (OSError, ValueError):
-            continue
-        if isinstance(holder, dict) and _alive(holder.get("pid")):
-            bucket, _, day = path.stem.partition("__")
-            found[f"{bucket.removeprefix('source_bucket=')}/{day.removeprefix('run_date=')}"] = holder
+LOCK_PATIENCE_SECONDS = 0.5
+"""How long a run waits for its partition's lock before it refuses: a run holds it for the whole
+run, ``status`` probes it for microseconds."""
+_LOCK_NAME = re.compile(r"^source_bucket=(?P<bucket>.+)__run_date=(?P<day>\d{4}-\d{2}-\d{2})\.lock$")
+
+
+def lock_file(out: Path, layout: RunLayout) -> Path:
+    return out / LOCKS / f"{layout.partition.replace('/', '__')}.lock"
+
+
+def started(out: Path) -> list[tuple[str, str]]:
+    """(source bucket, run date) of every partition a run ever started converting in ``out``."""
+    found = []
+    for path in (out / LOCKS).glob("source_bucket=*.lock"):
+        match = _LOCK_NAME.match(path.name)
+        if match:
+            found.append((match["bucket"], match["day"]))
     return found
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def converting(out: Path, layout: RunLayout) -> dict[str, object] | None:
+    """The holder (pid, manifest, since) of the run converting ``layout``'s partition in ``out`` now,
+    or None. The lock is probed, shared and without waiting (a run starting at that moment waits
+    ``LOCK_PATIENCE_SECONDS`` for it), so a killed holder or a reused pid is never taken for a run."""
+    path = lock_file(out, layout)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        probe = path.open("r")
+    except OSError:
+        return None
+    with probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(probe.read() or "null")
+            except ValueError:
+                holder = None
+            return holder if isinstance(holder, dict) else {"pid": None, "manifest": None, "since": None}
+        fcntl.flock(probe, fcntl.LOCK_UN)
+    return None
 
 
 @contextlib.contextmanager
@@ -144,12 +159,18 @@ def remove_stale(root: Path) -> list[str]:
     return removed
 
 
-def _try_lock(handle: IO[str]) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+def _try_lock(handle: IO[str], *, patience: float = 0.0) -> bool:
+    """Take the lock if it is free, or frees within ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        else:
+            return True
 
 
 def _now() -> str:

@@ -1,12 +1,13 @@
 """``python -m pipeline status OUT``: the runs in a local output folder (run-local's, demo's or
 snapshot's ``--out``), and their state.
 
-A run is found by any of its folders (its Parquet partition, run report or run state). Its state:
+A run is found by any of its folders (its Parquet partition, run report, run state or logs) or by
+its partition's lock file, which every run-local takes first. Its state:
 
 | state | meaning |
 | --- | --- |
 | complete | its ``_COMPLETE`` marker and every part and rollup table it lists are there |
-| converting | a run-local of that bucket and date holds its lock now |
+| converting | a run-local of that bucket and date holds its lock now (figures: the last complete run's, if any) |
 | incomplete | anything else, with why (no marker: interrupted or failed before its first success; a part missing or of another size) |
 
 A failed or interrupted run publishes nothing, so what its folders hold is the last complete run's
@@ -16,13 +17,15 @@ or nothing (``pipeline/local/publish.py``).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, RunLayout
-from pipeline.local.locks import converting
+from pipeline.local.locks import converting, started
 from pipeline.local.publish import why_incomplete
+from pipeline.local.run_local import LOGS, logs_of
 from pipeline.rollups_view import bytes_by_class, human
 
 
@@ -45,39 +48,42 @@ class LocalRunStatus:
 
 def local_runs(out: Path) -> list[LocalRunStatus]:
     """Every run in ``out``, newest date first."""
-    busy = converting(out)
-    return [_status(out, RunLayout(bucket, day), busy) for bucket, day in _partitions(out)]
+    return [_status(out, RunLayout(bucket, day)) for bucket, day in _partitions(out)]
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _partitions(out: Path) -> list[tuple[str, str]]:
-    found = set()
-    for root in (PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT):
+    found = set(started(out))
+    for root in (PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, LOGS):
         for folder in (out / root).glob("source_bucket=*/run_date=*"):
-            if folder.is_dir():
-                found.add(
-                    (
-                        folder.parent.name.removeprefix("source_bucket="),
-                        folder.name.removeprefix("run_date="),
-                    )
-                )
+            day = folder.name.removeprefix("run_date=")
+            if folder.is_dir() and _DAY.match(day):
+                found.add((folder.parent.name.removeprefix("source_bucket="), day))
     return sorted(found, key=lambda run: (run[1], run[0]), reverse=True)
 
 
-def _status(out: Path, layout: RunLayout, busy: dict[str, dict[str, Any]]) -> LocalRunStatus:
+def _status(out: Path, layout: RunLayout) -> LocalRunStatus:
     run = f"{layout.source_bucket}/{layout.run_date}"
     status = LocalRunStatus(run, layout.source_bucket, layout.run_date, "incomplete")
-    marker = _json(out / layout.complete_marker_key)
+    marker_path = out / layout.complete_marker_key
+    marker = _json(marker_path)
     report = _json(out / layout.run_report_key)
     manifest = marker.get("manifest") if isinstance(marker, dict) else None
     problem = why_incomplete(out, layout, manifest) if manifest else None
-    if run in busy:
-        holder = busy[run]
+    holder = converting(out, layout)
+    if holder is not None:
         status.state = "converting"
         status.detail = f"pid {holder.get('pid')} since {holder.get('since')}: {holder.get('manifest')}"
+    elif marker is None and marker_path.exists():
+        status.detail = f"{marker_path} is unreadable (not JSON): run its delivery again with run-local"
     elif marker is None:
+        logs = logs_of(out, layout)
         status.detail = (
-            f"no {layout.complete_marker_key}: a run was interrupted or failed, and none completed; "
-            "run its delivery again with run-local"
+            f"no {layout.complete_marker_key}: a run was interrupted or failed, and none completed"
+            + (f" (its logs: {logs})" if logs.is_dir() else "")
+            + "; run its delivery again with run-local"
         )
     elif manifest is None or problem:
         status.detail = problem or f"{out / layout.complete_marker_key} names no manifest"

@@ -3,6 +3,7 @@ folder, a closed stdout, reruns' logs, a delivery under the wrong folder, `inspe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -18,6 +19,7 @@ import pytest
 from inventory_contract.layout import RunLayout
 from pipeline.cli import main
 from pipeline.local.demo import SOURCE_BUCKET, daily_changes
+from pipeline.local.locks import lock_file, partition_lock
 from pipeline.local.run_local import logs_of
 from pipeline.synthetic import generate_delivery
 from pipeline.synthetic_changes import next_day
@@ -104,9 +106,9 @@ def test_demo_days_converts_each_day_and_ends_with_the_changes_of_the_last_two(t
     ].splitlines()[0]
     argv = shlex.split(command)
     assert argv[argv.index("--out") + 1] == str(out / "changes")
-    argv[argv.index("--out") + 1] = str(out.parent / "again")
-    assert main(argv) == 0
-    again = json.loads((out.parent / "again" / "summary.json").read_text())
+    (out / "changes" / "summary.json").unlink()
+    assert main(argv) == 0  # as printed, in a shell: python -m pipeline ...
+    again = json.loads((out / "changes" / "summary.json").read_text())
     assert again["changes"] == written["changes"]
     assert "day 2 of 3: deriving it from day 1: 30 added, 15 deleted" in progress
     for step in (
@@ -155,25 +157,29 @@ def test_status_of_a_local_folder_says_why_a_run_is_not_complete(three_days, tmp
     first, second, third = (RunLayout(SOURCE_BUCKET, d) for d in DAYS)
     next((out / first.processed_prefix).glob("*.parquet")).unlink()
     (out / second.complete_marker_key).unlink()
-    lock = out / ".locks" / f"{third.partition.replace('/', '__')}.lock"
-    lock.write_text(json.dumps({"pid": os.getpid(), "manifest": "s3://d/m", "since": "2026-12-05T10:00:00Z"}))
-    assert main(["status", str(out), "--json"]) == 0
+    fourth = RunLayout(SOURCE_BUCKET, "2026-11-27")  # converting for the first time: nothing published yet
+    with partition_lock(out, third, "s3://d/m"), partition_lock(out, fourth, "s3://d/n"):
+        assert main(["status", str(out), "--json"]) == 0
     runs = {r["run_date"]: r for r in json.loads(capsys.readouterr().out)}
     assert runs[DAYS[0]]["state"] == "incomplete"
     assert "part-" in runs[DAYS[0]]["detail"] and "is missing" in runs[DAYS[0]]["detail"]
     assert runs[DAYS[1]]["state"] == "incomplete"
     assert runs[DAYS[1]]["detail"].startswith(f"no {second.complete_marker_key}")
     assert runs[DAYS[2]]["state"] == "converting"
-    assert runs[DAYS[2]]["detail"] == f"pid {os.getpid()} since 2026-12-05T10:00:00Z: s3://d/m"
+    assert runs[DAYS[2]]["detail"].startswith(f"pid {os.getpid()} since ")
+    assert runs[DAYS[2]]["detail"].endswith(": s3://d/m")
+    assert (runs["2026-11-27"]["state"], runs["2026-11-27"]["rows"]) == ("converting", None)
 
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    lock.write_text(
-        json.dumps({"pid": int(dead.stdout), "manifest": "s3://d/m", "since": "x"})
-    )  # killed holder
+    # a lock file that names a live process which does not hold the lock (a reused pid) is no run
+    lock_file(out, third).write_text(json.dumps({"pid": os.getpid(), "manifest": "s3://d/m", "since": "x"}))
+    (out / second.complete_marker_key).write_text('{"manif')
     assert main(["status", str(out), "--json"]) == 0
-    assert {r["run_date"]: r["state"] for r in json.loads(capsys.readouterr().out)}[DAYS[2]] == "complete"
+    runs = {r["run_date"]: r for r in json.loads(capsys.readouterr().out)}
+    assert runs[DAYS[2]]["state"] == "complete"
+    assert runs[DAYS[1]]["detail"].endswith(
+        "_COMPLETE is unreadable (not JSON): run its delivery again with run-local"
+    )
+    assert runs["2026-11-27"]["state"] == "incomplete"  # started, never published
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -251,23 +257,28 @@ def _moved(delivery, tmp_path: Path, folder: str) -> Path:
     return target / "manifest.json"
 
 
-def test_a_delivery_under_another_days_folder_is_refused_naming_both(delivery, tmp_path, capsys) -> None:
-    moved = _moved(delivery, tmp_path, "2026-11-27T01-00Z")
+@pytest.mark.parametrize("folder", ["2026-11-25T01-00Z", "2026-11-23T01-00Z", "2026-11-24T13-01Z"])
+def test_a_delivery_under_another_days_folder_is_refused_naming_both(
+    delivery, tmp_path, capsys, folder
+) -> None:
+    moved = _moved(delivery, tmp_path, folder)  # the next day's folder, the day before's, 12 h 1 min later
     for argv in (["run-local", str(moved), "--out", str(tmp_path / "out")], ["inspect", str(moved)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1, err
         assert (
-            "its folder 2026-11-27T01-00Z says 2026-11-27, but its creationTimestamp says 2026-11-24T01:00:00Z"
+            f"its folder {folder} says {folder[:10]}, but its creationTimestamp says 2026-11-24T01:00:00Z"
             in err
         )
     assert not (tmp_path / "out" / "processed").exists()
 
-    near = _moved(
-        delivery, tmp_path, "2026-11-25T00-30Z"
-    )  # 23.5 hours later: S3's own scans may cross midnight
+
+def test_a_delivery_whose_folder_is_within_12_hours_of_its_creation_runs_on_the_folders_date(
+    delivery, tmp_path, capsys
+) -> None:
+    near = _moved(delivery, tmp_path, "2026-11-23T13-00Z")  # 12 hours before: a scan across midnight
     assert main(["inspect", str(near)]) == 0
-    assert json.loads(capsys.readouterr().out)["run_date"] == "2026-11-25"
+    assert json.loads(capsys.readouterr().out)["run_date"] == "2026-11-23"
 
 
 def test_inspect_verifies_the_checksum_beside_the_manifest_and_lists_the_parts_columns(
@@ -299,4 +310,69 @@ def test_inspect_verifies_the_checksum_beside_the_manifest_and_lists_the_parts_c
     shutil.copy(delivery.manifest_path, tampered)
     tampered.with_name("manifest.checksum").write_text("0" * 32)
     assert main(["inspect", str(tampered)]) == 2
-    assert "checksum" in capsys.readouterr().err.lower()
+    err = capsys.readouterr().err
+    assert f"(checked against {tampered.with_name('manifest.checksum')}): MD5 is " in err, err
+
+    renamed = tampered.with_name("day1.json")  # another file's checksum beside a renamed manifest: not used
+    tampered.rename(renamed)
+    assert main(["inspect", str(renamed)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert (found["checksum_verified"], found["checksum_file"]) == (False, None)
+
+
+def test_a_first_run_that_failed_is_listed_by_status_as_incomplete_with_its_logs(
+    delivery, tmp_path, capsys
+) -> None:
+    data = delivery.root / delivery.data_keys[0]
+    data.write_bytes(data.read_bytes()[:-10])  # not the size nor the MD5 its manifest lists
+    out = tmp_path / "out"
+    assert main(["run-local", str(delivery.manifest_path), "--out", str(out), "--workers", "1"]) == 2
+    capsys.readouterr()
+    assert main(["status", str(out), "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)
+    logs = logs_of(out, RunLayout(delivery.delivery.source_bucket, delivery.delivery.run_date))
+    assert (run["state"], run["rows"]) == ("incomplete", None)
+    assert run["detail"].endswith(f"none completed (its logs: {logs}); run its delivery again with run-local")
+
+
+def test_a_run_given_with_a_bucket_is_asked_of_aws_even_where_a_folder_of_that_name_exists(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import pipeline.status
+
+    (tmp_path / "src" / "2026-11-24").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    asked: list[tuple[str, str | None]] = []
+
+    def statuses(s3: object, batch: object, bucket: str, *, run: str | None, limit: int) -> list[object]:
+        asked.append((bucket, run))
+        return []
+
+    monkeypatch.setattr(pipeline.status, "run_statuses", statuses)
+    assert main(["status", "src/2026-11-24", "--bucket", "dest", "--json"]) == 0
+    assert asked == [("dest", "src/2026-11-24")]
+    monkeypatch.delenv("DESTINATION_BUCKET", raising=False)
+    assert main(["status", "src/2026-11-24", "--json"]) == 0  # no bucket: the folder
+    assert asked == [("dest", "src/2026-11-24")]
+    capsys.readouterr()
+
+
+def test_an_interrupt_whose_exception_python_dropped_still_stops_the_command(monkeypatch, capsys) -> None:
+    import argparse
+    import signal
+
+    import pipeline.cli
+
+    def swallowed(args: argparse.Namespace) -> int:
+        with contextlib.suppress(KeyboardInterrupt):  # as Python drops it in a finalizer or weakref callback
+            signal.raise_signal(signal.SIGINT)
+        return 0
+
+    class _Parser:
+        def parse_args(self, argv: object) -> argparse.Namespace:
+            return argparse.Namespace(handler=swallowed)
+
+    monkeypatch.setattr(pipeline.cli, "_parser", lambda prog="": _Parser())
+    assert main(["anything"]) == 130
+    assert capsys.readouterr().err == "interrupted: stopped the stand-in and every job\n"
