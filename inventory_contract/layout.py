@@ -5,6 +5,7 @@
     run-state/source_bucket=B/run_date=D/           claim, plan, part stats (expire)
     run-reports/source_bucket=B/run_date=D/         run report and _COMPLETE marker (kept)
     rollups/NAME/source_bucket=B/run_date=D/        the run's rollup tables (inventory_contract/rollups.py)
+    reports/source_bucket=B/run_date=D/report.html  the storage report of the runs up to D (pipeline/report/)
 
 ``run-state/`` and ``run-reports/`` sit outside ``processed/`` so that Athena, which reads every
 object under a table's location, never reads them. ``inventory-chunks/`` held the uncompressed
@@ -24,6 +25,7 @@ PROCESSED_ROOT = "processed"
 STATE_ROOT = "run-state"
 REPORTS_ROOT = "run-reports"
 ROLLUPS_ROOT = "rollups"
+STORAGE_REPORTS_ROOT = "reports"
 PARTITION_KEYS = ("source_bucket", "run_date")
 _INDEX_WIDTH = 6
 
@@ -90,6 +92,11 @@ class RunLayout:
         """A rollup table's file ``index``: one for most, more for a prefix rollup too large to
         merge in one pass (``batch_jobs/rollups.py``)."""
         return f"{self.rollup_prefix(rollup)}part-{_number(index)}.parquet"
+
+    @property
+    def storage_report_key(self) -> str:
+        """The storage report (HTML) of the bucket's runs up to this one."""
+        return f"{STORAGE_REPORTS_ROOT}/{self.partition}/report.html"
 
     @property
     def reports_prefix(self) -> str:

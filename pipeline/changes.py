@@ -190,3 +190,38 @@ def totals(changes_file: Path) -> dict[str, KindTotals]:
         )
         for kind in KINDS
     }
+
+
+@dataclass(frozen=True)
+class DuplicateCandidates:
+    """Current objects that may be copies of each other, by the rule of the saved query
+    ``duplicate-candidates`` (``components/queries.py``): the same size (above 0) and single-part
+    ETag (no ``-``) under more than one key; each group's copies beyond the first are reclaimable."""
+
+    groups: int = 0
+    objects: int = 0
+    reclaimable_bytes: int = 0
+
+
+def duplicate_candidates(parts: Path) -> DuplicateCandidates:
+    groups = (
+        current_objects(parts)
+        .filter((pl.col("size") > 0) & ~pl.col("e_tag").str.contains("-", literal=True))
+        .group_by("size", "e_tag")
+        .agg(pl.col("key").n_unique().alias("objects"))
+        .filter(pl.col("objects") > 1)
+    )
+    found = (
+        groups.select(
+            pl.len().alias("groups"),
+            pl.col("objects").sum().alias("objects"),
+            ((pl.col("objects") - 1).cast(pl.Int128) * pl.col("size").cast(pl.Int128))  # exact past 2^63
+            .sum()
+            .alias("reclaimable"),
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    return DuplicateCandidates(
+        int(found["groups"]), int(found["objects"] or 0), int(found["reclaimable"] or 0)
+    )

@@ -231,6 +231,10 @@ null where the delivery lacks the field). Exit 2 names what is wrong.""",
 
     snapshot_command.add_parser(commands)
 
+    from pipeline.report import command as report_command
+
+    report_command.add_parser(commands)
+
     demo = add_command(
         commands,
         "demo",

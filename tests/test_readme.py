@@ -220,6 +220,19 @@ def run_two_day_demo(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint:
     ]
 
 
+def run_report(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
+    from tests.browser import charts, offline_page
+
+    (tmp_path / "demo-output").symlink_to(days.out)
+    done = shell(block.text, tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = days.out / "reports" / f"source_bucket={BUCKET}" / f"run_date={DAY2}" / "report.html"
+    assert f"report: demo-output/reports/source_bucket={BUCKET}/run_date={DAY2}/report.html (" in done.stdout
+    with offline_page(report) as opened:
+        assert (opened.console_errors, opened.requests) == ([], [])
+        assert set(charts(opened.page)) >= {"classes-bytes", "prefixes-depth-1", "ages", "changes-objects"}
+
+
 def run_spark(block: Block, tmp_path: Path, days: TwoDays, moto_endpoint: str) -> None:
     spark = spark_session(pytest.importorskip("pyspark.sql"))  # the test run's session, if started
     code = substituted(block.text).replace("s3://DEST/processed/", str(days.out / PROCESSED_ROOT))
@@ -293,6 +306,7 @@ RUNNERS: dict[str, Callable[[Block, Path, TwoDays, str], None]] = {
     "-- storage by prefix two levels deep, with its history": run_athena_sql,
     "python -m pipeline changes ./out --source-bucket my-bucket --from 2026-11-24 --to 2026-11-25 --out changes/": run_changes,
     "python -m pipeline demo --days 2   # two days of one bucket, then the changes between them": run_two_day_demo,
+    "python -m pipeline report demo-output --source-bucket demo-source-bucket": run_report,
     'df = spark.read.parquet("s3://DEST/processed/")  # source_bucket and run_date are discovered': run_spark,
     "import duckdb": run_duckdb_python,
     "INSTALL httpfs;": run_duckdb_s3,

@@ -23,6 +23,7 @@ from pipeline.local.locks import lock_file, partition_lock
 from pipeline.local.run_local import logs_of
 from pipeline.synthetic import generate_delivery
 from pipeline.synthetic_changes import next_day
+from tests.oracles import changes_by_kind
 
 pytestmark = pytest.mark.slow
 
@@ -61,29 +62,9 @@ def three_days(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str
 
 
 def _oracle_changes(out: Path, before: str, after: str) -> dict[str, int]:
-    """Objects per kind of change, by DuckDB over the two partitions (current versions that are not
-    delete markers, matched on key and version id): none of the changes command's code."""
-
-    def current(day: str) -> str:
-        folder = out / RunLayout(SOURCE_BUCKET, day).processed_prefix
-        return (
-            f"(select key, coalesce(version_id, '') as v, size, e_tag, storage_class from "
-            f"read_parquet('{folder}/*.parquet') where coalesce(is_latest, true) and not coalesce(is_delete_marker, false))"
-        )
-
-    rows = duckdb.sql(
-        f"""
-        select case
-                 when a.key is null then 'added'
-                 when b.key is null then 'deleted'
-                 when a.size is distinct from b.size or a.e_tag is distinct from b.e_tag then 'modified'
-                 when a.storage_class is distinct from b.storage_class then 'storage_class_changed'
-               end as change, count(*)
-        from {current(before)} a full outer join {current(after)} b on a.key = b.key and a.v = b.v
-        group by all having change is not null
-        """
-    ).fetchall()
-    return dict(rows)
+    """Objects per kind of change, by DuckDB over the two partitions (none of the product's code)."""
+    folder = {day: out / RunLayout(SOURCE_BUCKET, day).processed_prefix for day in (before, after)}
+    return {kind: n for kind, (n, _, _) in changes_by_kind(folder[before], folder[after]).items()}
 
 
 def test_demo_days_converts_each_day_and_ends_with_the_changes_of_the_last_two(three_days) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import _parser, main
 
-COMMANDS = ("inspect", "trigger", "status", "changes", "smoke", "snapshot", "demo", "run-local")
+COMMANDS = ("inspect", "trigger", "status", "changes", "smoke", "snapshot", "report", "demo", "run-local")
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

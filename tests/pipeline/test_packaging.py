@@ -73,6 +73,7 @@ def test_the_top_level_help_is_for_users(monkeypatch: pytest.MonkeyPatch, capsys
         "run-local": "convert one delivery (local or s3://) on this machine",
         "smoke": "prove a deployed stack: a small synthetic run, then cleanup",
         "snapshot": "list a bucket now instead of waiting for its inventory",
+        "report": "a storage report to open in a browser (one HTML file)",
     }
     assert lines[-4:] == [
         "Run `python -m pipeline COMMAND --help` for a command's options.",

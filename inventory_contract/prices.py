@@ -1,0 +1,104 @@
+"""S3 storage prices per Region, for the storage report's monthly cost estimate.
+
+USD per GB-month (GB = 2^30 bytes, as AWS bills), the first tier of each class (S3 Standard's first
+50 TB a month; larger buckets pay a few percent less), storage only: no requests, retrievals,
+minimum sizes or durations, Intelligent-Tiering's monitoring fee (per object over 128 KB), or
+the 40 KB of metadata S3 adds to each Glacier Flexible Retrieval and Deep Archive object.
+
+Source: the Amazon S3 pricing page, https://aws.amazon.com/s3/pricing/, as this project recorded
+it (``AS_OF``); it could not be read again where the project is built (no network). Prices change:
+``--prices FILE`` replaces the table (``load_prices``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SOURCE = "https://aws.amazon.com/s3/pricing/"
+AS_OF = "2025-06"
+"""When the project recorded the prices below from ``SOURCE``."""
+GIB = 1024**3
+
+_US = {
+    "STANDARD": 0.023,
+    "INTELLIGENT_TIERING": 0.023,  # its Frequent Access tier: the tier an object without one is in
+    "STANDARD_IA": 0.0125,
+    "ONEZONE_IA": 0.01,
+    "GLACIER_IR": 0.004,
+    "GLACIER": 0.0036,
+    "DEEP_ARCHIVE": 0.00099,
+    "REDUCED_REDUNDANCY": 0.024,
+    "EXPRESS_ONEZONE": 0.11,
+}
+_US_TIERING = {  # Intelligent-Tiering's access tiers, as the inventory names them
+    "FREQUENT": 0.023,
+    "INFREQUENT": 0.0125,
+    "ARCHIVE_INSTANT_ACCESS": 0.004,
+    "ARCHIVE": 0.0036,
+    "DEEP_ARCHIVE": 0.00099,
+}
+PRICE_TABLE: dict[str, tuple[dict[str, float], dict[str, float]]] = {
+    "us-east-1": (_US, _US_TIERING),
+    "us-east-2": (_US, _US_TIERING),
+    "us-west-2": (_US, _US_TIERING),
+}
+"""Region -> (USD per GB-month by storage class, by Intelligent-Tiering access tier)."""
+
+
+class PricesError(ValueError):
+    """A Region without prices here, or a prices file that is not as ``load_prices`` reads it."""
+
+
+@dataclass(frozen=True)
+class Prices:
+    region: str
+    per_gb_month: dict[str, float]
+    tiering: dict[str, float] = field(default_factory=dict)
+    source: str = SOURCE
+    as_of: str = AS_OF
+
+    def monthly(self, storage_class: str | None, size: int) -> float | None:
+        """USD a month for ``size`` bytes in ``storage_class``; None for a class without a price."""
+        price = self.per_gb_month.get(storage_class or "")
+        return None if price is None else size / GIB * price
+
+
+def prices_for(region: str) -> Prices:
+    if region not in PRICE_TABLE:
+        msg = (
+            f"no S3 prices for Region {region!r} here (only {', '.join(sorted(PRICE_TABLE))}); give "
+            "--prices FILE with that Region's prices"
+        )
+        raise PricesError(msg)
+    classes, tiers = PRICE_TABLE[region]
+    return Prices(region, dict(classes), dict(tiers))
+
+
+def load_prices(path: Path) -> Prices:
+    """A prices file: ``{"region": ..., "source": ..., "as_of": ..., "per_gb_month": {CLASS: USD},
+    "tiering": {TIER: USD}}`` (``tiering`` optional), USD per GB-month."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        msg = f"--prices {path}: cannot read it as JSON ({err})"
+        raise PricesError(msg) from err
+    if not isinstance(doc, dict) or not isinstance(doc.get("per_gb_month"), dict):
+        msg = f'--prices {path}: expected {{"region", "source", "as_of", "per_gb_month": {{CLASS: USD}}}}'
+        raise PricesError(msg)
+    tables = {"per_gb_month": doc["per_gb_month"], "tiering": doc.get("tiering", {})}
+    for name, table in tables.items():
+        bad = {
+            k: v for k, v in table.items() if not isinstance(v, int | float) or isinstance(v, bool) or v < 0
+        }
+        if not isinstance(table, dict) or bad:
+            msg = f"--prices {path}: {name} must map names to USD per GB-month (numbers of at least 0), got {bad}"
+            raise PricesError(msg)
+    return Prices(
+        str(doc.get("region", "custom")),
+        {str(k): float(v) for k, v in tables["per_gb_month"].items()},
+        {str(k): float(v) for k, v in tables["tiering"].items()},
+        source=str(doc.get("source", str(path))),
+        as_of=str(doc.get("as_of", "unknown")),
+    )

@@ -1,0 +1,358 @@
+"""The storage report, opened in a real browser with the network cut off: its figures and every
+chart's bars checked against DuckDB over the run's Parquet and rollup tables."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from inventory_contract.layout import ROLLUPS_ROOT, RunLayout
+from inventory_contract.prices import GIB, prices_for
+from pipeline.cli import main
+from pipeline.synthetic import generate_delivery
+from tests.browser import charts, figure_value, offline_page
+from tests.oracles import changes_by_kind, reclaimable_bytes
+from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days
+
+pytestmark = pytest.mark.slow
+HORIZONTAL = ("prefixes-depth-", "changes-objects", "cost-classes")
+ARTIFACTS = os.environ.get("TEST_ARTIFACTS")
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory: pytest.TempPathFactory) -> TwoDays:
+    return two_days(tmp_path_factory.mktemp("report-days"), versions=True, objects=3000)
+
+
+def _keep(path: Path, name: str) -> None:
+    if ARTIFACTS:
+        Path(ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(ARTIFACTS) / name)
+
+
+def _parts(out: Path, day: str) -> Path:
+    return out / RunLayout(BUCKET, day).processed_prefix
+
+
+def _one(sql: str) -> tuple:
+    return duckdb.sql(sql).fetchall()[0]
+
+
+def _check_bars(chart: dict, horizontal: bool) -> None:
+    """Each bar segment is drawn at a length proportional to its value, one scale per chart (within
+    half a pixel: SVG coordinates are rounded)."""
+    bars = []
+    for s, values in enumerate(chart["series"].values()):
+        for i, value in enumerate(values):
+            drawn = chart["drawn"].get(f"{s}-{i}")
+            assert drawn is not None, (chart["labels"][i], "no bar drawn")
+            bars.append((value, drawn[0] if horizontal else drawn[1]))
+    longest = max(bars, key=lambda bar: bar[1])
+    assert longest[1] > 50, longest  # a chart whose bars are drawn at all
+    scale = longest[1] / longest[0]
+    for value, length in bars:
+        assert abs(length - value * scale) <= 0.5 + 0.005 * length, (value, length, scale)
+
+
+def test_the_report_of_two_days_in_a_browser_matches_the_tables(
+    days: TwoDays, tmp_path: Path, capsys
+) -> None:
+    report = tmp_path / "report.html"
+    assert main(["report", str(days.out), "--source-bucket", BUCKET, "--out", str(report)]) == 0
+    assert f"report: {report} (" in capsys.readouterr().out
+    size = report.stat().st_size
+    assert size < 400 * 1024, size  # a few hundred KB
+    with offline_page(report) as opened:
+        page = opened.page
+        screenshot = tmp_path / "report.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        _keep(screenshot, "report-two-days.png")
+        assert (opened.console_errors, opened.requests, opened.failed) == ([], [], [])
+        found = charts(page)
+        headline = {
+            n: figure_value(page, f"headline-{n}")
+            for n in ("objects", "bytes", "noncurrent", "delete-markers")
+        }
+        change = figure_value(page, "headline-bytes-change")
+        changes_rows = page.eval_on_selector_all(
+            "#changes tbody tr",
+            "rows => rows.map(r => [r.cells[0].textContent, ...[...r.cells].slice(1).map(c => c.dataset.value)])",
+        )
+        reclaimable = figure_value(page, "reclaimable")
+        cost = figure_value(page, "cost-total")
+        text = page.inner_text("body")
+
+    latest, previous = _parts(days.out, DAY2), _parts(days.out, DAY1)
+    objects, stored, noncurrent, markers = _one(
+        f"""select count(*) filter (where coalesce(is_latest, true) and not is_delete_marker),
+                   coalesce(sum(size::hugeint) filter (where not is_delete_marker), 0),
+                   count(*) filter (where not is_latest and not is_delete_marker),
+                   count(*) filter (where is_delete_marker)
+            from read_parquet('{latest}/*.parquet')"""
+    )
+    assert headline == {
+        "objects": str(objects),
+        "bytes": str(stored),
+        "noncurrent": str(noncurrent),
+        "delete-markers": str(markers),
+    }
+    [(stored_before,)] = duckdb.sql(
+        f"select sum(size::hugeint) from read_parquet('{previous}/*.parquet') where not is_delete_marker"
+    ).fetchall()
+    assert int(change) == stored - stored_before
+    report_json = json.loads((days.out / RunLayout(BUCKET, DAY2).run_report_key).read_text())
+    assert f"rows in {report_json['rows_in']:,} = rows out {report_json['rows_out']:,}" in text
+
+    # storage by class over every run: bytes and objects of stored versions, per date and class
+    by_class = {
+        (day, cls): (n, b)
+        for day in (DAY1, DAY2)
+        for cls, n, b in duckdb.sql(
+            f"select coalesce(storage_class, '(none)'), count(*), sum(size::hugeint) "
+            f"from read_parquet('{_parts(days.out, day)}/*.parquet') where not is_delete_marker group by 1"
+        ).fetchall()
+    }
+    for chart_id, index in (("classes-bytes", 1), ("classes-objects", 0)):
+        chart = found[chart_id]
+        assert chart["labels"] == [DAY1, DAY2]
+        drawn = {
+            (day, cls): v
+            for cls, values in chart["series"].items()
+            for day, v in zip(chart["labels"], values, strict=True)
+        }
+        assert drawn == {k: int(v[index]) for k, v in by_class.items()} | dict.fromkeys(
+            drawn.keys() - by_class.keys(), 0
+        )
+        _check_bars(chart, horizontal=False)
+
+    # where the bytes are: the rollup's largest prefixes at each depth, the rest summed, adding up to the bucket
+    rollup = days.out / ROLLUPS_ROOT / "prefix" / f"source_bucket={BUCKET}" / f"run_date={DAY2}"
+    depths = [
+        d
+        for (d,) in duckdb.sql(
+            f"select distinct depth from read_parquet('{rollup}/*.parquet') order by 1"
+        ).fetchall()
+    ]
+    assert depths == [1, 2, 3]
+    for depth in depths:
+        ranked = duckdb.sql(
+            f"select prefix, bytes::hugeint from read_parquet('{rollup}/*.parquet') where depth = {depth} "
+            "order by bytes desc, prefix"
+        ).fetchall()
+        chart = found[f"prefixes-depth-{depth}"]
+        expected_labels = [p or "(top level)" for p, _ in ranked[:12]]
+        expected_values = [int(b) for _, b in ranked[:12]]
+        if len(ranked) > 12:
+            expected_labels.append(f"other ({len(ranked) - 12:,} prefixes)")
+            expected_values.append(sum(int(b) for _, b in ranked[12:]))
+        assert chart["labels"] == expected_labels
+        assert chart["series"] == {"bytes": expected_values}
+        assert sum(expected_values) == stored  # never silently cut
+        _check_bars(chart, horizontal=True)
+
+    # age bands by class, from the age rollup
+    ages_rollup = days.out / ROLLUPS_ROOT / "age" / f"source_bucket={BUCKET}" / f"run_date={DAY2}"
+    ages = {
+        (band, cls): int(b)
+        for band, cls, b in duckdb.sql(
+            f"select age_band, coalesce(storage_class, '(none)'), sum(bytes)::hugeint from read_parquet('{ages_rollup}/*.parquet') group by 1, 2"
+        ).fetchall()
+    }
+    chart = found["ages"]
+    drawn = {
+        (band, cls): v
+        for cls, values in chart["series"].items()
+        for band, v in zip(chart["labels"], values, strict=True)
+    }
+    assert {k: v for k, v in drawn.items() if v} == {k: v for k, v in ages.items() if v}
+    _check_bars(chart, horizontal=False)
+
+    # the changes between the two days, and the duplicate candidates' reclaimable bytes
+    oracle = changes_by_kind(previous, latest)
+    assert {row[0]: tuple(int(v) for v in row[1:]) for row in changes_rows} == {
+        kind: oracle.get(kind, (0, 0, 0))
+        for kind in ("added", "deleted", "modified", "storage_class_changed")
+    }
+    assert found["changes-objects"]["series"] == {"objects": [int(row[1]) for row in changes_rows]}
+    _check_bars(found["changes-objects"], horizontal=True)
+    assert int(reclaimable) == reclaimable_bytes(latest) > 0
+
+    # the monthly cost: bytes per class at the Region's prices
+    prices = prices_for("us-east-1")
+    expected_cost = sum(
+        b / GIB * prices.per_gb_month[cls] for (day, cls), (_, b) in by_class.items() if day == DAY2
+    )
+    assert float(cost) == pytest.approx(expected_cost, abs=0.01)
+    assert "https://aws.amazon.com/s3/pricing/" in text and f"(as of {prices.as_of})" in text
+    _check_bars(found["cost-classes"], horizontal=True)
+
+
+def test_one_run_only_says_there_are_no_changes_yet(days: TwoDays, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "one"
+    shutil.copytree(days.out, out)
+    for root in (
+        "processed",
+        "run-reports",
+        "run-state",
+        "rollups/age",
+        "rollups/prefix",
+        "rollups/storage_class",
+        "rollups/encryption",
+    ):
+        shutil.rmtree(out / root / f"source_bucket={BUCKET}" / f"run_date={DAY2}", ignore_errors=True)
+    shutil.rmtree(out / ".locks", ignore_errors=True)
+    shutil.rmtree(out / "logs", ignore_errors=True)
+    assert main(["report", str(out), "--source-bucket", BUCKET]) == 0
+    report = (
+        out / RunLayout(BUCKET, DAY1).storage_report_key
+    )  # the default place, beside the run's other outputs
+    capsys.readouterr()
+    with offline_page(report) as opened:
+        assert opened.console_errors == []
+        assert "One complete run only: no changes to show" in opened.page.inner_text("#no-changes")
+        assert opened.page.query_selector("#changes") is None
+        assert figure_value(opened.page, "headline-bytes-change") == ""
+        assert "first run" in opened.page.inner_text("body")
+
+
+def test_an_empty_bucket_reports_zeros(tmp_path: Path, capsys) -> None:
+    gen = generate_delivery(tmp_path / "bucket", objects=0, files=1, source_bucket="empty-bucket")
+    out = tmp_path / "out"
+    assert main(["run-local", str(gen.manifest_path), "--out", str(out), "--workers", "1"]) == 0
+    report = tmp_path / "empty.html"
+    assert main(["report", str(out), "--source-bucket", "empty-bucket", "--out", str(report)]) == 0
+    capsys.readouterr()
+    with offline_page(report) as opened:
+        assert (opened.console_errors, opened.requests) == ([], [])
+        assert figure_value(opened.page, "headline-objects") == "0"
+        assert figure_value(opened.page, "headline-bytes") == "0"
+        assert figure_value(opened.page, "cost-total") == "0.00"
+
+
+def _flat_delivery(root: Path, bucket: str, keys: int) -> Path:
+    """A delivery of ``keys`` objects, each under a prefix of its own: ``p000001/object``, ..."""
+    folder = root / "inventory" / bucket / "cfg"
+    data_key = f"inventory/{bucket}/cfg/data/all.csv.gz"
+    (root / data_key).parent.mkdir(parents=True)
+    rows = "".join(
+        f'"{bucket}","p{n:06d}/object","{n + 1}","2026-11-20T00:00:00.000Z","STANDARD","{n:032x}"\n'
+        for n in range(keys)
+    )
+    (root / data_key).write_bytes(gzip.compress(rows.encode(), compresslevel=1))
+    data = (root / data_key).read_bytes()
+    manifest = {
+        "sourceBucket": bucket,
+        "destinationBucket": "arn:aws:s3:::dest",
+        "version": "2016-11-30",
+        "creationTimestamp": str(int(datetime(2026, 11, 24, 1, tzinfo=UTC).timestamp() * 1000)),
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate, StorageClass, ETag",
+        "files": [{"key": data_key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()}],
+    }
+    path = folder / "2026-11-24T01-00Z" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    raw = json.dumps(manifest).encode()
+    path.write_bytes(raw)
+    path.with_name("manifest.checksum").write_text(hashlib.md5(raw).hexdigest())
+    return path
+
+
+def test_a_bucket_of_100k_distinct_prefixes_gives_a_small_page_that_opens_fast(
+    tmp_path: Path, capsys
+) -> None:
+    manifest = _flat_delivery(tmp_path / "dest", "wide-bucket", 100_000)
+    out = tmp_path / "out"
+    assert main(["run-local", str(manifest), "--out", str(out), "--workers", "2"]) == 0
+    report = tmp_path / "wide.html"
+    assert main(["report", str(out), "--source-bucket", "wide-bucket", "--out", str(report)]) == 0
+    printed = capsys.readouterr().out
+    size = report.stat().st_size
+    assert size < 300 * 1024, size
+    with offline_page(report) as opened:
+        found = charts(opened.page)
+        assert opened.console_errors == []
+        assert found["prefixes-depth-1"]["labels"][-1] == "other (99,988 prefixes)"
+        total = sum(found["prefixes-depth-1"]["series"]["bytes"])
+        assert total == sum(n + 1 for n in range(100_000))
+        load_ms = opened.load_ms
+    assert load_ms < 3000, load_ms
+    print(
+        f"100k prefixes: {size / 1024:.0f} KiB, loaded in {load_ms:.0f} ms; {printed.strip().splitlines()[-1]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["report", "{tmp}/nowhere", "--source-bucket", "b"], "OUT {tmp}/nowhere does not exist"),
+        (
+            ["report", "{out}", "--source-bucket", "other-bucket"],
+            f"no run of source bucket 'other-bucket' in {{out}} (it holds runs of {BUCKET})",
+        ),
+        (
+            ["report", "{out}", "--source-bucket", BUCKET, "--region", "mars-north-1"],
+            "no S3 prices for Region 'mars-north-1' here",
+        ),
+        (
+            ["report", "{out}", "--source-bucket", BUCKET, "--prices", "{tmp}/bad.json"],
+            "--prices {tmp}/bad.json: per_gb_month must map names",
+        ),
+        (["report", "{out}", "--source-bucket", BUCKET, "--out", "{tmp}"], "--out {tmp} is a folder"),
+    ],
+)
+def test_wrong_input_is_one_line_and_exit_2(
+    days: TwoDays, tmp_path: Path, capsys, argv: list[str], says: str
+) -> None:
+    (tmp_path / "bad.json").write_text(json.dumps({"per_gb_month": {"STANDARD": -1}}))
+    fill = {"tmp": str(tmp_path), "out": str(days.out)}
+    assert main([a.format(**fill) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says.format(**fill) in err, err
+
+
+def test_a_prices_file_replaces_the_table(days: TwoDays, tmp_path: Path, capsys) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        json.dumps(
+            {
+                "region": "eu-test-1",
+                "source": "our contract",
+                "as_of": "2026-12",
+                "per_gb_month": {"STANDARD": 1.0},
+            }
+        )
+    )
+    report = tmp_path / "r.html"
+    assert (
+        main(
+            [
+                "report",
+                str(days.out),
+                "--source-bucket",
+                BUCKET,
+                "--out",
+                str(report),
+                "--prices",
+                str(prices),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    [(standard,)] = duckdb.sql(
+        f"select sum(size::hugeint) from read_parquet('{_parts(days.out, DAY2)}/*.parquet') "
+        "where storage_class = 'STANDARD' and not is_delete_marker"
+    ).fetchall()
+    with offline_page(report) as opened:
+        assert float(figure_value(opened.page, "cost-total")) == pytest.approx(standard / GIB, abs=0.01)
+        body = opened.page.inner_text("body")
+    assert "eu-test-1, our contract (as of 2026-12)" in body
+    assert "Classes without a price are left out of the total: " in body
