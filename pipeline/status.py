@@ -86,11 +86,11 @@ def run_statuses(
     for run_id in runs:
         source_bucket, _, run_date = run_id.partition("/")
         layout = RunLayout(source_bucket, run_date)
-        claim = _json(s3, bucket, layout.claim_key)
-        rejected = _json(s3, bucket, layout.failure_key)
-        report = _json(s3, bucket, layout.run_report_key)
-        marker = _json(s3, bucket, layout.complete_marker_key)
-        complete = marker is not None and not _claimed_since(claim, marker)
+        claim = read_json(s3, bucket, layout.claim_key)
+        rejected = read_json(s3, bucket, layout.failure_key)
+        report = read_json(s3, bucket, layout.run_report_key)
+        marker = read_json(s3, bucket, layout.complete_marker_key)
+        complete = marker is not None and not claimed_since(claim, marker)
         jobs: dict[str, dict[str, Any]] = {}
         if claim and claim.get("jobs"):
             found = {j["jobId"]: j for j in batch.describe_jobs(jobs=list(claim["jobs"].values()))["jobs"]}
@@ -117,7 +117,7 @@ def _kind(manifest: str | None) -> str | None:
     return LISTING if is_listing_manifest(manifest) else INVENTORY
 
 
-def _claimed_since(claim: dict[str, Any] | None, marker: Any) -> bool:
+def claimed_since(claim: dict[str, Any] | None, marker: Any) -> bool:
     """A forced rerun claimed the run after its marker was written: the marker is the earlier run's
     until the rerun's splitter deletes it."""
     completed_at = marker.get("completed_at") if isinstance(marker, dict) else None
@@ -128,21 +128,21 @@ def _recent_runs(s3: Any, bucket: str) -> list[str]:
     """``SOURCE/YYYY-MM-DD`` of every run with state, newest first."""
     runs = set()
     for root in (STATE_ROOT, REPORTS_ROOT):  # run state expires; run reports are kept
-        for source in _prefixes(s3, bucket, f"{root}/"):
-            for day in _prefixes(s3, bucket, source):
+        for source in common_prefixes(s3, bucket, f"{root}/"):
+            for day in common_prefixes(s3, bucket, source):
                 name = source.removeprefix(f"{root}/source_bucket=").rstrip("/")
                 runs.add(f"{name}/{day.rstrip('/').rsplit('run_date=', 1)[-1]}")
     return sorted(runs, key=lambda r: (r.rsplit("/", 1)[1], r), reverse=True)
 
 
-def _prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
+def common_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
         found += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
     return found
 
 
-def _json(s3: Any, bucket: str, key: str, *, again: bool = True) -> Any:
+def read_json(s3: Any, bucket: str, key: str, *, again: bool = True) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read() or b"null")
     except ClientError as err:
@@ -150,7 +150,7 @@ def _json(s3: Any, bucket: str, key: str, *, again: bool = True) -> Any:
             return None
         if again and err.response.get("Error", {}).get("Code") == "AccessDenied":
             # a 403 for a missing key, then a listing that finds it: a job wrote it in between
-            return _json(s3, bucket, key, again=False)
+            return read_json(s3, bucket, key, again=False)
         raise
 
 
@@ -206,7 +206,9 @@ def run(args: argparse.Namespace) -> int:
     if args.run:
         for s in statuses:
             if s.state == "complete":
-                report = _json(session.client("s3"), args.bucket, RunLayout(*s.run.split("/")).run_report_key)
+                report = read_json(
+                    session.client("s3"), args.bucket, RunLayout(*s.run.split("/")).run_report_key
+                )
                 s.rollups = (report or {}).get("rollups")
                 s.duplicates = (report or {}).get("duplicates")
     if args.json:

@@ -1,14 +1,21 @@
-"""``python -m pipeline report OUT --source-bucket B``: the storage report of a local output folder."""
+"""``python -m pipeline report OUT|s3://DEST|--stack NAME --source-bucket B``: the storage report
+of a local output folder, or of the stack's destination bucket on S3."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inventory_contract.layout import RunLayout
 from inventory_contract.prices import PRICE_TABLE, PricesError, load_prices, prices_for
 from pipeline.arguments import add_command, path
 from pipeline.errors import EXIT_OK, UsageError
+from pipeline.stack_outputs import read_outputs
+
+if TYPE_CHECKING:
+    from pipeline.report.figures import ReportFigures
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -18,17 +25,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         summary="a storage report to open in a browser (one HTML file)",
         description="""\\
 Write one self-contained HTML page about a source bucket's runs in OUT (the folder run-local, demo
-or snapshot wrote): objects and bytes of the latest complete run and their change since the
+or snapshot wrote), or in the stack's destination bucket (s3://DEST, or --stack NAME): objects and bytes of the latest complete run and their change since the
 previous one, storage by class over every run kept, the largest prefixes at each depth of the
 rollup (the rest summed), age bands by storage class, the changes between the last two runs and
 the duplicate candidates' reclaimable bytes, and an estimated monthly storage cost by class and
 by prefix. The page needs no network: open it in any browser, or print it.""",
         examples=[
             "report demo-output --source-bucket demo-source-bucket",
+            "report s3://DEST --source-bucket my-bucket --out report.html",
+            "report --stack dev --source-bucket my-bucket --out report.html",
             "report out --source-bucket my-bucket --out report.html --region us-west-2",
         ],
     )
-    parser.add_argument("out", metavar="OUT", type=path, help="the folder that holds the runs")
+    parser.add_argument(
+        "out",
+        metavar="OUT | s3://DEST",
+        nargs="?",
+        help="the folder that holds the runs, or the stack's destination bucket",
+    )
+    parser.add_argument("--stack", help="the destination bucket of this Pulumi stack (its outputs)")
+    parser.add_argument(
+        "--outputs", metavar="FILE", help="as --stack, from `pulumi stack output --json` (- for stdin)"
+    )
     parser.add_argument("--source-bucket", required=True, help="the inventoried bucket")
     parser.add_argument(
         "--out",
@@ -50,25 +68,65 @@ by prefix. The page needs no network: open it in any browser, or print it.""",
     parser.set_defaults(handler=run)
 
 
+def _figures(args: argparse.Namespace) -> tuple[Path | str, ReportFigures]:
+    """Where the runs are (a folder, or s3://DEST) and their figures."""
+    from pipeline.report.figures import (
+        local_figures,  # imported here: Polars and boto3 load for this command only
+    )
+
+    given = [
+        name
+        for name, value in (("OUT", args.out), ("--stack", args.stack), ("--outputs", args.outputs))
+        if value
+    ]
+    if len(given) != 1:
+        msg = f"give one of OUT, s3://DEST, --stack NAME or --outputs FILE (got {' and '.join(given) or 'none'})"
+        raise UsageError(msg)
+    if args.out and not args.out.startswith("s3://"):
+        return Path(args.out), local_figures(Path(args.out), args.source_bucket)
+    if args.out:
+        bucket = args.out.removeprefix("s3://").strip("/")
+        if not bucket or "/" in bucket:
+            msg = f"{args.out!r} is not a bucket: give s3://DEST, the stack's destination bucket"
+            raise UsageError(msg)
+    else:
+        bucket = str(read_outputs(args.outputs, stack=args.stack).get("destinationBucket") or "")
+        if not bucket:
+            msg = "the stack outputs have no destinationBucket: is it this project's stack?"
+            raise UsageError(msg)
+    import boto3
+
+    from pipeline.local.run_local import progress_printer
+    from pipeline.report.s3_figures import s3_figures
+
+    s3 = boto3.Session().client("s3")
+    return f"s3://{bucket}", s3_figures(s3, bucket, args.source_bucket, progress_printer())
+
+
 def run(args: argparse.Namespace) -> int:
-    from pipeline.report.figures import local_figures
     from pipeline.report.page import render
 
     try:
         prices = load_prices(args.prices) if args.prices else prices_for(args.region)
     except PricesError as err:
         raise UsageError(str(err)) from err
-    figures = local_figures(args.out, args.source_bucket)
+    if args.target is None and (args.stack or args.outputs or (args.out or "").startswith("s3://")):
+        msg = "give --out REPORT.html: where to write the report of the stack's bucket"
+        raise UsageError(msg)
+    where, figures = _figures(args)
     target = args.target
-    if target is None:
+    if target is None and isinstance(where, Path):
         if figures.latest is None:
-            msg = f"no complete run of {args.source_bucket} in {args.out}: give --out REPORT.html for a report that says so"
+            msg = f"no complete run of {args.source_bucket} in {where}: give --out REPORT.html for a report that says so"
             raise UsageError(msg)
-        target = args.out / RunLayout(args.source_bucket, figures.latest.run_date).storage_report_key
+        target = where / RunLayout(args.source_bucket, figures.latest.run_date).storage_report_key
+    if target is None:  # not reached: s3:// forms were given --out above
+        msg = "give --out REPORT.html"
+        raise UsageError(msg)
     if target.is_dir():
         msg = f"--out {target} is a folder; give the path of the .html file to write"
         raise UsageError(msg)
-    page = render(figures, prices, source=f"{args.out} (source bucket {args.source_bucket})")
+    page = render(figures, prices, source=f"{where} (source bucket {args.source_bucket})")
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.partial")
     staged.write_text(page, encoding="utf-8")

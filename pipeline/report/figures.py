@@ -101,7 +101,7 @@ def local_figures(out: Path, bucket: str) -> ReportFigures:
             continue
         layout = RunLayout(bucket, status.run_date)
         report = json.loads((out / layout.run_report_key).read_text())
-        tables = {r.name: _rows(out / layout.rollup_prefix(r.name)) for r in ROLLUPS}
+        tables = {r.name: rollup_rows(out / layout.rollup_prefix(r.name)) for r in ROLLUPS}
         runs.append(RunFigures(status.run_date, report, tables))
     changes = candidates = None
     if runs:
@@ -109,11 +109,11 @@ def local_figures(out: Path, bucket: str) -> ReportFigures:
         candidates = duplicate_candidates(last)
         if len(runs) > 1:
             before = out / RunLayout(bucket, runs[-2].run_date).processed_prefix
-            changes = _changes(before, last)
+            changes = changes_between(before, last)
     return ReportFigures(bucket, runs, left_out, changes, candidates)
 
 
-def _rows(folder: Path) -> list[dict[str, Any]]:
+def rollup_rows(folder: Path) -> list[dict[str, Any]]:
     files = sorted(folder.glob("*.parquet"))
     if not files:
         return []
@@ -122,7 +122,7 @@ def _rows(folder: Path) -> list[dict[str, Any]]:
     return frame.with_columns(pl.col(decimals).cast(pl.Int128)).to_dicts()
 
 
-def _changes(before: Path, after: Path) -> dict[str, KindTotals]:
+def changes_between(before: Path, after: Path) -> dict[str, KindTotals]:
     with tempfile.TemporaryDirectory(prefix="report-changes-") as tmp:
         target = Path(tmp) / "changes.parquet"
         try:

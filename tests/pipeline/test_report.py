@@ -356,3 +356,74 @@ def test_a_prices_file_replaces_the_table(days: TwoDays, tmp_path: Path, capsys)
         body = opened.page.inner_text("body")
     assert "eu-test-1, our contract (as of 2026-12)" in body
     assert "Classes without a price are left out of the total: " in body
+
+
+def _page_data(report: Path) -> dict:
+    """What a reader gets from a report: every chart's data, every figure and table value."""
+    with offline_page(report) as opened:
+        assert (opened.console_errors, opened.requests) == ([], [])
+        page = opened.page
+        figures = page.eval_on_selector_all("[data-value]", "els => els.map(e => [e.id, e.dataset.value])")
+        return {"charts": {k: (v["labels"], v["series"]) for k, v in charts(page).items()}, "values": figures}
+
+
+def test_the_report_of_the_stacks_bucket_on_s3_equals_the_local_one(
+    days: TwoDays, tmp_path: Path, s3, capsys
+) -> None:
+    s3.create_bucket(Bucket="report-destination")  # the stack's bucket, as the jobs left it
+    for path in sorted(
+        p
+        for root in ("processed", "rollups", "run-reports", "run-state")
+        for p in (days.out / root).rglob("*")
+        if p.is_file()
+    ):
+        s3.upload_file(str(path), "report-destination", path.relative_to(days.out).as_posix())
+    local, remote = tmp_path / "local.html", tmp_path / "remote.html"
+    assert main(["report", str(days.out), "--source-bucket", BUCKET, "--out", str(local)]) == 0
+    assert main(["report", "s3://report-destination", "--source-bucket", BUCKET, "--out", str(remote)]) == 0
+    said = capsys.readouterr()
+    assert f"downloading the Parquet parts of {DAY1}, {DAY2} (" in said.err
+    assert _page_data(remote) == _page_data(local)
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"destinationBucket": "report-destination"}))
+    from_stack = tmp_path / "stack.html"
+    assert (
+        main(["report", "--outputs", str(outputs), "--source-bucket", BUCKET, "--out", str(from_stack)]) == 0
+    )
+    assert _page_data(from_stack) == _page_data(local)
+
+    # a rerun of day 2 claimed after its marker: day 2 is left out, the report is day 1's, said so
+    layout = RunLayout(BUCKET, DAY2)
+    marker = json.loads(
+        s3.get_object(Bucket="report-destination", Key=layout.complete_marker_key)["Body"].read()
+    )
+    claim = {"state": "submitted", "claimed_at": "9999-01-01T00:00:00+00:00", "generation": 2}
+    assert marker["completed_at"] < claim["claimed_at"]
+    s3.put_object(Bucket="report-destination", Key=layout.claim_key, Body=json.dumps(claim).encode())
+    rerun = tmp_path / "rerun.html"
+    assert main(["report", "s3://report-destination", "--source-bucket", BUCKET, "--out", str(rerun)]) == 0
+    capsys.readouterr()
+    with offline_page(rerun) as opened:
+        text = opened.page.inner_text("body")
+    assert f"Run of {DAY1}" in text and f"{DAY2}: not complete" in text
+    assert "One complete run only" in text
+
+    for argv, says in (
+        (["report", "s3://report-destination", "--source-bucket", BUCKET], "give --out REPORT.html"),
+        (
+            ["report", "s3://report-destination", "--source-bucket", "nope", "--out", str(rerun)],
+            "no run of source bucket 'nope' in s3://report-destination",
+        ),
+        (
+            ["report", "--source-bucket", BUCKET, "--out", str(rerun)],
+            "give one of OUT, s3://DEST, --stack NAME or --outputs FILE (got none)",
+        ),
+        (
+            ["report", "s3://a/b", "--source-bucket", BUCKET, "--out", str(rerun)],
+            "'s3://a/b' is not a bucket",
+        ),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err
