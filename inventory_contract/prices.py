@@ -13,6 +13,7 @@ it (``AS_OF``); it could not be read again where the project is built (no networ
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,11 +90,12 @@ def load_prices(path: Path) -> Prices:
         raise PricesError(msg)
     tables = {"per_gb_month": doc["per_gb_month"], "tiering": doc.get("tiering", {})}
     for name, table in tables.items():
-        bad = {
-            k: v for k, v in table.items() if not isinstance(v, int | float) or isinstance(v, bool) or v < 0
-        }
-        if not isinstance(table, dict) or bad:
-            msg = f"--prices {path}: {name} must map names to USD per GB-month (numbers of at least 0), got {bad}"
+        if not isinstance(table, dict):
+            msg = f"--prices {path}: {name} must map names to USD per GB-month, got {table!r}"
+            raise PricesError(msg)
+        bad = {k: v for k, v in table.items() if not _price(v)}
+        if bad:
+            msg = f"--prices {path}: {name} must map names to USD per GB-month (finite numbers of at least 0), got {bad}"
             raise PricesError(msg)
     return Prices(
         str(doc.get("region", "custom")),
@@ -101,4 +103,11 @@ def load_prices(path: Path) -> Prices:
         {str(k): float(v) for k, v in tables["tiering"].items()},
         source=str(doc.get("source", str(path))),
         as_of=str(doc.get("as_of", "unknown")),
+    )
+
+
+def _price(value: object) -> bool:
+    """A price: a finite number of at least 0 (JSON's NaN and Infinity are not)."""
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
     )

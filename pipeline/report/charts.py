@@ -61,8 +61,10 @@ def bar_chart(
     size = (10, 0.32 * rows + 0.9) if horizontal else (10, 3.2)
     figure, axes = plt.subplots(figsize=size, layout="constrained")
     base = [0.0] * len(labels)
+    taken = {CLASS_COLOURS[n] for n in series if n in CLASS_COLOURS}  # a class's colour is its own
+    others = [c for c in PALETTE if c not in taken] or list(PALETTE)
     for s, (name, values) in enumerate(series.items()):
-        color = CLASS_COLOURS.get(name, PALETTE[s % len(PALETTE)])
+        color = CLASS_COLOURS.get(name) or others[s % len(others)]
         if horizontal:
             bars = axes.barh(range(len(labels)), values, left=base, color=color, label=name, height=0.7)
         else:

@@ -281,8 +281,8 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
     priced = {c: prices.monthly(c, b) for c, (_, b) in by_class.items()}
     known = {c: v for c, v in priced.items() if v is not None}
     total = sum(known.values())
-    stored = sum(b for c, (_, b) in by_class.items() if priced.get(c) is not None)
-    per_byte = total / stored if stored else 0.0
+    stored = sum(b for _, b in by_class.values())
+    per_byte = total / stored if stored else 0.0  # over every byte, so the prefixes add up to the total
     rows = [
         [c, human(by_class[c][1]), _usd(v) if v is not None else "no price"]
         for c, v in sorted(priced.items(), key=lambda i: -(i[1] or 0))
@@ -294,9 +294,14 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
     depth1 = run.prefixes(1)
     labels, sizes, _ = top_with_rest(depth1)
     notes = [
-        "Storage only, first price tier; Intelligent-Tiering is priced at its Frequent Access tier "
-        f"(${prices.tiering.get('FREQUENT', prices.per_gb_month.get('INTELLIGENT_TIERING', 0))}/GB-month), an upper bound: "
-        "the rollups do not split it by access tier yet.",
+        "Storage only, first price tier. Intelligent-Tiering is priced at one price for all its bytes "
+        + (
+            f"(${prices.per_gb_month['INTELLIGENT_TIERING']}/GB-month, its Frequent Access tier's in the "
+            "built-in table), an upper bound: "
+            if "INTELLIGENT_TIERING" in prices.per_gb_month
+            else "(none given: it is left out), "
+        )
+        + "the rollups do not split it by access tier yet.",
     ]
     if len(known) < len(priced):
         notes.append(
@@ -311,7 +316,7 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
             "cost-classes",
             "USD a month by storage class",
             [r[0] for r in rows if r[2] != "no price"],
-            {"USD": [round(known[r[0]], 2) for r in rows if r[2] != "no price"]},
+            {"USD": [known[r[0]] for r in rows if r[2] != "no price"]},
             unit=_usd_axis,
             horizontal=True,
         ),

@@ -88,6 +88,9 @@ def test_the_report_of_two_days_in_a_browser_matches_the_tables(
         )
         reclaimable = figure_value(page, "reclaimable")
         cost = figure_value(page, "cost-total")
+        by_prefix_cost = page.eval_on_selector_all(
+            "#cost-by-prefix tbody tr", "rows => rows.map(r => r.cells[2].textContent.replace(/[$,]/g, ''))"
+        )
         text = page.inner_text("body")
 
     latest, previous = _parts(days.out, DAY2), _parts(days.out, DAY1)
@@ -193,6 +196,8 @@ def test_the_report_of_two_days_in_a_browser_matches_the_tables(
     assert float(cost) == pytest.approx(expected_cost, abs=0.01)
     assert "https://aws.amazon.com/s3/pricing/" in text and f"(as of {prices.as_of})" in text
     _check_bars(found["cost-classes"], horizontal=True)
+    assert sum(found["cost-classes"]["series"]["USD"]) == pytest.approx(expected_cost)  # drawn unrounded
+    assert sum(float(v) for v in by_prefix_cost) == pytest.approx(float(cost), abs=0.01 * len(by_prefix_cost))
 
 
 def test_one_run_only_says_there_are_no_changes_yet(days: TwoDays, tmp_path: Path, capsys) -> None:
@@ -306,12 +311,22 @@ def test_a_bucket_of_100k_distinct_prefixes_gives_a_small_page_that_opens_fast(
             "--prices {tmp}/bad.json: per_gb_month must map names",
         ),
         (["report", "{out}", "--source-bucket", BUCKET, "--out", "{tmp}"], "--out {tmp} is a folder"),
+        (
+            ["report", "{out}", "--source-bucket", BUCKET, "--prices", "{tmp}/nan.json"],
+            "--prices {tmp}/nan.json: per_gb_month must map names to USD per GB-month (finite numbers",
+        ),
+        (
+            ["report", "{out}", "--source-bucket", BUCKET, "--prices", "{tmp}/null.json"],
+            "--prices {tmp}/null.json: tiering must map names to USD per GB-month, got None",
+        ),
     ],
 )
 def test_wrong_input_is_one_line_and_exit_2(
     days: TwoDays, tmp_path: Path, capsys, argv: list[str], says: str
 ) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"per_gb_month": {"STANDARD": -1}}))
+    (tmp_path / "nan.json").write_text('{"per_gb_month": {"STANDARD": NaN, "GLACIER": Infinity}}')
+    (tmp_path / "null.json").write_text('{"per_gb_month": {"STANDARD": 0.023}, "tiering": null}')
     fill = {"tmp": str(tmp_path), "out": str(days.out)}
     assert main([a.format(**fill) for a in argv]) == 2
     err = capsys.readouterr().err

@@ -180,7 +180,7 @@ def test_a_report_written_between_a_refused_read_and_the_listing_is_read_again()
     # writes the key just after that answer, before the listing that tells "missing" from "denied"
     from botocore.exceptions import ClientError
 
-    from pipeline.status import _json
+    from pipeline.status import read_json
 
     class S3:
         reads = 0
@@ -195,14 +195,14 @@ def test_a_report_written_between_a_refused_read_and_the_listing_is_read_again()
             return {"Contents": [{"Key": Prefix}]}
 
     s3 = S3()
-    assert _json(s3, "b", "run-reports/x/run-report.json") == {"rows_out": 400}
+    assert read_json(s3, "b", "run-reports/x/run-report.json") == {"rows_out": 400}
     assert s3.reads == 2
 
 
 def test_a_key_that_exists_but_stays_refused_is_a_permission_error():
     from botocore.exceptions import ClientError
 
-    from pipeline.status import _json
+    from pipeline.status import read_json
 
     class S3:
         def get_object(self, Bucket: str, Key: str) -> dict:
@@ -212,7 +212,7 @@ def test_a_key_that_exists_but_stays_refused_is_a_permission_error():
             return {"Contents": [{"Key": Prefix}]}
 
     with pytest.raises(ClientError, match="AccessDenied"):
-        _json(S3(), "b", "run-reports/x/run-report.json")
+        read_json(S3(), "b", "run-reports/x/run-report.json")
 
 
 def test_status_says_which_run_converts_a_listing(aws, tmp_path, capsys):
