@@ -46,9 +46,9 @@ bench: $(STAMP) ## Benchmark the jobs against gzip -dc, DuckDB and pyarrow; writ
 
 lock: ## Re-resolve requirements/*.lock from pyproject.toml (needs the package registry)
 	rm -rf build/lock && $(PYTHON) -m venv build/lock/dev && $(PYTHON) -m venv build/lock/jobs
-	build/lock/dev/bin/pip install --quiet ".[deploy,dev,report]"
+	build/lock/dev/bin/pip install --quiet ".[deploy,dev]"
 	build/lock/dev/bin/pip freeze --exclude-editable | grep -v "^s3-inventory-pipeline" > requirements/dev.lock && echo "setuptools==$$(build/lock/dev/bin/pip show setuptools | sed -n "s/^Version: //p")" >> requirements/dev.lock
-	build/lock/jobs/bin/pip install --quiet .
+	build/lock/jobs/bin/pip install --quiet -c requirements/dev.lock .
 	build/lock/jobs/bin/pip freeze | grep -v '^s3-inventory-pipeline' > requirements/jobs.lock
 	@# The Lambda zip's SDK: boto3 and what it needs on python3.13/arm64, at dev.lock's versions
 	build/lock/dev/bin/pip install --quiet --target build/lock/lambda --platform manylinux2014_aarch64 \

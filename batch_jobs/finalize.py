@@ -8,7 +8,8 @@ Reconciles the plan with the manifest and with each part's stats and object:
   whole or its last piece, and a cut file's pieces hold all its rows, as that child counted them;
 - rows counted by newlines as they were read = rows in the part, for every chunk; rows in = rows out.
 On success it writes the run report and the ``_COMPLETE`` marker under ``run-reports/`` (outside
-the table's location); on a mismatch it writes the run report with the problems, naming the data
+the table's location), then the storage report of the runs up to this one
+(``batch_jobs/storage_report.py``); on a mismatch it writes the run report with the problems, naming the data
 file and the chunk, and fails with the numbers.
 """
 
@@ -25,7 +26,8 @@ from typing import Any
 
 from batch_jobs import duplicates, rollups
 from batch_jobs.run import Run, load_plan
-from batch_jobs.storage import MissingObjectError, Storage, read_json, write_json
+from batch_jobs.storage import LocalStorage, MissingObjectError, Storage, read_json, write_json
+from batch_jobs.storage_report import write_storage_report
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.listing import INVENTORY, inventory_kind
 from inventory_contract.plan import ChunkPlan, Share, check_plan
@@ -156,6 +158,8 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
             "objects listed more than once", identities=repeats.identities, extra_rows=repeats.extra_rows
         )
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
+    if not isinstance(store, LocalStorage):  # run-local writes it once the run is published beside the others
+        write_storage_report(store, run.layout, where=f"s3://{run.bucket}", log=log)
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from batch_jobs.storage import MissingObjectError, Storage, read_json
+from batch_jobs.storage import MissingObjectError, Storage, maybe_json, read_json
 from inventory_contract.delivery import Delivery, parse_delivery_key
 from inventory_contract.layout import RunLayout, parse_s3_uri
 from inventory_contract.manifest import Manifest, parse_manifest
@@ -60,3 +60,16 @@ def load_plan(store: Storage, run: Run) -> dict[str, Any]:
         msg = f"the plan for this run was written for {plan.get('manifest')}, not {run.manifest_uri}"
         raise JobInputError(msg)
     return plan
+
+
+def claimed_since(claim: dict[str, Any] | None, marker: Any) -> bool:
+    """A forced rerun claimed the run after its marker was written: the marker is the earlier run's
+    until the rerun's splitter deletes it."""
+    completed_at = marker.get("completed_at") if isinstance(marker, dict) else None
+    return bool(claim and completed_at and str(claim.get("claimed_at", "")) > str(completed_at))
+
+
+def is_complete(store: Storage, layout: RunLayout) -> bool:
+    """The run has its ``_COMPLETE`` marker, and no rerun claimed it since."""
+    marker = maybe_json(store, layout.complete_marker_key)
+    return isinstance(marker, dict) and not claimed_since(maybe_json(store, layout.claim_key), marker)

@@ -284,5 +284,13 @@ def read_json(store: Storage, key: str) -> Any:
     return json.loads(store.read(key))
 
 
+def maybe_json(store: Storage, key: str) -> Any:
+    """The JSON document at ``key``; None when it is missing or not JSON (a write cut short)."""
+    try:
+        return read_json(store, key)
+    except (MissingObjectError, ValueError):
+        return None
+
+
 def write_json(store: Storage, key: str, document: Any) -> None:
     store.write(key, json.dumps(document, indent=2, sort_keys=True, default=str).encode(), "application/json")

@@ -36,11 +36,13 @@ RETRY_RULES: tuple[dict[str, str], ...] = (
 )
 
 
-FINALIZE_SIZE = ("1", 2048)
+FINALIZE_SIZE = ("1", 8192)
 """vCPU and memory MiB of the finalize job: it reads the part stats, lists one prefix, merges the
 children's partial rollups in bounded memory (about 0.5 GiB at most: batch_jobs/rollups.py), and
 sorts the children's identity hashes in buckets of 25 million (about 0.4 GiB: batch_jobs/duplicates.py),
-about 0.1 CPU-second per million objects (bench/results-model.md): one vCPU halves it at a billion."""
+about 0.1 CPU-second per million objects (bench/results-model.md): one vCPU halves it at a billion.
+The storage report after it compares the last two runs in memory up to 25 million rows, about
+6.5 GiB (batch_jobs/storage_report.py): the most one vCPU may have, for minutes a day."""
 
 
 SNAPSHOT_SIZE = ("4", 8192)

@@ -4,7 +4,7 @@
 sqlglot and run it over real output of the pipeline, asserting its results.
 
 The day-over-day queries take two parameters, the previous run date then the current one, and
-follow the rules of the local ``changes`` command (pipeline/changes.py): only current objects
+follow the rules of the local ``changes`` command (batch_jobs/changes.py): only current objects
 count (delete markers and noncurrent versions are left out), objects are matched on key and
 version id (a null version id equal to a null one), and a size or ETag change is ``modified``
 even when the storage class moved too. An object listed more than once in one run counts once,

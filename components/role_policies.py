@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, ROLLUPS_ROOT, STATE_ROOT
+from inventory_contract.layout import (
+    PROCESSED_ROOT,
+    REPORTS_ROOT,
+    ROLLUPS_ROOT,
+    STATE_ROOT,
+    STORAGE_REPORTS_ROOT,
+)
 from inventory_contract.listing import LISTING_CONFIG_ID
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
@@ -133,6 +139,20 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
         ),
         allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
         allow("RollupTables", ["s3:PutObject"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
+        # finalize's storage report reads every kept run's marker, run report and rollup tables, a
+        # rerun's claim, and the last two runs' parts (batch_jobs/report_figures.py), and writes a page.
+        allow(
+            "ReadRunsForTheStorageReport",
+            ["s3:GetObject"],
+            objects(
+                bucket_arn,
+                f"{REPORTS_ROOT}/*",
+                f"{ROLLUPS_ROOT}/*",
+                f"{PROCESSED_ROOT}/*",
+                f"{RUN_STATE}/claim.json",
+            ),
+        ),
+        allow("StorageReports", ["s3:PutObject"], objects(bucket_arn, f"{STORAGE_REPORTS_ROOT}/*")),
         # Every key a job may write in parts (a stored file above the multipart threshold): a failed
         # upload is aborted, and a retry must be able to abort its own.
         allow(

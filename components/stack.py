@@ -13,6 +13,7 @@ from components.image import JobImage, JobImageArgs
 from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.storage import InventoryStorage, InventoryStorageArgs
 from components.trigger import InventoryTrigger, InventoryTriggerArgs
+from inventory_contract.layout import latest_storage_report_key
 
 
 def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulumi.Output[list[str]]]:
@@ -118,6 +119,10 @@ def build_stack(settings: StackSettings) -> dict[str, pulumi.Output[str] | pulum
         "triggerFunctionName": trigger.function_name,
         "failedEventsQueueArn": trigger.failed_events_queue_arn,
         "backfillCommand": backfill,
+        # each source bucket's newest storage report, replaced by finalize as each newer run completes
+        "storageReports": pulumi.Output.all(storage.destination_bucket, storage.source_buckets).apply(
+            lambda found: [f"s3://{found[0]}/{latest_storage_report_key(b)}" for b in found[1]]
+        ),
         "glueDatabase": catalog.database,
         "glueTable": catalog.table,
         "glueRollupTables": catalog.rollup_tables,

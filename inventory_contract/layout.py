@@ -5,7 +5,8 @@
     run-state/source_bucket=B/run_date=D/           claim, plan, part stats (expire)
     run-reports/source_bucket=B/run_date=D/         run report and _COMPLETE marker (kept)
     rollups/NAME/source_bucket=B/run_date=D/        the run's rollup tables (inventory_contract/rollups.py)
-    reports/source_bucket=B/run_date=D/report.html  the storage report of the runs up to D (pipeline/report/)
+    reports/source_bucket=B/run_date=D/report.html  the storage report of the runs up to D (finalize writes it)
+    reports/source_bucket=B/latest.html             the same page of the newest complete run
 
 ``run-state/`` and ``run-reports/`` sit outside ``processed/`` so that Athena, which reads every
 object under a table's location, never reads them. ``inventory-chunks/`` held the uncompressed
@@ -99,6 +100,12 @@ class RunLayout:
         return f"{STORAGE_REPORTS_ROOT}/{self.partition}/report.html"
 
     @property
+    def latest_storage_report_key(self) -> str:
+        """The storage report of the bucket's newest complete run, replaced as each newer run
+        completes: one key to bookmark (the stack outputs it)."""
+        return latest_storage_report_key(self.source_bucket)
+
+    @property
     def reports_prefix(self) -> str:
         return f"{REPORTS_ROOT}/{self.partition}/"
 
@@ -109,6 +116,10 @@ class RunLayout:
     @property
     def complete_marker_key(self) -> str:
         return f"{self.reports_prefix}_COMPLETE"
+
+
+def latest_storage_report_key(source_bucket: str) -> str:
+    return f"{STORAGE_REPORTS_ROOT}/source_bucket={source_bucket}/latest.html"
 
 
 def _number(index: int) -> str:

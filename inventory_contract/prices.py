@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,11 @@ class Prices:
         """USD a month for ``size`` bytes in ``storage_class``; None for a class without a price."""
         price = self.per_gb_month.get(storage_class or "")
         return None if price is None else size / GIB * price
+
+
+def default_region() -> str:
+    """The Region the environment names (as the AWS SDKs read it), else us-east-1."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def prices_for(region: str) -> Prices:

@@ -1,7 +1,7 @@
 """``python -m pipeline changes RUNS --source-bucket B --from D1 --to D2 --out DIR``.
 
 Compares two complete runs of one source bucket in RUNS, the output folder of run-local or demo (the rules are in
-``pipeline/changes.py``), prints objects and bytes per kind of change, and writes the changed
+``batch_jobs/changes.py``), prints objects and bytes per kind of change, and writes the changed
 objects to ``DIR/changes.parquet`` with ``DIR/summary.json``. Every argument is checked before
 anything is written. DIR is assembled in a staging folder beside it and renamed into place, so a
 failure leaves DIR as it was; a DIR that is not empty is replaced only with ``--force``.
@@ -19,9 +19,7 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
-from pipeline.arguments import add_command, path
-from pipeline.changes import (
+from batch_jobs.changes import (
     Duplicates,
     KindTotals,
     PartsNotComparableError,
@@ -29,6 +27,8 @@ from pipeline.changes import (
     totals,
     write_changes,
 )
+from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
+from pipeline.arguments import add_command, path
 from pipeline.errors import EXIT_OK, UsageError
 from pipeline.local.publish import why_incomplete
 

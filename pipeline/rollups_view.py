@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from batch_jobs.units import human
 from inventory_contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
 
 
@@ -60,15 +61,6 @@ def render_rollups(rollups: dict[str, Any]) -> str:
 def _printable(text: str) -> str:
     """A key or prefix on one line: control characters (S3 keys may hold newlines) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def human(size: int | None) -> str:
-    value = float(size or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PiB"  # pragma: no cover
 
 
 def render_repeats(duplicates: dict[str, Any]) -> str | None:

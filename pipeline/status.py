@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from batch_jobs.run import claimed_since
 from inventory_contract.delivery import BUCKET_NAME
 from inventory_contract.layout import REPORTS_ROOT, STATE_ROOT, RunLayout
 from inventory_contract.listing import INVENTORY, LISTING, is_listing_manifest
@@ -115,13 +116,6 @@ def _kind(manifest: str | None) -> str | None:
     if not manifest:
         return None
     return LISTING if is_listing_manifest(manifest) else INVENTORY
-
-
-def claimed_since(claim: dict[str, Any] | None, marker: Any) -> bool:
-    """A forced rerun claimed the run after its marker was written: the marker is the earlier run's
-    until the rerun's splitter deletes it."""
-    completed_at = marker.get("completed_at") if isinstance(marker, dict) else None
-    return bool(claim and completed_at and str(claim.get("claimed_at", "")) > str(completed_at))
 
 
 def _recent_runs(s3: Any, bucket: str) -> list[str]:

@@ -3,7 +3,7 @@
 ``next_day`` reads a delivery written by ``pipeline.synthetic.generate_delivery`` and writes the
 next day's delivery of the same bucket: the same rows byte for byte, except the ones it changes on
 purpose. ``ChangeTruth`` records those changes as the ``changes`` command must report them, under
-the rules stated in ``pipeline/changes.py``: only current versions that are not delete markers are
+the rules stated in ``batch_jobs/changes.py``: only current versions that are not delete markers are
 compared, an object is identified by (key, version id), and a change of size or ETag is
 ``modified`` even when the storage class moved too.
 

@@ -13,11 +13,13 @@ import io
 import itertools
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
+import polars as pl
 import pytest
 
 from components.role_policies import execution_policy, job_policy, trigger_policy
@@ -57,6 +59,10 @@ USED_ONLY_ON_FAILURE: dict[tuple[str, str], str] = {}
 ABSENCE_SHOWN_ELSEWHERE = {
     ("job", "AbortMultipartUploads"): "an upload that fails is aborted, or its parts are left behind: "
     "test_without_the_abort_grant_a_failed_upload_leaves_its_parts_behind",
+    ("job", "ReadRunsForTheStorageReport"): "the run completes without its storage report, and says why: "
+    "test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_refusal",
+    ("job", "StorageReports"): "the run completes without its storage report, and says why: "
+    "test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_refusal",
 }
 # The scenario that needs each statement (the default: a delivery whose checksum has not landed yet).
 SCENARIO = {
@@ -224,6 +230,44 @@ def test_a_delivery_converts_end_to_end_under_the_deployed_iam(account: Account)
     report = json.loads(_object(account, layout.run_report_key))
     assert (report["status"], report["rows_in"], report["rows_out"]) == ("complete", 2000, 2000)
     assert json.loads(_object(account, layout.complete_marker_key))["rows"] == 2000
+    # finalize's last step: the storage report, as a page the S3 console opens, at the run's key
+    # and at the newest report's key (the stack's output)
+    admin = account.client(account.admin, "s3")
+    table = pl.read_parquet(_object(account, layout.rollup_key("storage_class")))
+    current = table.filter(pl.col("version_kind") == "current")["objects"].sum()
+    for key in (layout.storage_report_key, layout.latest_storage_report_key):
+        page = admin.get_object(Bucket=account.bucket, Key=key)
+        assert page["ContentType"] == "text/html; charset=utf-8"
+        text = page["Body"].read().decode()
+        assert re.search(r'id="headline-objects" data-value="(\d+)"', text)[1] == str(current)
+        assert 0 < current <= 2000 and "One complete run only" in text
+
+
+@pytest.mark.parametrize("sid", ["ReadRunsForTheStorageReport", "StorageReports"])
+def test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_refusal(
+    account: Account, sid: str
+) -> None:
+    # GIVEN the job role without one of the storage report's statements
+    documents = account.documents()
+    removed = next(s for s in documents["job"]["Statement"] if s["Sid"] == sid)
+    documents["job"]["Statement"].remove(removed)
+    # WHEN the delivery lands
+    run_pipeline(account, documents)
+    # THEN the run is complete, no page was written, and finalize's log names what was refused
+    layout = RunLayout(source_bucket="demo-source-bucket", run_date="2026-11-24")
+    assert json.loads(_object(account, layout.complete_marker_key))["rows"] == 2000
+    admin = account.client(account.admin, "s3")
+    assert "Contents" not in admin.list_objects_v2(Bucket=account.bucket, Prefix="reports/")
+    [finalize_log] = (account.root / "logs").glob("*finalize*.log")
+    lines = [json.loads(line) for line in finalize_log.read_text().splitlines() if line.startswith("{")]
+    [failed] = [line for line in lines if line["message"].startswith("storage report not written")]
+    named = [
+        d for d in account.denials if f'perform: {d.action} on resource: "{d.resource}"' in failed["error"]
+    ]
+    assert named and named[0].action in removed["Action"], (account.denials, failed["error"])
+    assert failed["write_it_with"] == (
+        f"python -m pipeline report s3://{account.bucket} --source-bucket demo-source-bucket --out report.html"
+    )
 
 
 def test_a_rejected_manifest_is_recorded_under_the_deployed_iam(account: Account) -> None:
@@ -394,18 +438,18 @@ def _unused(account: Account) -> set[str]:
 
 
 def test_an_unneeded_grant_is_found(account: Account) -> None:
-    # the check itself: the job role granted s3:GetObject on processed/ (which it never reads)
+    # the check itself: the job role granted s3:PutObject on inventory/ (which it never writes)
     documents = account.documents()
     documents["job"]["Statement"].append(
         {
             "Sid": "Extra",
             "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": [f"arn:aws:s3:::{account.bucket}/processed/*"],
+            "Action": ["s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{account.bucket}/inventory/*"],
         }
     )
     run_pipeline(account, documents)
-    extra = f"job/Extra: s3:GetObject on arn:aws:s3:::{account.bucket}/processed/*"
+    extra = f"job/Extra: s3:PutObject on arn:aws:s3:::{account.bucket}/inventory/*"
     assert extra in unused_grants({"job": documents["job"]}, account.allowed)
     used = f"job/ParquetParts: s3:PutObject on arn:aws:s3:::{account.bucket}/processed/*"
     assert used not in unused_grants({"job": documents["job"]}, account.allowed)

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batch_jobs.storage import LOCAL_INPUTS_ENV, LOCAL_OUT_ENV
+from batch_jobs.storage import LOCAL_INPUTS_ENV, LOCAL_OUT_ENV, LocalStorage
 from inventory_contract.delivery import CHECKSUM_NAME, Delivery, check_creation_time, parse_delivery_key
 from inventory_contract.errors import ContractError
+from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import RunLayout
 from inventory_contract.manifest import Manifest, parse_manifest
 from lambdas.runs import RunResult
@@ -200,8 +201,26 @@ def run_local(
             msg = f"the run did not reconcile: {'; '.join(report['problems'])}"
             raise PipelineError(msg)
         publish(staged, out, layout)
-    progress(f"published {layout.processed_prefix} and its run report into {out}")
+        progress(f"published {layout.processed_prefix} and its run report into {out}")
+        _storage_report(out, layout, progress)
     return LocalRun(layout, out, result)
+
+
+def _storage_report(out: Path, layout: RunLayout, progress: Callable[[str], None]) -> None:
+    """The storage report of the runs in ``out`` up to this one, as finalize writes it on AWS (here
+    after publishing: the run was staged apart from the others); its log beside the jobs' logs."""
+    from batch_jobs.storage_report import write_storage_report
+
+    store = LocalStorage(f"{layout.source_bucket}-destination", out)
+    with (logs_of(out, layout) / "report.log").open("a", encoding="utf-8") as stream:
+        log = JsonLogger(stream, job="report", source_bucket=layout.source_bucket, run_date=layout.run_date)
+        key = write_storage_report(store, layout, where=str(out), log=log)
+    with contextlib.suppress(OSError):
+        (out / ".scratch").rmdir()  # the local storage's scratch, if the report left it empty
+    if key:
+        progress(f"storage report: {out / key}")
+    else:
+        progress(f"storage report not written: see {logs_of(out, layout) / 'report.log'}")
 
 
 LOGS = "logs"

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_jobs.units import human
 from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, STATE_ROOT, RunLayout
 from pipeline.local.locks import converting, started
 from pipeline.local.publish import why_incomplete
 from pipeline.local.run_local import LOGS, logs_of
-from pipeline.rollups_view import bytes_by_class, human
+from pipeline.rollups_view import bytes_by_class
 
 
 @dataclass

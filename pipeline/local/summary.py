@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from batch_jobs.convert import byte_total
+from batch_jobs.units import human
 from inventory_contract.listing import LISTING
-from pipeline.rollups_view import bytes_by_class, human, render_repeats, render_rollups
+from pipeline.rollups_view import bytes_by_class, render_repeats, render_rollups
 
 if TYPE_CHECKING:
     from pipeline.local.run_local import LocalRun

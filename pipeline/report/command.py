@@ -4,18 +4,24 @@ of a local output folder, or of the stack's destination bucket on S3."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inventory_contract.layout import RunLayout
-from inventory_contract.prices import PRICE_TABLE, PricesError, load_prices, prices_for
+from inventory_contract.prices import (
+    PRICE_TABLE,
+    Prices,
+    PricesError,
+    default_region,
+    load_prices,
+    prices_for,
+)
 from pipeline.arguments import add_command, path
 from pipeline.errors import EXIT_OK, UsageError
 from pipeline.stack_outputs import read_outputs
 
 if TYPE_CHECKING:
-    from pipeline.report.figures import ReportFigures
+    from batch_jobs.report_figures import ReportFigures
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -58,9 +64,8 @@ by prefix. The page needs no network: open it in any browser, or print it.""",
     prices = parser.add_mutually_exclusive_group()
     prices.add_argument(
         "--region",
-        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         help=f"the bucket's Region, for its prices ({', '.join(sorted(PRICE_TABLE))}; default: $AWS_REGION, "
-        "else us-east-1)",
+        "else us-east-1; a default Region without prices leaves the costs out)",
     )
     prices.add_argument(
         "--prices", type=path, metavar="FILE", help="a JSON file of prices instead (see README)"
@@ -96,20 +101,35 @@ def _figures(args: argparse.Namespace) -> tuple[Path | str, ReportFigures]:
             raise UsageError(msg)
     import boto3
 
+    from batch_jobs.report_figures import NoRunsError, store_figures
+    from batch_jobs.storage import S3Storage
     from pipeline.local.run_local import progress_printer
-    from pipeline.report.s3_figures import s3_figures
 
-    s3 = boto3.Session().client("s3")
-    return f"s3://{bucket}", s3_figures(s3, bucket, args.source_bucket, progress_printer())
+    store = S3Storage(bucket, boto3.Session().client("s3"))
+    try:
+        return f"s3://{bucket}", store_figures(store, args.source_bucket, progress=progress_printer())
+    except NoRunsError as err:
+        raise UsageError(str(err)) from err
+
+
+def _prices(args: argparse.Namespace) -> Prices | str:
+    """The price table asked for; a Region given by default that has none leaves the costs out."""
+    try:
+        if args.prices:
+            return load_prices(args.prices)
+        if args.region:
+            return prices_for(args.region)
+        return prices_for(default_region())
+    except PricesError as err:
+        if args.prices or args.region:
+            raise UsageError(str(err)) from err
+        return f"{err}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.report.page import render
+    from batch_jobs.report_page import render
 
-    try:
-        prices = load_prices(args.prices) if args.prices else prices_for(args.region)
-    except PricesError as err:
-        raise UsageError(str(err)) from err
+    prices = _prices(args)
     if args.target is None and (args.stack or args.outputs or (args.out or "").startswith("s3://")):
         msg = "give --out REPORT.html: where to write the report of the stack's bucket"
         raise UsageError(msg)

@@ -1,85 +1,18 @@
-"""What the storage report shows, read from an output folder: every complete run's rollup tables
-and run report, the changes between the last two (``pipeline/changes.py``, as the ``changes``
-command computes them) and the duplicate candidates of the last (the saved query's rule).
-
-Nothing here recomputes a rollup: the figures are the rollup tables' rows, summed or picked.
-"""
+"""The storage report's figures from a local output folder: the runs ``status`` finds complete there
+(their parts checked, not only their marker), read as ``batch_jobs/report_figures.py`` reads them
+from a bucket."""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import polars as pl
-
+from batch_jobs.changes import PartsNotComparableError, duplicate_candidates
+from batch_jobs.report_figures import ReportFigures, RunFigures, changes_between, rollup_rows
 from inventory_contract.layout import RunLayout
-from inventory_contract.rollups import DELETE_MARKER, ROLLUPS
-from pipeline.changes import (
-    DuplicateCandidates,
-    KindTotals,
-    PartsNotComparableError,
-    duplicate_candidates,
-    totals,
-    write_changes,
-)
+from inventory_contract.rollups import ROLLUPS
 from pipeline.errors import UsageError
 from pipeline.local.status import local_runs
-
-
-@dataclass(frozen=True)
-class RunFigures:
-    """One complete run: its run report and its rollup tables' rows (bytes as Python ints)."""
-
-    run_date: str
-    report: dict[str, Any]
-    rollups: dict[str, list[dict[str, Any]]]
-
-    def stored_by_class(self) -> dict[str, tuple[int, int]]:
-        """(objects, bytes) of stored versions (current and noncurrent) per storage class."""
-        found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for row in self.rollups["storage_class"]:
-            if row["version_kind"] != DELETE_MARKER:
-                cell = found[row["storage_class"] or "(none)"]
-                cell[0] += row["objects"]
-                cell[1] += row["bytes"] or 0
-        return {name: (o, b) for name, (o, b) in found.items()}
-
-    def by_version_kind(self) -> dict[str, tuple[int, int]]:
-        found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for row in self.rollups["storage_class"]:
-            cell = found[row["version_kind"]]
-            cell[0] += row["objects"]
-            cell[1] += row["bytes"] or 0
-        return {kind: (o, b) for kind, (o, b) in found.items()}
-
-    def prefixes(self, depth: int) -> dict[str, int]:
-        """Bytes per prefix at ``depth``."""
-        return {r["prefix"]: r["bytes"] or 0 for r in self.rollups["prefix"] if r["depth"] == depth}
-
-    @property
-    def depths(self) -> list[int]:
-        return sorted({r["depth"] for r in self.rollups["prefix"]})
-
-
-@dataclass(frozen=True)
-class ReportFigures:
-    bucket: str
-    runs: list[RunFigures]  # complete runs, oldest first
-    not_complete: list[str] = field(default_factory=list)  # "DATE: why", runs left out
-    changes: dict[str, KindTotals] | None = None  # between the last two runs
-    candidates: DuplicateCandidates | None = None  # of the last run
-
-    @property
-    def latest(self) -> RunFigures | None:
-        return self.runs[-1] if self.runs else None
-
-    @property
-    def previous(self) -> RunFigures | None:
-        return self.runs[-2] if len(self.runs) > 1 else None
 
 
 def local_figures(out: Path, bucket: str) -> ReportFigures:
@@ -109,24 +42,8 @@ def local_figures(out: Path, bucket: str) -> ReportFigures:
         candidates = duplicate_candidates(last)
         if len(runs) > 1:
             before = out / RunLayout(bucket, runs[-2].run_date).processed_prefix
-            changes = changes_between(before, last)
+            try:
+                changes = changes_between(before, last)
+            except PartsNotComparableError as err:
+                raise UsageError(str(err)) from err
     return ReportFigures(bucket, runs, left_out, changes, candidates)
-
-
-def rollup_rows(folder: Path) -> list[dict[str, Any]]:
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
-        return []
-    frame = pl.read_parquet(files)
-    decimals = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Decimal)]
-    return frame.with_columns(pl.col(decimals).cast(pl.Int128)).to_dicts()
-
-
-def changes_between(before: Path, after: Path) -> dict[str, KindTotals]:
-    with tempfile.TemporaryDirectory(prefix="report-changes-") as tmp:
-        target = Path(tmp) / "changes.parquet"
-        try:
-            write_changes(before, after, target)
-        except PartsNotComparableError as err:
-            raise UsageError(str(err)) from err
-        return totals(target)

@@ -18,10 +18,10 @@ import polars as pl
 import pytest
 import sqlglot
 
+from batch_jobs.changes import KINDS
 from components.queries import NAMED_QUERIES
 from inventory_contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT
 from inventory_contract.rollups import AGE, CURRENT
-from pipeline.changes import KINDS
 from pipeline.cli import main
 from tests.components.conftest import settings
 from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days

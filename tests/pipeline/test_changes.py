@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipeline.changes import KINDS, OUTPUT_COLUMNS
+from batch_jobs.changes import KINDS, OUTPUT_COLUMNS
 from pipeline.cli import main
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_OK
 from pipeline.synthetic_changes import Change, ChangeTruth

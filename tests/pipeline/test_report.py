@@ -397,7 +397,7 @@ def test_the_report_of_the_stacks_bucket_on_s3_equals_the_local_one(
     assert main(["report", str(days.out), "--source-bucket", BUCKET, "--out", str(local)]) == 0
     assert main(["report", "s3://report-destination", "--source-bucket", BUCKET, "--out", str(remote)]) == 0
     said = capsys.readouterr()
-    assert f"downloading the Parquet parts of {DAY1}, {DAY2} (" in said.err
+    assert f"fetching the Parquet parts of {DAY1}, {DAY2} (" in said.err
     assert _page_data(remote) == _page_data(local)
 
     outputs = tmp_path / "outputs.json"
@@ -421,7 +421,7 @@ def test_the_report_of_the_stacks_bucket_on_s3_equals_the_local_one(
     capsys.readouterr()
     with offline_page(rerun) as opened:
         text = opened.page.inner_text("body")
-    assert f"Run of {DAY1}" in text and f"{DAY2}: not complete" in text
+    assert f"Run of {DAY1}" in text and f"{DAY2}: a rerun claimed it after it completed" in text
     assert "One complete run only" in text
 
     for argv, says in (
@@ -442,3 +442,123 @@ def test_the_report_of_the_stacks_bucket_on_s3_equals_the_local_one(
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err
+
+
+def test_each_run_local_run_writes_its_report_and_the_newest_is_latest(days: TwoDays, tmp_path: Path) -> None:
+    # the page run-local wrote after day 2 (as finalize does on AWS) is the page `report` writes
+    asked = tmp_path / "asked.html"
+    assert main(["report", str(days.out), "--source-bucket", BUCKET, "--out", str(asked)]) == 0
+    written = days.out / RunLayout(BUCKET, DAY2).storage_report_key
+    latest = days.out / RunLayout(BUCKET, DAY2).latest_storage_report_key
+    assert latest.read_bytes() == written.read_bytes()
+    assert _page_data(written) == _page_data(asked)
+    # day 1's page shows the runs up to day 1 only
+    first = _page_data(days.out / RunLayout(BUCKET, DAY1).storage_report_key)
+    assert first["charts"]["classes-bytes"][0] == [DAY1]
+    assert "changes-objects" not in first["charts"]
+
+
+def test_a_rerun_of_an_older_day_keeps_the_newest_report_as_latest(days: TwoDays, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(days.out, out, symlinks=True)
+    latest = out / RunLayout(BUCKET, DAY2).latest_storage_report_key
+    before = latest.read_bytes()
+    manifest = days.day1.manifest_path
+    assert main(["run-local", str(manifest), "--out", str(out), "--workers", "1", "--force"]) == 0
+    assert latest.read_bytes() == before  # day 2 is still the newest complete run
+    rewritten = _page_data(out / RunLayout(BUCKET, DAY1).storage_report_key)
+    assert rewritten["charts"]["classes-bytes"][0] == [DAY1]
+
+
+def test_a_report_that_cannot_be_written_leaves_the_run_complete_and_says_why(tmp_path: Path, capsys) -> None:
+    delivery = generate_delivery(tmp_path / "bucket", objects=200, files=1, source_bucket=BUCKET)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "reports").write_text("a file where the reports folder goes\n")
+    assert main(["run-local", str(delivery.manifest_path), "--out", str(out), "--workers", "1"]) == 0
+    layout = RunLayout(BUCKET, delivery.delivery.run_date)
+    assert json.loads((out / layout.complete_marker_key).read_text())["rows"] == delivery.truth.rows
+    log = out / "logs" / layout.partition / "report.log"
+    assert f"storage report not written: see {log}" in capsys.readouterr().err
+    [failed] = [json.loads(line) for line in log.read_text().splitlines() if '"ERROR"' in line]
+    assert failed["message"] == "storage report not written; the run is complete"
+    assert (
+        failed["write_it_with"]
+        == f"python -m pipeline report {out} --source-bucket {BUCKET} --out report.html"
+    )
+    assert not (out / ".scratch").exists()
+
+
+def test_changes_past_the_tasks_limit_are_left_out_and_said_so(days: TwoDays, tmp_path: Path) -> None:
+    from batch_jobs.report_figures import store_figures
+    from batch_jobs.report_page import render
+    from batch_jobs.storage import LocalStorage
+
+    rows = sum(
+        json.loads((days.out / RunLayout(BUCKET, d).complete_marker_key).read_text())["rows"]
+        for d in (DAY1, DAY2)
+    )
+    store = LocalStorage("dest", days.out)
+    figures = store_figures(store, BUCKET, changes_max_rows=rows - 1)
+    assert (figures.changes, figures.candidates) == (None, None)
+    assert f"the last two runs hold {rows:,} rows, more than the {rows - 1:,}" in (
+        figures.changes_left_out or ""
+    )
+    page = tmp_path / "limited.html"
+    page.write_text(render(figures, prices_for("us-east-1"), source="test"))
+    with offline_page(page) as opened:
+        said = opened.page.inner_text("#changes-left-out")
+    assert said.startswith("Changes and duplicate candidates not computed: the last two runs hold")
+    assert store_figures(store, BUCKET, changes_max_rows=rows).changes is not None  # at the limit: computed
+
+
+def test_a_default_region_without_prices_leaves_the_costs_out(
+    days: TwoDays, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    report = tmp_path / "report.html"
+    assert main(["report", str(days.out), "--source-bucket", BUCKET, "--out", str(report)]) == 0
+    capsys.readouterr()
+    with offline_page(report) as opened:
+        said = opened.page.inner_text("#no-costs")
+        assert opened.page.query_selector("#cost-total") is None
+    assert "no S3 prices for Region 'eu-west-3'" in said
+    # the same Region asked for by name is refused: the user meant prices
+    assert (
+        main(
+            [
+                "report",
+                str(days.out),
+                "--source-bucket",
+                BUCKET,
+                "--out",
+                str(report),
+                "--region",
+                "eu-west-3",
+            ]
+        )
+        == 2
+    )
+    assert "no S3 prices for Region 'eu-west-3'" in capsys.readouterr().err
+
+
+def test_a_run_whose_rollup_tables_are_gone_is_left_out_of_the_s3_report(
+    days: TwoDays, tmp_path: Path, s3, capsys
+) -> None:
+    s3.create_bucket(Bucket="report-gone")
+    for path in sorted(
+        p
+        for root in ("processed", "rollups", "run-reports", "run-state")
+        for p in (days.out / root).rglob("*")
+        if p.is_file()
+    ):
+        s3.upload_file(str(path), "report-gone", path.relative_to(days.out).as_posix())
+    gone = RunLayout(BUCKET, DAY1).rollup_key("age")
+    s3.delete_object(Bucket="report-gone", Key=gone)
+    report = tmp_path / "report.html"
+    assert main(["report", "s3://report-gone", "--source-bucket", BUCKET, "--out", str(report)]) == 0
+    capsys.readouterr()
+    with offline_page(report) as opened:
+        text = opened.page.inner_text("body")
+    assert f"{DAY1}: its rollup tables cannot be read (s3://report-gone/{gone} does not exist)" in text
+    assert f"Run of {DAY2}" in text and "One complete run only" in text  # day 1 is left out

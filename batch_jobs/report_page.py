@@ -11,11 +11,11 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
+from batch_jobs.report_charts import bar_chart
+from batch_jobs.report_figures import ReportFigures, RunFigures
+from batch_jobs.units import human
 from inventory_contract.prices import Prices
 from inventory_contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
-from pipeline.report.charts import bar_chart
-from pipeline.report.figures import ReportFigures, RunFigures
-from pipeline.rollups_view import human
 
 TOP_PREFIXES = 12
 """Prefixes drawn per depth; the others are one bar, "other (N prefixes)", never left out."""
@@ -36,7 +36,8 @@ figcaption{font-size:13px;font-weight:600;margin-bottom:2px}.up{color:#b23b3b}.d
 """
 
 
-def render(figures: ReportFigures, prices: Prices, *, source: str) -> str:
+def render(figures: ReportFigures, prices: Prices | str, *, source: str) -> str:
+    """The page; ``prices`` is the price table, or why there is none (the costs are left out)."""
     latest = figures.latest
     title = f"Storage report: {figures.bucket}"
     body = [f"<h1>{html.escape(title)}</h1>"]
@@ -56,15 +57,20 @@ def render(figures: ReportFigures, prices: Prices, *, source: str) -> str:
     body += _prefixes(latest, figures.previous)
     body += _ages(latest)
     body += _changes(figures)
-    body += _costs(latest, prices)
+    body += _costs(latest, prices) if isinstance(prices, Prices) else _no_costs(prices)
     return _page(title, body, source, prices)
 
 
-def _page(title: str, body: list[str], source: str, prices: Prices) -> str:
+def _page(title: str, body: list[str], source: str, prices: Prices | str) -> str:
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    priced = (
+        f"Prices: {html.escape(prices.region)}, {html.escape(prices.source)} (as of {html.escape(prices.as_of)})."
+        if isinstance(prices, Prices)
+        else "No prices."
+    )
     footer = (
         f'<p class="muted" id="provenance">Made {made} by s3-inventory-pipeline from {html.escape(source)}. '
-        f"Prices: {html.escape(prices.region)}, {html.escape(prices.source)} (as of {html.escape(prices.as_of)}).</p>"
+        f"{priced}</p>"
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -235,6 +241,12 @@ def _ages(run: RunFigures) -> list[str]:
 
 def _changes(figures: ReportFigures) -> list[str]:
     out = ["<h2>Changes since the previous run</h2>"]
+    if figures.changes_left_out:
+        out.append(
+            f'<p class="note" id="changes-left-out">Changes and duplicate candidates not computed: '
+            f"{html.escape(figures.changes_left_out)}.</p>"
+        )
+        return out
     if figures.changes is None:
         out.append(
             '<p class="note" id="no-changes">One complete run only: no changes to show until the next run.</p>'
@@ -329,6 +341,13 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
             table_id="cost-by-prefix",
         ),
         *(f'<p class="muted">{html.escape(n)}</p>' for n in notes),
+    ]
+
+
+def _no_costs(why: str) -> list[str]:
+    return [
+        "<h2>Estimated monthly storage cost</h2>",
+        f'<p class="note" id="no-costs">Not estimated: {html.escape(why)}.</p>',
     ]
 
 

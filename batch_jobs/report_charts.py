@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib
@@ -85,7 +86,11 @@ def bar_chart(
     axes.grid(axis="x" if horizontal else "y", color="#dddddd", linewidth=0.6)
     axes.set_axisbelow(True)
     svg = io.StringIO()
-    figure.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    with warnings.catch_warnings():
+        # text stays text in the SVG: the browser draws a key's CJK or emoji with a font that has
+        # them; matplotlib's own font only measures it
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        figure.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(figure)
     drawing = svg.getvalue()
     drawing = drawing[drawing.index("<svg") :]  # the XML prolog and doctype have no place inline

@@ -1,0 +1,219 @@
+"""What the storage report shows: every complete run's rollup tables and run report, the changes
+between the last two (``batch_jobs/changes.py``, as the ``changes`` command computes them) and the
+duplicate candidates of the last (the saved query's rule).
+
+Nothing here recomputes a rollup: the figures are the rollup tables' rows, summed or picked.
+
+``store_figures`` reads them from a destination (the bucket on S3, or run-local's folder, through
+``Storage``): a run counts when its ``_COMPLETE`` marker is there and no rerun claimed it since (as
+``status`` decides). The rollup tables its marker lists are read (kilobytes a table); the Parquet
+parts of the last two runs are fetched into scratch for the changes and duplicate candidates, about
+50 MB a million objects, unless they hold more rows than ``changes_max_rows`` (finalize's memory
+bounds it on AWS): then the page says they were left out, and how to get them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from batch_jobs.changes import (
+    DuplicateCandidates,
+    KindTotals,
+    duplicate_candidates,
+    totals,
+    write_changes,
+)
+from batch_jobs.run import claimed_since
+from batch_jobs.storage import MissingObjectError, Storage, maybe_json
+from batch_jobs.units import human
+from inventory_contract.layout import REPORTS_ROOT, RunLayout
+from inventory_contract.rollups import DELETE_MARKER, ROLLUPS
+
+
+class NoRunsError(LookupError):
+    """The destination holds no run of the source bucket."""
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """One complete run: its run report and its rollup tables' rows (bytes as Python ints)."""
+
+    run_date: str
+    report: dict[str, Any]
+    rollups: dict[str, list[dict[str, Any]]]
+
+    def stored_by_class(self) -> dict[str, tuple[int, int]]:
+        """(objects, bytes) of stored versions (current and noncurrent) per storage class."""
+        found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in self.rollups["storage_class"]:
+            if row["version_kind"] != DELETE_MARKER:
+                cell = found[row["storage_class"] or "(none)"]
+                cell[0] += row["objects"]
+                cell[1] += row["bytes"] or 0
+        return {name: (o, b) for name, (o, b) in found.items()}
+
+    def by_version_kind(self) -> dict[str, tuple[int, int]]:
+        found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for row in self.rollups["storage_class"]:
+            cell = found[row["version_kind"]]
+            cell[0] += row["objects"]
+            cell[1] += row["bytes"] or 0
+        return {kind: (o, b) for kind, (o, b) in found.items()}
+
+    def prefixes(self, depth: int) -> dict[str, int]:
+        """Bytes per prefix at ``depth``."""
+        return {r["prefix"]: r["bytes"] or 0 for r in self.rollups["prefix"] if r["depth"] == depth}
+
+    @property
+    def depths(self) -> list[int]:
+        return sorted({r["depth"] for r in self.rollups["prefix"]})
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    bucket: str
+    runs: list[RunFigures]  # complete runs, oldest first
+    not_complete: list[str] = field(default_factory=list)  # "DATE: why", runs left out
+    changes: dict[str, KindTotals] | None = None  # between the last two runs
+    candidates: DuplicateCandidates | None = None  # of the last run
+    changes_left_out: str | None = None  # why the changes and candidates were not computed
+
+    @property
+    def latest(self) -> RunFigures | None:
+        return self.runs[-1] if self.runs else None
+
+    @property
+    def previous(self) -> RunFigures | None:
+        return self.runs[-2] if len(self.runs) > 1 else None
+
+
+def rollup_rows(folder: Path) -> list[dict[str, Any]]:
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        return []
+    frame = pl.read_parquet(files)
+    decimals = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Decimal)]
+    return frame.with_columns(pl.col(decimals).cast(pl.Int128)).to_dicts()
+
+
+def changes_between(before: Path, after: Path) -> dict[str, KindTotals]:
+    """Raises ``PartsNotComparableError`` when the two runs' parts do not have the compared columns."""
+    with tempfile.TemporaryDirectory(prefix="report-changes-") as tmp:
+        target = Path(tmp) / "changes.parquet"
+        write_changes(before, after, target)
+        return totals(target)
+
+
+def store_figures(
+    store: Storage,
+    source_bucket: str,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+    changes_max_rows: int | None = None,
+    up_to: str | None = None,
+) -> ReportFigures:
+    """The figures of ``source_bucket``'s complete runs in ``store`` (up to the run date ``up_to``)."""
+    days = [day for day in run_days(store, source_bucket) if up_to is None or day <= up_to]
+    if not days:
+        root = f"{REPORTS_ROOT}/source_bucket={source_bucket}/"
+        msg = f"no run of source bucket {source_bucket!r} in {store.uri(root)}"
+        raise NoRunsError(msg)
+    complete: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    left_out = []
+    for day in days:
+        layout = RunLayout(source_bucket, day)
+        marker, report = (
+            maybe_json(store, layout.complete_marker_key),
+            maybe_json(store, layout.run_report_key),
+        )
+        if not isinstance(marker, dict) or not isinstance(report, dict):
+            left_out.append(f"{day}: not complete (no _COMPLETE marker or run report)")
+        elif claimed_since(maybe_json(store, layout.claim_key), marker):
+            left_out.append(f"{day}: a rerun claimed it after it completed")
+        else:
+            complete.append((day, marker, report))
+    with tempfile.TemporaryDirectory(prefix="report-", dir=store.scratch()) as tmp:
+        folder = Path(tmp)
+        runs, markers = [], {}
+        for day, marker, report in complete:
+            layout = RunLayout(source_bucket, day)
+            try:
+                _fetch(store, list(marker.get("rollups", {})), folder)
+                tables = {r.name: rollup_rows(folder / layout.rollup_prefix(r.name)) for r in ROLLUPS}
+            except (MissingObjectError, pl.exceptions.PolarsError, OSError) as err:
+                left_out.append(f"{day}: its rollup tables cannot be read ({err})")
+                continue
+            runs.append(RunFigures(day, report, tables))
+            markers[day] = marker
+        figures = ReportFigures(source_bucket, runs, left_out)
+        if runs:
+            figures = _with_changes(store, figures, markers, folder, progress, changes_max_rows)
+    return figures
+
+
+def _with_changes(
+    store: Storage,
+    figures: ReportFigures,
+    markers: dict[str, dict[str, Any]],
+    folder: Path,
+    progress: Callable[[str], None],
+    changes_max_rows: int | None,
+) -> ReportFigures:
+    """``figures`` with the changes between its last two runs and the last's duplicate candidates."""
+    last_two = [run.run_date for run in figures.runs[-2:]]
+    rows = sum(int(markers[day].get("rows") or 0) for day in last_two)
+    if changes_max_rows is not None and rows > changes_max_rows:
+        why = (
+            f"the last {'two runs hold' if len(last_two) == 2 else 'run holds'} {rows:,} rows, more than "
+            f"the {changes_max_rows:,} this report's task compares in its memory; `python -m pipeline changes` "
+            "computes them from a machine with the disk"
+        )
+        return replace(figures, changes_left_out=why)
+    parts = {day: list(markers[day].get("parts", {})) for day in last_two}
+    size = sum(sum(markers[day].get("parts", {}).values()) for day in last_two)
+    progress(
+        f"fetching the Parquet parts of {', '.join(parts)} ({human(size)}) for the changes and duplicate candidates"
+    )
+    try:
+        for keys in parts.values():
+            _fetch(store, keys, folder)
+        runs = [folder / RunLayout(figures.bucket, day).processed_prefix for day in last_two]
+        candidates = duplicate_candidates(runs[-1])
+        changes = changes_between(runs[0], runs[1]) if len(runs) == 2 else None
+    except (MissingObjectError, pl.exceptions.PolarsError, OSError, ValueError) as err:
+        return replace(
+            figures, changes_left_out=f"the parts of {' and '.join(last_two)} cannot be read ({err})"
+        )
+    return replace(figures, changes=changes, candidates=candidates)
+
+
+def run_days(store: Storage, source_bucket: str) -> list[str]:
+    """The run dates that have anything under ``run-reports/`` (complete or not), oldest first."""
+    root = f"{REPORTS_ROOT}/source_bucket={source_bucket}/"
+    return sorted(
+        {
+            key.removeprefix(root).split("/", 1)[0].removeprefix("run_date=")
+            for key, _ in store.list(root)
+            if key.removeprefix(root).startswith("run_date=")
+        }
+    )
+
+
+def _fetch(store: Storage, keys: list[str], root: Path) -> None:
+    """Each key into ``root`` at its key (16 at a time)."""
+
+    def fetch(key: str) -> None:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store.fetch(key, path)
+
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="report-fetch") as pool:
+        list(pool.map(fetch, keys))
