@@ -582,6 +582,12 @@ def test_stack_outputs(stack):
     assert outputs["backfillCommand"].endswith(
         f"python -m pipeline trigger s3://{outputs['destinationBucket']}/inventory/SOURCE-BUCKET/s3-inventory-pipeline-test/YYYY-MM-DDTHH-MMZ/manifest.json"
     )
+    # the newest storage report of each source bucket, at the key finalize replaces (layout.py)
+    assert outputs["sourceBuckets"]
+    assert outputs["storageReports"] == [
+        f"s3://{outputs['destinationBucket']}/reports/source_bucket={b}/latest.html"
+        for b in outputs["sourceBuckets"]
+    ]
 
 
 def test_every_component_child_has_its_component_as_parent(stack):
