@@ -35,6 +35,7 @@ from batch_jobs.run import claimed_since
 from batch_jobs.storage import MissingObjectError, Storage, maybe_json
 from batch_jobs.units import human
 from inventory_contract.layout import REPORTS_ROOT, RunLayout
+from inventory_contract.prices import INTELLIGENT_TIERING
 from inventory_contract.rollups import DELETE_MARKER, ROLLUPS
 
 
@@ -59,6 +60,15 @@ class RunFigures:
                 cell[0] += row["objects"]
                 cell[1] += row["bytes"] or 0
         return {name: (o, b) for name, (o, b) in found.items()}
+
+    def tiering(self) -> dict[str | None, int]:
+        """Bytes of stored Intelligent-Tiering versions by access tier (None: not in the inventory,
+        or a table written before the rollup had the tier)."""
+        found: dict[str | None, int] = defaultdict(int)
+        for row in self.rollups["storage_class"]:
+            if row["version_kind"] != DELETE_MARKER and row["storage_class"] == INTELLIGENT_TIERING:
+                found[row.get("intelligent_tiering_access_tier")] += row["bytes"] or 0
+        return dict(found)
 
     def by_version_kind(self) -> dict[str, tuple[int, int]]:
         found: dict[str, list[int]] = defaultdict(lambda: [0, 0])

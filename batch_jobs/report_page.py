@@ -14,7 +14,7 @@ from typing import Any
 from batch_jobs.report_charts import bar_chart
 from batch_jobs.report_figures import ReportFigures, RunFigures
 from batch_jobs.units import human
-from inventory_contract.prices import Prices
+from inventory_contract.prices import GIB, INTELLIGENT_TIERING, Prices
 from inventory_contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
 
 TOP_PREFIXES = 12
@@ -290,7 +290,14 @@ def _changes(figures: ReportFigures) -> list[str]:
 
 def _costs(run: RunFigures, prices: Prices) -> list[str]:
     by_class = run.stored_by_class()
+    tiers = run.tiering()
     priced = {c: prices.monthly(c, b) for c, (_, b) in by_class.items()}
+    tier_costs = {
+        t: (b / GIB * p if (p := prices.tier_price(t)) is not None else None) for t, b in tiers.items()
+    }
+    if INTELLIGENT_TIERING in priced and tiers:  # by access tier, where the inventory has them
+        costs = list(tier_costs.values())
+        priced[INTELLIGENT_TIERING] = None if None in costs else sum(c for c in costs if c is not None)
     known = {c: v for c, v in priced.items() if v is not None}
     total = sum(known.values())
     stored = sum(b for _, b in by_class.values())
@@ -306,21 +313,44 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
     depth1 = run.prefixes(1)
     labels, sizes, _ = top_with_rest(depth1)
     notes = [
-        "Storage only, first price tier. Intelligent-Tiering is priced at one price for all its bytes "
-        + (
-            f"(${prices.per_gb_month['INTELLIGENT_TIERING']}/GB-month, its Frequent Access tier's in the "
-            "built-in table), an upper bound: "
-            if "INTELLIGENT_TIERING" in prices.per_gb_month
-            else "(none given: it is left out), "
-        )
-        + "the rollups do not split it by access tier yet.",
+        "Storage only, first price tier; Intelligent-Tiering's monitoring and automation charge (per "
+        "object over 128 KB) and requests are not included."
     ]
+    untiered = tiers.get(None, 0)
+    if untiered:
+        notes.append(
+            f"{human(untiered)} of Intelligent-Tiering have no access tier in the inventory (the "
+            "IntelligentTieringAccessTier field is not delivered, or the run predates the split): "
+            "priced at the Frequent Access tier's price, an upper bound."
+        )
     if len(known) < len(priced):
         notes.append(
             "Classes without a price are left out of the total: "
             + ", ".join(c for c, v in priced.items() if v is None)
             + "."
         )
+    tier_rows = sorted(tiers.items(), key=lambda i: -i[1])
+    tiering = (
+        [
+            "<h3>Intelligent-Tiering by access tier</h3>",
+            _table(
+                ["access tier", "bytes", "USD per GB-month", "USD a month"],
+                [
+                    [
+                        t or "(not in the inventory)",
+                        human(b),
+                        f"{prices.tier_price(t)}" if prices.tier_price(t) is not None else "no price",
+                        _usd(tier_costs[t] or 0) if tier_costs[t] is not None else "no price",
+                    ]
+                    for t, b in tier_rows
+                ],
+                values=[[b, prices.tier_price(t) or "", tier_costs[t] or ""] for t, b in tier_rows],
+                table_id="cost-by-tier",
+            ),
+        ]
+        if tiers
+        else []
+    )
     return [
         "<h2>Estimated monthly storage cost</h2>",
         f'<p>About <b id="cost-total" data-value="{total:.2f}">{_usd(total)}</b> a month in {html.escape(prices.region)}.</p>',
@@ -333,6 +363,7 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
             horizontal=True,
         ),
         _table(["storage class", "bytes", "USD a month"], rows, values=values, table_id="cost-by-class"),
+        *tiering,
         "<h3>By top-level prefix</h3>",
         "<p class=\"muted\">A prefix's bytes at the bucket's average price a byte (the prefix rollup does not split by class).</p>",
         _table(

@@ -49,7 +49,7 @@ def partials(part: Path, run_date: str, prefix_depth: int) -> dict[str, pl.DataF
     stored = rows.filter(~_DELETE_MARKER)
     measured = (pl.len().alias("objects"), byte_total(pl.col("size")).alias("bytes"))
     queries = {
-        STORAGE_CLASS.name: rows.group_by("storage_class", "version_kind").agg(*measured),
+        STORAGE_CLASS.name: rows.group_by(*(c.name for c in STORAGE_CLASS.keys)).agg(*measured),
         PREFIX.name: _prefix_rollup(stored, prefix_depth, measured),
         AGE.name: stored.group_by(_age_band(run_date), "storage_class", "version_kind").agg(*measured),
         ENCRYPTION.name: stored.group_by("encryption_status").agg(*measured),

@@ -22,6 +22,7 @@ SOURCE = "https://aws.amazon.com/s3/pricing/"
 AS_OF = "2025-06"
 """When the project recorded the prices below from ``SOURCE``."""
 GIB = 1024**3
+INTELLIGENT_TIERING = "INTELLIGENT_TIERING"
 
 _US = {
     "STANDARD": 0.023,
@@ -65,6 +66,12 @@ class Prices:
         """USD a month for ``size`` bytes in ``storage_class``; None for a class without a price."""
         price = self.per_gb_month.get(storage_class or "")
         return None if price is None else size / GIB * price
+
+    def tier_price(self, tier: str | None) -> float | None:
+        """USD per GB-month of an Intelligent-Tiering access tier; a version without a tier (the
+        inventory does not deliver the field) at the class's price, its Frequent Access tier's."""
+        price = self.tiering.get(tier) if tier else None
+        return price if price is not None else self.per_gb_month.get(INTELLIGENT_TIERING)
 
 
 def default_region() -> str:

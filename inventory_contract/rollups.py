@@ -75,8 +75,10 @@ OBJECTS = Measure("objects", ColumnType.INT64, Merge.SUM)
 BYTES = Measure("bytes", ColumnType.BYTE_TOTAL, Merge.SUM)
 STORAGE_CLASS = Rollup(
     name="storage_class",
-    description="objects and bytes by storage class, for current and noncurrent versions and delete markers",
-    keys=(_key("storage_class"), _key("version_kind")),
+    description="objects and bytes by storage class, for current and noncurrent versions and delete "
+    "markers, Intelligent-Tiering by its access tier",
+    # the access tier last: a table written before it had one reads it as null (Athena, Glue)
+    keys=(_key("storage_class"), _key("version_kind"), _key("intelligent_tiering_access_tier")),
     measures=(OBJECTS, BYTES),
     stored_versions_only=False,
 )

@@ -27,8 +27,12 @@ def render_rollups(rollups: dict[str, Any]) -> str:
     present = {row["version_kind"] for row in rollups["storage_class"]}
     kinds = [k for k in (CURRENT, NONCURRENT, DELETE_MARKER) if k in present]
     per_class: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-    for row in rollups["storage_class"]:
-        per_class[row["storage_class"] or "-"][row["version_kind"]] = (row["objects"], row["bytes"] or 0)
+    for row in rollups["storage_class"]:  # summed: a class has a row per access tier too
+        objects, size = per_class[row["storage_class"] or "-"].get(row["version_kind"], (0, 0))
+        per_class[row["storage_class"] or "-"][row["version_kind"]] = (
+            objects + row["objects"],
+            size + (row["bytes"] or 0),
+        )
     lines.append(f"  {'class':<22} " + " ".join(f"{k:>28}" for k in kinds))
     for name, by_kind in sorted(per_class.items(), key=lambda item: -sum(b for _, b in item[1].values())):
         cells = [by_kind.get(k, (0, 0)) for k in kinds]

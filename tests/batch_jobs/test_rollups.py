@@ -58,6 +58,28 @@ def sorted_by_keys(frame: pl.DataFrame, rollup: Any) -> pl.DataFrame:
     return frame.sort([c.name for c in rollup.keys], nulls_last=True)
 
 
+def test_intelligent_tiering_is_rolled_up_by_access_tier(tmp_path: Path) -> None:
+    it = "INTELLIGENT_TIERING"
+    rows = [
+        row("a", 1, storage_class=it, intelligent_tiering_access_tier="FREQUENT"),
+        row("b", 2, storage_class=it, intelligent_tiering_access_tier="FREQUENT"),
+        row("c", 40, storage_class=it, intelligent_tiering_access_tier="ARCHIVE_INSTANT_ACCESS"),
+        row("d", 300, storage_class=it, intelligent_tiering_access_tier=None),  # the field not delivered
+        row("e", 5000),
+    ]
+    found = rollups.partials(write_part(tmp_path / "p.parquet", rows), RUN_DATE, prefix_depth=1)
+    classes = {
+        (r["storage_class"], r["intelligent_tiering_access_tier"]): (r["objects"], r["bytes"])
+        for r in found[STORAGE_CLASS.name].iter_rows(named=True)
+    }
+    assert classes == {
+        (it, "FREQUENT"): (2, 3),
+        (it, "ARCHIVE_INSTANT_ACCESS"): (1, 40),
+        (it, None): (1, 300),
+        ("STANDARD", None): (1, 5000),
+    }
+
+
 def test_partials_give_the_known_answers(tmp_path: Path) -> None:
     found = rollups.partials(write_part(tmp_path / "p.parquet", ROWS), RUN_DATE, prefix_depth=3)
 
@@ -199,7 +221,13 @@ def test_a_delivery_without_versions_classes_or_sizes_still_rolls_up(tmp_path: P
     assert rollups.reconcile(merged, rows=3, size_sum=0) == []
     summary = rollups.summary(merged)
     assert summary["storage_class"] == [
-        {"storage_class": None, "version_kind": "current", "objects": 3, "bytes": 0}
+        {
+            "storage_class": None,
+            "version_kind": "current",
+            "intelligent_tiering_access_tier": None,
+            "objects": 3,
+            "bytes": 0,
+        }
     ]
     assert [(p["prefix"], p["objects"]) for p in summary["largest_prefixes"]] == [("a/", 2), ("", 1)]
     assert summary["prefix_depth"] == 3

@@ -88,6 +88,10 @@ def test_the_report_of_two_days_in_a_browser_matches_the_tables(
         )
         reclaimable = figure_value(page, "reclaimable")
         cost = figure_value(page, "cost-total")
+        by_tier = page.eval_on_selector_all(
+            "#cost-by-tier tbody tr",
+            "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].dataset.value])",
+        )
         by_prefix_cost = page.eval_on_selector_all(
             "#cost-by-prefix tbody tr", "rows => rows.map(r => r.cells[2].textContent.replace(/[$,]/g, ''))"
         )
@@ -188,12 +192,21 @@ def test_the_report_of_two_days_in_a_browser_matches_the_tables(
     _check_bars(found["changes-objects"], horizontal=True)
     assert int(reclaimable) == reclaimable_bytes(latest) > 0
 
-    # the monthly cost: bytes per class at the Region's prices
+    # the monthly cost: bytes per class at the Region's prices, Intelligent-Tiering per access tier
     prices = prices_for("us-east-1")
+    tiered = duckdb.sql(
+        f"select storage_class, intelligent_tiering_access_tier, sum(size::hugeint) "
+        f"from read_parquet('{latest}/*.parquet') where not is_delete_marker group by 1, 2"
+    ).fetchall()
+    assert {t for c, t, _ in tiered if c == "INTELLIGENT_TIERING"} >= {"FREQUENT", "ARCHIVE_INSTANT_ACCESS"}
     expected_cost = sum(
-        b / GIB * prices.per_gb_month[cls] for (day, cls), (_, b) in by_class.items() if day == DAY2
+        int(b) / GIB * (prices.tiering[tier] if cls == "INTELLIGENT_TIERING" else prices.per_gb_month[cls])
+        for cls, tier, b in tiered
     )
     assert float(cost) == pytest.approx(expected_cost, abs=0.01)
+    assert sorted((r[0], int(r[1])) for r in by_tier) == sorted(
+        (tier, int(b)) for cls, tier, b in tiered if cls == "INTELLIGENT_TIERING"
+    )
     assert "https://aws.amazon.com/s3/pricing/" in text and f"(as of {prices.as_of})" in text
     _check_bars(found["cost-classes"], horizontal=True)
     assert sum(found["cost-classes"]["series"]["USD"]) == pytest.approx(expected_cost)  # drawn unrounded

@@ -40,3 +40,17 @@ def test_bytes_by_class_are_largest_first():
 
 def test_a_run_without_rollups_says_so():
     assert render_rollups({}) == "rollups:          none (the run did not reconcile)"
+
+
+def test_a_class_split_by_access_tier_is_one_line_of_its_sums():
+    tiers = {
+        **ROLLUPS,
+        "storage_class": [
+            {"storage_class": "INTELLIGENT_TIERING", "version_kind": "current", "intelligent_tiering_access_tier": tier,
+             "objects": objects, "bytes": size}
+            for tier, objects, size in (("FREQUENT", 2, 2048), ("ARCHIVE", 3, 1024**3), (None, 1, 0))
+        ],
+    }  # fmt: skip
+    [line] = [line for line in render_rollups(tiers).splitlines() if "INTELLIGENT_TIERING" in line]
+    assert line.split() == ["INTELLIGENT_TIERING", "6", "/", "1.0", "GiB"]
+    assert bytes_by_class(tiers) == {"INTELLIGENT_TIERING": 1024**3 + 2048}
