@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_jobs.changes import (
     DuplicateCandidates,
@@ -37,6 +38,10 @@ from batch_jobs.units import human
 from inventory_contract.layout import REPORTS_ROOT, RunLayout
 from inventory_contract.prices import INTELLIGENT_TIERING
 from inventory_contract.rollups import DELETE_MARKER, ROLLUPS
+
+UNREADABLE = (MissingObjectError, ClientError, BotoCoreError, pl.exceptions.PolarsError, OSError, ValueError)
+"""What reading a run's files may raise: gone, refused, cut short, or not Parquet. The run (or its
+changes) is left out of the page, saying why, rather than the page not written."""
 
 
 class NoRunsError(LookupError):
@@ -158,7 +163,7 @@ def store_figures(
             try:
                 _fetch(store, list(marker.get("rollups", {})), folder)
                 tables = {r.name: rollup_rows(folder / layout.rollup_prefix(r.name)) for r in ROLLUPS}
-            except (MissingObjectError, pl.exceptions.PolarsError, OSError) as err:
+            except UNREADABLE as err:
                 left_out.append(f"{day}: its rollup tables cannot be read ({err})")
                 continue
             runs.append(RunFigures(day, report, tables))
@@ -198,7 +203,7 @@ def _with_changes(
         runs = [folder / RunLayout(figures.bucket, day).processed_prefix for day in last_two]
         candidates = duplicate_candidates(runs[-1])
         changes = changes_between(runs[0], runs[1]) if len(runs) == 2 else None
-    except (MissingObjectError, pl.exceptions.PolarsError, OSError, ValueError) as err:
+    except UNREADABLE as err:
         return replace(
             figures, changes_left_out=f"the parts of {' and '.join(last_two)} cannot be read ({err})"
         )

@@ -270,6 +270,58 @@ def test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_
     )
 
 
+def reader_policy(bucket: str, prefixes: tuple[str, ...]) -> dict[str, Any]:
+    """What the README asks of whoever runs `report s3://DEST`."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "List",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            },
+            {
+                "Sid": "Read",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{p}/*" for p in prefixes],
+            },
+        ],
+    }
+
+
+READ_FOR_THE_REPORT = ("run-reports", "run-state", "rollups", "processed")
+
+
+@pytest.mark.parametrize("without", [None, "processed"])
+def test_report_s3_dest_needs_only_the_reads_the_readme_names(
+    account: Account, without: str | None, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from pipeline.cli import main
+
+    run_pipeline(account, account.documents())
+    prefixes = tuple(p for p in READ_FOR_THE_REPORT if p != without)
+    iam = account.client(account.admin, "iam")
+    for name, value in user_credentials(iam, "reader", reader_policy(account.bucket, prefixes)).items():
+        monkeypatch.setenv(name.upper(), value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    page = tmp_path / "report.html"
+    with enforced_iam() as denials:
+        code = main(
+            ["report", f"s3://{account.bucket}", "--source-bucket", "demo-source-bucket", "--out", str(page)]
+        )
+    assert code == 0, capsys.readouterr().err
+    text = page.read_text()
+    if without is None:
+        assert denials == [] and 'id="reclaimable"' in text
+    else:  # the parts refused: the page is still written, without the candidates, saying why
+        assert {d.action for d in denials} == {"s3:GetObject"}
+        assert all(d.resource.startswith(f"arn:aws:s3:::{account.bucket}/processed/") for d in denials)
+        assert 'id="changes-left-out"' in text and "cannot be read (An error occurred (403)" in text
+        assert 'id="headline-objects"' in text
+
+
 def test_a_rejected_manifest_is_recorded_under_the_deployed_iam(account: Account) -> None:
     run = run_pipeline(account, account.documents(), scenario="rejected")
 
