@@ -102,8 +102,13 @@ def bar_chart(
 
 
 def _short(label: str, most: int = 40) -> str:
+    """A label that fits beside the bars: a long one keeps its start and its end (prefixes that
+    share a long start differ at the end); the table under the chart has it whole."""
     printable = "".join(c if c.isprintable() else "?" for c in label)
-    return printable if len(printable) <= most else printable[: most - 1] + "…"
+    if len(printable) <= most:
+        return printable
+    head = (most - 1) // 2
+    return printable[:head] + "…" + printable[-(most - 1 - head) :]
 
 
 def _number(value: int | float) -> int | float:

@@ -28,7 +28,7 @@ dl.headline{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin:16p
 dl.headline div{background:#f3f6fa;border-radius:6px;padding:10px 12px}dl.headline dt{font-size:12px;color:#5b6576}
 dl.headline dd{margin:2px 0 0;font-size:19px;font-weight:600}
 table{border-collapse:collapse;width:100%;margin:8px 0;font-size:13px}
-th,td{padding:4px 8px;border-bottom:1px solid #e6e9ef;text-align:right}th:first-child,td:first-child{text-align:left}
+th,td{padding:4px 8px;border-bottom:1px solid #e6e9ef;text-align:right;overflow-wrap:anywhere}th:first-child,td:first-child{text-align:left}
 th{background:#f3f6fa;font-weight:600}figure.chart{margin:8px 0}figure.chart svg{max-width:100%;height:auto}
 figcaption{font-size:13px;font-weight:600;margin-bottom:2px}.up{color:#b23b3b}.down{color:#2a7d4f}
 .note{background:#fff8e6;border-left:3px solid #f2b84c;padding:6px 10px;margin:8px 0}
@@ -116,7 +116,17 @@ def _headline(run: RunFigures, previous: RunFigures | None) -> list[str]:
         if report.get("status") == "complete"
         else f"{report.get('status')}: {report.get('problems')}"
     )
+    unsized = stored == 0 and (objects or kinds.get(NONCURRENT, (0, 0))[0])
     return [
+        *(
+            [
+                '<p class="note" id="no-sizes">Every stored version counts 0 bytes: they are all empty, or '
+                "the inventory does not deliver the Size field (add it to the inventory configuration for "
+                "the byte figures and costs below).</p>"
+            ]
+            if unsized
+            else []
+        ),
         '<dl class="headline">',
         _figure("current objects", objects, f"{objects:,}", "headline-objects"),
         _figure("bytes stored (all versions)", stored, human(stored), "headline-bytes"),
@@ -159,9 +169,11 @@ def _classes_over_time(runs: list[RunFigures]) -> list[str]:
             unit=_bytes_axis,
         ),
         bar_chart("classes-objects", "Objects (versions) by storage class", dates, count, unit=_count_axis),
-        _table(
-            ["storage class", *dates],
-            [[c, *(f"{human(v)}" for v in size[c])] for c in classes],
+        _table(  # a row a run: the table grows down with the runs kept, never off the page
+            ["run date", *classes],
+            [[d, *(human(size[c][i]) for c in classes)] for i, d in enumerate(dates)],
+            values=[[size[c][i] for c in classes] for i in range(len(dates))],
+            table_id="classes-by-run",
         ),
     ]
 
@@ -200,17 +212,36 @@ def _prefixes(run: RunFigures, previous: RunFigures | None) -> list[str]:
         shown = {
             ("" if label == "(top level)" else label) for label in labels[: len(labels) - (1 if rest else 0)]
         }
-        rows = []
+        gone = {k: v for k, v in before.items() if k not in now}
+        rows, values = [], []
         for label, size in zip(labels, sizes, strict=True):
             key = "" if label == "(top level)" else label
             if previous is None:
-                grown = ""
-            elif rest and label == labels[-1]:  # the rest, against the previous run's rest
-                grown = _signed(size - sum(v for k, v in before.items() if k not in shown))
+                change = None
+            elif rest and label == labels[-1]:  # the rest, against the same prefixes' previous bytes
+                change = size - sum(v for k, v in before.items() if k not in shown and k in now)
             else:
-                grown = _signed(size - before[key]) if key in before else "new"
-            rows.append([label, human(size), grown])
-        out.append(_table(["prefix", "bytes", "since the previous run"], rows))
+                change = size - before.get(key, 0)
+            new = previous is not None and key not in before and not (rest and label == labels[-1])
+            rows.append([label, human(size), "new" if new else "" if change is None else _signed(change)])
+            values.append([size, "" if change is None else change])
+        if gone:  # prefixes the previous run had and this one has not: their bytes went, never silently
+            rows.append(
+                [
+                    f"gone since the previous run ({len(gone):,} prefixes)",
+                    human(0),
+                    _signed(-sum(gone.values())),
+                ]
+            )
+            values.append([0, -sum(gone.values())])
+        out.append(
+            _table(
+                ["prefix", "bytes", "since the previous run"],
+                rows,
+                values=values,
+                table_id=f"prefixes-{depth}",
+            )
+        )
     return out
 
 

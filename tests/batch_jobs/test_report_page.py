@@ -1,0 +1,134 @@
+"""The storage report's page from figures made here: what it shows when prefixes go, when runs pile
+up, when the inventory has no sizes, and how long labels are cut. (The page of real runs, in a
+browser and against DuckDB: tests/pipeline/test_report.py.)"""
+
+from __future__ import annotations
+
+import random
+from html.parser import HTMLParser
+from typing import Any
+
+from batch_jobs.report_charts import _short
+from batch_jobs.report_figures import ReportFigures, RunFigures
+from batch_jobs.report_page import render
+from inventory_contract.prices import prices_for
+
+
+def run(day: str, prefixes: dict[str, int], classes: dict[str, tuple[int, int]] | None = None) -> RunFigures:
+    classes = classes if classes is not None else {"STANDARD": (len(prefixes), sum(prefixes.values()))}
+    rows = sum(n for n, _ in classes.values())
+    return RunFigures(
+        day,
+        {"status": "complete", "rows_in": rows, "rows_out": rows, "inventory_kind": "s3-inventory"},
+        {
+            "storage_class": [
+                {
+                    "storage_class": c,
+                    "version_kind": "current",
+                    "intelligent_tiering_access_tier": None,
+                    "objects": n,
+                    "bytes": b,
+                }
+                for c, (n, b) in classes.items()
+            ],
+            "prefix": [{"depth": 1, "prefix": k, "objects": 1, "bytes": v} for k, v in prefixes.items()],
+            "age": [],
+            "encryption": [],
+        },
+    )
+
+
+class Tables(HTMLParser):
+    """Each table's rows as (text, data-value) per cell, by the table's id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[tuple[str, str | None]]]] = {}
+        self.notes: set[str] = set()
+        self._table: str | None = None
+        self._cell: list[Any] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table" and found.get("id"):
+            self._table = found["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag == "td" and self._table:
+            self._cell = ["", found.get("data-value")]
+        if tag == "p" and found.get("id"):
+            self.notes.add(str(found["id"]))
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell[0] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self._table:
+            self.tables[self._table][-1].append((self._cell[0], self._cell[1]))
+            self._cell = None
+        elif tag == "tr" and self._table and not self.tables[self._table][-1]:
+            self.tables[self._table].pop()  # the header: th cells only
+        elif tag == "table":
+            self._table = None
+
+
+def page(*runs: RunFigures) -> Tables:
+    parsed = Tables()
+    parsed.feed(render(ReportFigures("b", list(runs)), prices_for("us-east-1"), source="test"))
+    return parsed
+
+
+def test_a_prefix_that_went_has_a_row_and_the_changes_add_up() -> None:
+    before = run("2026-11-24", {"a/": 100, "b/": 50, "gone/": 30, "also-gone/": 1})
+    after = run("2026-11-25", {"a/": 120, "b/": 50, "new/": 5})
+    rows = page(before, after).tables["prefixes-1"]
+    assert [[text for text, _ in row] for row in rows] == [
+        ["a/", "120.0 B", "+20.0 B"],
+        ["b/", "50.0 B", "+0.0 B"],
+        ["new/", "5.0 B", "new"],
+        ["gone since the previous run (2 prefixes)", "0.0 B", "-31.0 B"],
+    ]
+    assert sum(int(row[-1][1] or 0) for row in rows) == 175 - 181
+
+
+def test_with_many_prefixes_the_rows_still_add_up_to_the_change() -> None:
+    rng = random.Random(5)
+    names = [f"p{i:03d}/" for i in range(60)]
+    for _ in range(20):
+        before = {n: rng.randrange(1, 10**6) for n in rng.sample(names, 40)}
+        after = {n: rng.randrange(1, 10**6) for n in rng.sample(names, 40)}
+        rows = page(run("2026-11-24", before), run("2026-11-25", after)).tables["prefixes-1"]
+        assert sum(int(row[1][1] or 0) for row in rows) == sum(after.values())
+        assert sum(int(row[2][1] or 0) for row in rows) == sum(after.values()) - sum(before.values())
+        assert len(rows) <= 12 + 2  # the largest, the rest summed, the gone
+
+
+def test_forty_runs_make_forty_rows_not_forty_columns() -> None:
+    days = [f"2026-10-{d:02d}" for d in range(1, 32)] + [f"2026-11-{d:02d}" for d in range(1, 10)]
+    classes = {"STANDARD": (3, 300), "GLACIER": (1, 7)}
+    rows = page(*(run(d, {"a/": 307}, classes) for d in days)).tables["classes-by-run"]
+    assert [row[0][0] for row in rows] == days
+    assert {len(row) for row in rows} == {1 + len(classes)}
+    assert [v for _, v in rows[-1][1:]] == ["300", "7"]
+
+
+def test_an_inventory_without_sizes_says_its_zero_bytes_are_not_measured() -> None:
+    assert "no-sizes" in page(run("2026-11-24", {"a/": 0}, {"STANDARD": (4, 0)})).notes
+    assert "no-sizes" not in page(run("2026-11-24", {"a/": 9}, {"STANDARD": (4, 9)})).notes
+    assert "no-sizes" not in page(run("2026-11-24", {}, {})).notes  # an empty bucket is not unsized
+
+
+def test_a_long_label_keeps_its_start_and_its_end() -> None:
+    first, second = (
+        "logs/2026/an-application-with-a-long-name/eu-west-1/",
+        "logs/2026/an-application-with-a-long-name/us-east-1/",
+    )
+    assert _short(first) != _short(second)
+    assert (
+        len(_short(first)) == 40
+        and _short(first).startswith("logs/2026/")
+        and _short(first).endswith("eu-west-1/")
+    )
+    assert _short("short/") == "short/" and _short("new\nline/") == "new?line/"
