@@ -395,17 +395,22 @@ def _page_data(report: Path) -> dict:
         return {"charts": {k: (v["labels"], v["series"]) for k, v in charts(page).items()}, "values": figures}
 
 
-def test_the_report_of_the_stacks_bucket_on_s3_equals_the_local_one(
-    days: TwoDays, tmp_path: Path, s3, capsys
-) -> None:
-    s3.create_bucket(Bucket="report-destination")  # the stack's bucket, as the jobs left it
+def _as_the_stacks_bucket(s3, out: Path, bucket: str) -> None:
+    """A bucket holding the runs in ``out`` as the jobs leave them on AWS."""
+    s3.create_bucket(Bucket=bucket)
     for path in sorted(
         p
         for root in ("processed", "rollups", "run-reports", "run-state")
-        for p in (days.out / root).rglob("*")
+        for p in (out / root).rglob("*")
         if p.is_file()
     ):
-        s3.upload_file(str(path), "report-destination", path.relative_to(days.out).as_posix())
+        s3.upload_file(str(path), bucket, path.relative_to(out).as_posix())
+
+
+def test_the_report_of_the_stacks_bucket_on_s3_equals_the_local_one(
+    days: TwoDays, tmp_path: Path, s3, capsys
+) -> None:
+    _as_the_stacks_bucket(s3, days.out, "report-destination")
     local, remote = tmp_path / "local.html", tmp_path / "remote.html"
     assert main(["report", str(days.out), "--source-bucket", BUCKET, "--out", str(local)]) == 0
     assert main(["report", "s3://report-destination", "--source-bucket", BUCKET, "--out", str(remote)]) == 0
@@ -558,14 +563,7 @@ def test_a_default_region_without_prices_leaves_the_costs_out(
 def test_a_run_whose_rollup_tables_are_gone_is_left_out_of_the_s3_report(
     days: TwoDays, tmp_path: Path, s3, capsys
 ) -> None:
-    s3.create_bucket(Bucket="report-gone")
-    for path in sorted(
-        p
-        for root in ("processed", "rollups", "run-reports", "run-state")
-        for p in (days.out / root).rglob("*")
-        if p.is_file()
-    ):
-        s3.upload_file(str(path), "report-gone", path.relative_to(days.out).as_posix())
+    _as_the_stacks_bucket(s3, days.out, "report-gone")
     gone = RunLayout(BUCKET, DAY1).rollup_key("age")
     s3.delete_object(Bucket="report-gone", Key=gone)
     report = tmp_path / "report.html"
