@@ -37,7 +37,7 @@ from batch_jobs.storage import MissingObjectError, Storage, maybe_json
 from batch_jobs.units import human
 from inventory_contract.layout import REPORTS_ROOT, RunLayout
 from inventory_contract.prices import INTELLIGENT_TIERING
-from inventory_contract.rollups import DELETE_MARKER, ROLLUPS
+from inventory_contract.rollups import DELETE_MARKER, PREFIX, ROLLUPS
 
 UNREADABLE = (MissingObjectError, ClientError, BotoCoreError, pl.exceptions.PolarsError, OSError, ValueError)
 """What reading a run's files may raise: gone, refused, cut short, or not Parquet. The run (or its
@@ -54,7 +54,8 @@ class RunFigures:
 
     run_date: str
     report: dict[str, Any]
-    rollups: dict[str, list[dict[str, Any]]]
+    rollups: dict[str, list[dict[str, Any]]]  # the small tables: storage class, age, encryption
+    prefix: pl.DataFrame | None = None  # the prefix rollup (depth, prefix, bytes): the last two runs only
 
     def stored_by_class(self) -> dict[str, tuple[int, int]]:
         """(objects, bytes) of stored versions (current and noncurrent) per storage class."""
@@ -83,13 +84,80 @@ class RunFigures:
             cell[1] += row["bytes"] or 0
         return {kind: (o, b) for kind, (o, b) in found.items()}
 
-    def prefixes(self, depth: int) -> dict[str, int]:
-        """Bytes per prefix at ``depth``."""
-        return {r["prefix"]: r["bytes"] or 0 for r in self.rollups["prefix"] if r["depth"] == depth}
-
     @property
     def depths(self) -> list[int]:
-        return sorted({r["depth"] for r in self.rollups["prefix"]})
+        if self.prefix is None:
+            return []
+        return sorted(self.prefix.get_column("depth").unique().to_list())
+
+
+TOP_PREFIXES = 12
+"""Prefixes shown per depth; the others are one row, "other (N prefixes)", never left out."""
+
+
+@dataclass(frozen=True)
+class PrefixRow:
+    label: str
+    bytes: int
+    change: int | None  # since the previous run; None without one
+    kind: str = "prefix"  # "prefix", "new" (not in the previous run), "rest" or "gone"
+
+
+def prefix_rows(
+    run: RunFigures, previous: RunFigures | None, depth: int, most: int = TOP_PREFIXES
+) -> list[PrefixRow]:
+    """The ``most`` largest prefixes at ``depth``, then the rest summed, then the prefixes the
+    previous run had and this one has not (their bytes gone): the changes add up to the bucket's.
+    Computed with Polars, so a rollup of millions of distinct prefixes stays a table."""
+    now = _at(run, depth)
+    before = _at(previous, depth) if previous is not None and previous.prefix is not None else None
+    ordered = now.sort(["bytes", "prefix"], descending=[True, False], nulls_last=True)
+    shown, rest = ordered.head(most), ordered.slice(most)
+    if before is None:
+        rows = [PrefixRow(p or "(top level)", b, None) for p, b in shown.iter_rows()]
+    else:
+        joined = shown.join(
+            before.rename({"bytes": "before"}), on="prefix", how="left", maintain_order="left"
+        )
+        rows = [
+            PrefixRow(p or "(top level)", b, b - (was or 0), "prefix" if was is not None else "new")
+            for p, b, was in joined.iter_rows()
+        ]
+    if rest.height:
+        size = int(rest.get_column("bytes").sum())
+        was = (
+            None
+            if before is None
+            else int(before.join(rest, on="prefix", how="semi").get_column("bytes").sum())
+        )
+        rows.append(
+            PrefixRow(f"other ({rest.height:,} prefixes)", size, None if was is None else size - was, "rest")
+        )
+    if before is not None:
+        gone = before.join(now, on="prefix", how="anti")
+        if gone.height:
+            lost = int(gone.get_column("bytes").sum())
+            rows.append(
+                PrefixRow(f"gone since the previous run ({gone.height:,} prefixes)", 0, -lost, "gone")
+            )
+    return rows
+
+
+def _at(run: RunFigures, depth: int) -> pl.DataFrame:
+    frame = run.prefix if run.prefix is not None else pl.DataFrame(schema=PREFIX_SCHEMA)
+    return frame.filter(pl.col("depth") == depth).select("prefix", "bytes")
+
+
+PREFIX_SCHEMA = pl.Schema({"depth": pl.Int64, "prefix": pl.String, "bytes": pl.Int128})
+
+
+def prefix_frame(folder: Path) -> pl.DataFrame:
+    """A prefix rollup table's depth, prefix and bytes (nulls as 0), as one frame."""
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=PREFIX_SCHEMA)
+    frame = pl.read_parquet(files, columns=["depth", "prefix", "bytes"])
+    return frame.with_columns(pl.col("bytes").cast(pl.Int128).fill_null(0)).cast(PREFIX_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -117,6 +185,15 @@ def rollup_rows(folder: Path) -> list[dict[str, Any]]:
     frame = pl.read_parquet(files)
     decimals = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Decimal)]
     return frame.with_columns(pl.col(decimals).cast(pl.Int128)).to_dicts()
+
+
+def read_run(
+    day: str, report: dict[str, Any], root: Path, layout: RunLayout, *, with_prefixes: bool
+) -> RunFigures:
+    """A run's figures from its rollup tables under ``root`` (a folder laid out as the bucket)."""
+    small = {r.name: rollup_rows(root / layout.rollup_prefix(r.name)) for r in ROLLUPS if r is not PREFIX}
+    prefix = prefix_frame(root / layout.rollup_prefix(PREFIX.name)) if with_prefixes else None
+    return RunFigures(day, report, small, prefix)
 
 
 def changes_between(before: Path, after: Path) -> dict[str, KindTotals]:
@@ -158,15 +235,20 @@ def store_figures(
     with tempfile.TemporaryDirectory(prefix="report-", dir=store.scratch()) as tmp:
         folder = Path(tmp)
         runs, markers = [], {}
-        for day, marker, report in complete:
+        for index, (day, marker, report) in enumerate(complete):
             layout = RunLayout(source_bucket, day)
+            recent = index >= len(complete) - 2  # the page shows prefixes of the last two runs only
+            keys = [
+                k
+                for k in marker.get("rollups", {})
+                if recent or not k.startswith(layout.rollup_prefix(PREFIX.name))
+            ]
             try:
-                _fetch(store, list(marker.get("rollups", {})), folder)
-                tables = {r.name: rollup_rows(folder / layout.rollup_prefix(r.name)) for r in ROLLUPS}
+                _fetch(store, keys, folder)
+                runs.append(read_run(day, report, folder, layout, with_prefixes=recent))
             except UNREADABLE as err:
                 left_out.append(f"{day}: its rollup tables cannot be read ({err})")
                 continue
-            runs.append(RunFigures(day, report, tables))
             markers[day] = marker
         figures = ReportFigures(source_bucket, runs, left_out)
         if runs:

@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batch_jobs.report_charts import bar_chart
-from batch_jobs.report_figures import ReportFigures, RunFigures
+from batch_jobs.report_figures import ReportFigures, RunFigures, prefix_rows
 from batch_jobs.units import human
 from inventory_contract.prices import GIB, INTELLIGENT_TIERING, Prices
 from inventory_contract.rollups import AGE_BANDS, CURRENT, DELETE_MARKER, NONCURRENT
 
-TOP_PREFIXES = 12
-"""Prefixes drawn per depth; the others are one bar, "other (N prefixes)", never left out."""
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;margin:0 auto;
 max-width:1000px;padding:24px}
@@ -178,67 +176,36 @@ def _classes_over_time(runs: list[RunFigures]) -> list[str]:
     ]
 
 
-def top_with_rest(values: dict[str, int], most: int = TOP_PREFIXES) -> tuple[list[str], list[int], int]:
-    """The ``most`` largest (label, bytes), then one "other (N prefixes)" with the rest summed."""
-    ordered = sorted(values.items(), key=lambda item: (-item[1], item[0]))
-    shown, rest = ordered[:most], ordered[most:]
-    labels = [label or "(top level)" for label, _ in shown]
-    sizes = [size for _, size in shown]
-    if rest:
-        labels.append(f"other ({len(rest):,} prefixes)")
-        sizes.append(sum(size for _, size in rest))
-    return labels, sizes, len(rest)
-
-
 def _prefixes(run: RunFigures, previous: RunFigures | None) -> list[str]:
     out = [
         "<h2>Where the bytes are</h2>",
         '<p class="muted">Stored versions by prefix at each depth of the rollup; every depth adds up to the bucket.</p>',
     ]
     for depth in run.depths:
-        now = run.prefixes(depth)
-        before = previous.prefixes(depth) if previous else {}
-        labels, sizes, rest = top_with_rest(now)
+        rows = prefix_rows(run, previous, depth)
+        drawn = [r for r in rows if r.kind != "gone"]
         out.append(
             bar_chart(
                 f"prefixes-depth-{depth}",
                 f"Depth {depth}: the largest prefixes",
-                labels,
-                {"bytes": sizes},
+                [r.label for r in drawn],
+                {"bytes": [r.bytes for r in drawn]},
                 unit=_bytes_axis,
                 horizontal=True,
             )
         )
-        shown = {
-            ("" if label == "(top level)" else label) for label in labels[: len(labels) - (1 if rest else 0)]
-        }
-        gone = {k: v for k, v in before.items() if k not in now}
-        rows, values = [], []
-        for label, size in zip(labels, sizes, strict=True):
-            key = "" if label == "(top level)" else label
-            if previous is None:
-                change = None
-            elif rest and label == labels[-1]:  # the rest, against the same prefixes' previous bytes
-                change = size - sum(v for k, v in before.items() if k not in shown and k in now)
-            else:
-                change = size - before.get(key, 0)
-            new = previous is not None and key not in before and not (rest and label == labels[-1])
-            rows.append([label, human(size), "new" if new else "" if change is None else _signed(change)])
-            values.append([size, "" if change is None else change])
-        if gone:  # prefixes the previous run had and this one has not: their bytes went, never silently
-            rows.append(
-                [
-                    f"gone since the previous run ({len(gone):,} prefixes)",
-                    human(0),
-                    _signed(-sum(gone.values())),
-                ]
-            )
-            values.append([0, -sum(gone.values())])
         out.append(
             _table(
                 ["prefix", "bytes", "since the previous run"],
-                rows,
-                values=values,
+                [
+                    [
+                        r.label,
+                        human(r.bytes),
+                        "new" if r.kind == "new" else "" if r.change is None else _signed(r.change),
+                    ]
+                    for r in rows
+                ],
+                values=[[r.bytes, "" if r.change is None else r.change] for r in rows],
                 table_id=f"prefixes-{depth}",
             )
         )
@@ -341,8 +308,8 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
         [by_class[c][1], v if v is not None else ""]
         for c, v in sorted(priced.items(), key=lambda i: -(i[1] or 0))
     ]
-    depth1 = run.prefixes(1)
-    labels, sizes, _ = top_with_rest(depth1)
+    top = [r for r in prefix_rows(run, None, 1) if r.kind != "gone"]
+    labels, sizes = [r.label for r in top], [r.bytes for r in top]
     notes = [
         "Storage only, first price tier; Intelligent-Tiering's monitoring and automation charge (per "
         "object over 128 KB) and requests are not included."

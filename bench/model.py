@@ -17,6 +17,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from components.job_definitions import FINALIZE_SIZE
+
 GB = 1e9
 
 
@@ -165,8 +167,8 @@ class Stack:
     process_memory_gb: float = 4
     split_vcpu: float = 0.5
     split_memory_gb: float = 1
-    finalize_vcpu: float = 1
-    finalize_memory_gb: float = 2
+    finalize_vcpu: float = float(FINALIZE_SIZE[0])  # components/job_definitions.py
+    finalize_memory_gb: float = FINALIZE_SIZE[1] / 1024
     state_retention_days: int = 7
     max_array: int = 10_000
 

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 from batch_jobs.changes import PartsNotComparableError, duplicate_candidates
-from batch_jobs.report_figures import ReportFigures, RunFigures, changes_between, rollup_rows
+from batch_jobs.report_figures import ReportFigures, changes_between, read_run
 from inventory_contract.layout import RunLayout
-from inventory_contract.rollups import ROLLUPS
 from pipeline.errors import UsageError
 from pipeline.local.status import local_runs
 
@@ -28,14 +27,17 @@ def local_figures(out: Path, bucket: str) -> ReportFigures:
         )
         raise UsageError(msg)
     runs, left_out = [], []
-    for status in sorted(statuses, key=lambda s: s.run_date):
+    ordered = sorted(statuses, key=lambda s: s.run_date)
+    complete = [s.run_date for s in ordered if s.state == "complete"]
+    for status in ordered:
         if status.state != "complete":
             left_out.append(f"{status.run_date}: {status.state}, {status.detail}")
             continue
         layout = RunLayout(bucket, status.run_date)
         report = json.loads((out / layout.run_report_key).read_text())
-        tables = {r.name: rollup_rows(out / layout.rollup_prefix(r.name)) for r in ROLLUPS}
-        runs.append(RunFigures(status.run_date, report, tables))
+        runs.append(
+            read_run(status.run_date, report, out, layout, with_prefixes=status.run_date in complete[-2:])
+        )
     changes = candidates = None
     if runs:
         last = out / RunLayout(bucket, runs[-1].run_date).processed_prefix

@@ -8,8 +8,10 @@ import random
 from html.parser import HTMLParser
 from typing import Any
 
+import polars as pl
+
 from batch_jobs.report_charts import _short
-from batch_jobs.report_figures import ReportFigures, RunFigures
+from batch_jobs.report_figures import PREFIX_SCHEMA, ReportFigures, RunFigures
 from batch_jobs.report_page import render
 from inventory_contract.prices import prices_for
 
@@ -31,10 +33,13 @@ def run(day: str, prefixes: dict[str, int], classes: dict[str, tuple[int, int]] 
                 }
                 for c, (n, b) in classes.items()
             ],
-            "prefix": [{"depth": 1, "prefix": k, "objects": 1, "bytes": v} for k, v in prefixes.items()],
             "age": [],
             "encryption": [],
         },
+        pl.DataFrame(
+            {"depth": [1] * len(prefixes), "prefix": list(prefixes), "bytes": list(prefixes.values())},
+            schema=PREFIX_SCHEMA,
+        ),
     )
 
 
