@@ -91,6 +91,9 @@ class RunFigures:
         return sorted(self.prefix.get_column("depth").unique().to_list())
 
 
+HISTORY_RUNS = 60
+"""Complete runs the page shows (about two months of daily runs): a year of them would make a page
+of 1.5 MB. The earlier ones are counted on the page; their rollup tables stay in the bucket."""
 TOP_PREFIXES = 12
 """Prefixes shown per depth; the others are one row, "other (N prefixes)", never left out."""
 
@@ -168,6 +171,7 @@ class ReportFigures:
     changes: dict[str, KindTotals] | None = None  # between the last two runs
     candidates: DuplicateCandidates | None = None  # of the last run
     changes_left_out: str | None = None  # why the changes and candidates were not computed
+    earlier_runs: int = 0  # complete runs before ``runs``, kept but not shown (HISTORY_RUNS)
 
     @property
     def latest(self) -> RunFigures | None:
@@ -232,6 +236,8 @@ def store_figures(
             left_out.append(f"{day}: a rerun claimed it after it completed")
         else:
             complete.append((day, marker, report))
+    earlier = max(len(complete) - HISTORY_RUNS, 0)
+    complete = complete[earlier:]
     with tempfile.TemporaryDirectory(prefix="report-", dir=store.scratch()) as tmp:
         folder = Path(tmp)
         runs, markers = [], {}
@@ -250,7 +256,7 @@ def store_figures(
                 left_out.append(f"{day}: its rollup tables cannot be read ({err})")
                 continue
             markers[day] = marker
-        figures = ReportFigures(source_bucket, runs, left_out)
+        figures = ReportFigures(source_bucket, runs, left_out, earlier_runs=earlier)
         if runs:
             figures = _with_changes(store, figures, markers, folder, progress, changes_max_rows)
     return figures

@@ -48,7 +48,13 @@ def render(figures: ReportFigures, prices: Prices | str, *, source: str) -> str:
         return _page(title, body, source, prices)
     body.append(
         f'<p class="muted">Run of <b>{latest.run_date}</b> ({html.escape(str(latest.report.get("inventory_kind")))}),'
-        f" {len(figures.runs)} complete run(s) kept, from {figures.runs[0].run_date}. {_left_out(figures)}</p>"
+        + (
+            f' {len(figures.runs) + figures.earlier_runs} complete runs kept; the last <span id="runs-shown">'
+            f"{len(figures.runs)}</span> shown, from {figures.runs[0].run_date} (the rollup tables hold every run)"
+            if figures.earlier_runs
+            else f" {len(figures.runs)} complete run(s) kept, from {figures.runs[0].run_date}"
+        )
+        + f". {_left_out(figures)}</p>"
     )
     body += _headline(latest, figures.previous)
     body += _classes_over_time(figures.runs)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from batch_jobs.changes import PartsNotComparableError, duplicate_candidates
-from batch_jobs.report_figures import ReportFigures, changes_between, read_run
+from batch_jobs.report_figures import HISTORY_RUNS, ReportFigures, changes_between, read_run
 from inventory_contract.layout import RunLayout
 from pipeline.errors import UsageError
 from pipeline.local.status import local_runs
@@ -29,7 +29,10 @@ def local_figures(out: Path, bucket: str) -> ReportFigures:
     runs, left_out = [], []
     ordered = sorted(statuses, key=lambda s: s.run_date)
     complete = [s.run_date for s in ordered if s.state == "complete"]
+    earlier = complete[: max(len(complete) - HISTORY_RUNS, 0)]
     for status in ordered:
+        if status.run_date in earlier:
+            continue
         if status.state != "complete":
             left_out.append(f"{status.run_date}: {status.state}, {status.detail}")
             continue
@@ -48,4 +51,4 @@ def local_figures(out: Path, bucket: str) -> ReportFigures:
                 changes = changes_between(before, last)
             except PartsNotComparableError as err:
                 raise UsageError(str(err)) from err
-    return ReportFigures(bucket, runs, left_out, changes, candidates)
+    return ReportFigures(bucket, runs, left_out, changes, candidates, earlier_runs=len(earlier))

@@ -4,6 +4,7 @@ browser and against DuckDB: tests/pipeline/test_report.py.)"""
 
 from __future__ import annotations
 
+import json
 import random
 from html.parser import HTMLParser
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from batch_jobs.report_charts import _short
-from batch_jobs.report_figures import PREFIX_SCHEMA, ReportFigures, RunFigures
+from batch_jobs.report_figures import PREFIX_SCHEMA, ReportFigures, RunFigures, prefix_rows
 from batch_jobs.report_page import render
 from inventory_contract.prices import prices_for
 
@@ -101,12 +102,15 @@ def test_a_prefix_that_went_has_a_row_and_the_changes_add_up() -> None:
 def test_with_many_prefixes_the_rows_still_add_up_to_the_change() -> None:
     rng = random.Random(5)
     names = [f"p{i:03d}/" for i in range(60)]
-    for _ in range(20):
-        before = {n: rng.randrange(1, 10**6) for n in rng.sample(names, 40)}
-        after = {n: rng.randrange(1, 10**6) for n in rng.sample(names, 40)}
-        rows = page(run("2026-11-24", before), run("2026-11-25", after)).tables["prefixes-1"]
-        assert sum(int(row[1][1] or 0) for row in rows) == sum(after.values())
-        assert sum(int(row[2][1] or 0) for row in rows) == sum(after.values()) - sum(before.values())
+    for _ in range(50):
+        before = {n: rng.randrange(1, 10**6) for n in rng.sample(names, rng.randrange(0, 60))}
+        after = {n: rng.randrange(1, 10**6) for n in rng.sample(names, rng.randrange(1, 60))}
+        rows = prefix_rows(run("2026-11-25", after), run("2026-11-24", before), 1) if before else None
+        rows = rows or prefix_rows(run("2026-11-25", after), None, 1)
+        assert sum(r.bytes for r in rows) == sum(after.values())
+        if before:
+            assert sum(r.change or 0 for r in rows) == sum(after.values()) - sum(before.values())
+            assert {r.label for r in rows if r.kind == "new"} <= set(after) - set(before)
         assert len(rows) <= 12 + 2  # the largest, the rest summed, the gone
 
 
@@ -137,3 +141,55 @@ def test_a_long_label_keeps_its_start_and_its_end() -> None:
         and _short(first).endswith("eu-west-1/")
     )
     assert _short("short/") == "short/" and _short("new\nline/") == "new?line/"
+
+
+def test_a_hundred_daily_runs_show_the_last_sixty_and_say_so(tmp_path) -> None:
+    from datetime import date, timedelta
+
+    from batch_jobs.report_figures import HISTORY_RUNS, store_figures
+    from batch_jobs.rollups import schema
+    from batch_jobs.storage import LocalStorage
+    from inventory_contract.layout import RunLayout
+    from inventory_contract.rollups import STORAGE_CLASS
+
+    days = [(date(2025, 12, 1) + timedelta(days=i)).isoformat() for i in range(100)]
+    for i, day in enumerate(days):  # a run as finalize leaves it: its storage class table, report, marker
+        layout = RunLayout("b", day)
+        table = tmp_path / layout.rollup_key(STORAGE_CLASS.name)
+        table.parent.mkdir(parents=True)
+        rows = [
+            {
+                "storage_class": c,
+                "version_kind": "current",
+                "intelligent_tiering_access_tier": None,
+                "objects": 1,
+                "bytes": i,
+            }
+            for c in (
+                "STANDARD",
+                "STANDARD_IA",
+                "INTELLIGENT_TIERING",
+                "GLACIER_IR",
+                "GLACIER",
+                "DEEP_ARCHIVE",
+            )
+        ]
+        pl.DataFrame(rows, schema=schema(STORAGE_CLASS)).write_parquet(table)
+        (tmp_path / layout.run_report_key).parent.mkdir(parents=True)
+        (tmp_path / layout.run_report_key).write_text('{"status": "complete", "rows_in": 6, "rows_out": 6}')
+        marker = {"completed_at": f"{day}T01:00:00+00:00", "rows": 6, "parts": {}, "rollups": {
+            layout.rollup_key(STORAGE_CLASS.name): table.stat().st_size}}  # fmt: skip
+        (tmp_path / layout.complete_marker_key).write_text(json.dumps(marker))
+    figures = store_figures(LocalStorage("dest", tmp_path), "b")
+    assert [r.run_date for r in figures.runs] == days[
+        -HISTORY_RUNS:
+    ] and figures.earlier_runs == 100 - HISTORY_RUNS
+    text = render(figures, prices_for("us-east-1"), source="test")
+    assert (
+        f'100 complete runs kept; the last <span id="runs-shown">{HISTORY_RUNS}</span> shown, from {days[-HISTORY_RUNS]}'
+        in text
+    )
+    assert len(text.encode()) < 400 * 1024, len(text.encode())  # a few hundred KB, however many runs are kept
+    parsed = Tables()
+    parsed.feed(text)
+    assert [row[0][0] for row in parsed.tables["classes-by-run"]] == days[-HISTORY_RUNS:]
