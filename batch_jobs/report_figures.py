@@ -32,7 +32,7 @@ from batch_jobs.changes import (
     totals,
     write_changes,
 )
-from batch_jobs.run import claimed_since
+from batch_jobs.run import claimed_since, run_days
 from batch_jobs.storage import MissingObjectError, Storage, maybe_json
 from batch_jobs.units import human
 from inventory_contract.layout import REPORTS_ROOT, RunLayout
@@ -299,18 +299,6 @@ def _with_changes(
             figures, changes_left_out=f"the parts of {' and '.join(last_two)} cannot be read ({err})"
         )
     return replace(figures, changes=changes, candidates=candidates)
-
-
-def run_days(store: Storage, source_bucket: str) -> list[str]:
-    """The run dates that have anything under ``run-reports/`` (complete or not), oldest first."""
-    root = f"{REPORTS_ROOT}/source_bucket={source_bucket}/"
-    return sorted(
-        {
-            key.removeprefix(root).split("/", 1)[0].removeprefix("run_date=")
-            for key, _ in store.list(root)
-            if key.removeprefix(root).startswith("run_date=")
-        }
-    )
 
 
 def _fetch(store: Storage, keys: list[str], root: Path) -> None:

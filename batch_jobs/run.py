@@ -7,7 +7,7 @@ from typing import Any
 
 from batch_jobs.storage import MissingObjectError, Storage, maybe_json, read_json
 from inventory_contract.delivery import Delivery, parse_delivery_key
-from inventory_contract.layout import RunLayout, parse_s3_uri
+from inventory_contract.layout import REPORTS_ROOT, RunLayout, parse_s3_uri
 from inventory_contract.manifest import Manifest, parse_manifest
 
 
@@ -73,3 +73,21 @@ def is_complete(store: Storage, layout: RunLayout) -> bool:
     """The run has its ``_COMPLETE`` marker, and no rerun claimed it since."""
     marker = maybe_json(store, layout.complete_marker_key)
     return isinstance(marker, dict) and not claimed_since(maybe_json(store, layout.claim_key), marker)
+
+
+def run_days(store: Storage, source_bucket: str) -> list[str]:
+    """The run dates that have anything under ``run-reports/`` (complete or not), oldest first."""
+    root = f"{REPORTS_ROOT}/source_bucket={source_bucket}/"
+    return sorted(
+        {
+            key.removeprefix(root).split("/", 1)[0].removeprefix("run_date=")
+            for key, _ in store.list(root)
+            if key.removeprefix(root).startswith("run_date=")
+        }
+    )
+
+
+def newer_complete_run(store: Storage, layout: RunLayout) -> str | None:
+    """The newest run date of the bucket that is complete and later than ``layout``'s, if any."""
+    later = [d for d in run_days(store, layout.source_bucket) if d > layout.run_date]
+    return next((d for d in reversed(later) if is_complete(store, RunLayout(layout.source_bucket, d))), None)

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from batch_jobs.run import JobInputError, Run
+from batch_jobs.run import JobInputError, Run, newer_complete_run
 from batch_jobs.source import SourceError
 from batch_jobs.storage import MissingObjectError, Storage, write_json
 from inventory_contract.jsonlog import JsonLogger
@@ -136,10 +136,10 @@ def _inflated_sizes(store: Storage, files: list[DataFile]) -> list[int]:
 
 
 def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
-    """Before a rerun writes anything: delete the earlier run's completion marker, report and rollup
-    tables (the partition is being rewritten), and its parts, part stats and partial rollups
-    beyond this run's ``chunks``, which nothing would overwrite. Returns the deleted keys, the
-    marker first."""
+    """Before a rerun writes anything: delete the earlier run's completion marker, report, rollup
+    tables and storage report (the partition is being rewritten; ``latest.html`` too when no
+    complete run is newer), and its parts, part stats and partial rollups beyond this run's
+    ``chunks``, which nothing would overwrite. Returns the deleted keys, the marker first."""
     layout = run.layout
     keep = {
         key
@@ -153,6 +153,7 @@ def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
     }
     prefixes = (
         layout.reports_prefix,
+        layout.storage_report_key,  # its page: the run it shows is being replaced
         layout.processed_prefix,
         layout.part_stats_prefix,
         *(layout.rollup_prefix(r.name) for r in ROLLUPS),
@@ -165,4 +166,12 @@ def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
         store.delete(stale[0])
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="retire") as pool:
             list(pool.map(store.delete, stale[1:]))
+    latest = layout.latest_storage_report_key
+    if (
+        stale
+        and newer_complete_run(store, layout) is None
+        and any(k == latest for k, _ in store.list(latest))
+    ):
+        store.delete(latest)  # it showed this run; the rerun's finalize writes it again
+        stale.append(latest)
     return stale

@@ -2,8 +2,11 @@
 
 Written after the ``_COMPLETE`` marker, so a report never stands for a run that is not whole, at
 ``reports/source_bucket=B/run_date=D/report.html`` with the content type ``text/html`` (the S3
-console's Open shows it as a page); when no complete run is newer, also at
-``reports/source_bucket=B/latest.html``, the key the stack outputs. The page is the one
+console's Open shows it as a page); then ``reports/source_bucket=B/latest.html``, the key the
+stack outputs, is the newest complete run's page: this one's, or, when a newer run completed
+first (a backfill, a rerun of an older day), that run's page written again to show this one too.
+Two finalizes ending in the same second may still leave ``latest.html`` one run behind until the
+next run. The page is the one
 ``python -m pipeline report`` writes (``batch_jobs/report_page.py``), from the same tables.
 
 The run is complete whatever happens here: a report that cannot be written is an error in the log
@@ -12,8 +15,8 @@ The run is complete whatever happens here: a report that cannot be written is an
 
 from __future__ import annotations
 
-from batch_jobs.report_figures import run_days, store_figures
-from batch_jobs.run import is_complete
+from batch_jobs.report_figures import store_figures
+from batch_jobs.run import newer_complete_run
 from batch_jobs.storage import Storage
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import RunLayout
@@ -39,22 +42,25 @@ def write_storage_report(store: Storage, layout: RunLayout, *, where: str, log: 
         return None
     try:
         log.info("finalize step", step="writing the storage report")
-        figures = store_figures(
-            store,
-            source_bucket,
-            up_to=day,
-            changes_max_rows=CHANGES_MAX_ROWS,
-            progress=lambda step: log.info("finalize step", step=step),
-        )
-        page = render(figures, _prices(), source=f"{where} (source bucket {source_bucket})").encode()
+
+        def page_up_to(day: str) -> bytes:
+            figures = store_figures(
+                store,
+                source_bucket,
+                up_to=day,
+                changes_max_rows=CHANGES_MAX_ROWS,
+                progress=lambda step: log.info("finalize step", step=step),
+            )
+            return render(figures, _prices(), source=f"{where} (source bucket {source_bucket})").encode()
+
+        page = page_up_to(day)
         store.write(layout.storage_report_key, page, CONTENT_TYPE)
-        newer = [
-            d
-            for d in run_days(store, source_bucket)
-            if d > day and is_complete(store, RunLayout(source_bucket, d))
-        ]
-        if not newer:
-            store.write(layout.latest_storage_report_key, page, CONTENT_TYPE)
+        newest = newer_complete_run(store, layout)
+        if newest is not None:  # it completed first (a backfill, a rerun): its page shows this run too
+            log.info("finalize step", step=f"writing the storage report of {newest} again, the newest run")
+            page = page_up_to(newest)
+            store.write(RunLayout(source_bucket, newest).storage_report_key, page, CONTENT_TYPE)
+        store.write(layout.latest_storage_report_key, page, CONTENT_TYPE)
     except Exception as err:  # the run is complete: say what failed, and how to write it again
         log.error(
             "storage report not written; the run is complete",
@@ -63,7 +69,7 @@ def write_storage_report(store: Storage, layout: RunLayout, *, where: str, log: 
             write_it_with=again,
         )
         return None
-    log.info("storage report written", key=layout.storage_report_key, bytes=len(page), latest=not newer)
+    log.info("storage report written", key=layout.storage_report_key, bytes=len(page), newest=newest or day)
     return layout.storage_report_key
 
 

@@ -129,6 +129,7 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             STATE_ROOT,
             REPORTS_ROOT,
             ROLLUPS_ROOT,
+            STORAGE_REPORTS_ROOT,
         ),
         allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
         allow("ParquetParts", ["s3:PutObject"], objects(bucket_arn, f"{PROCESSED_ROOT}/*")),
@@ -160,7 +161,7 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
             ["s3:AbortMultipartUpload"],
             objects(bucket_arn, *MULTIPART_WRITES),
         ),
-        # A rerun first retires the earlier run: its marker, report and rollup tables, and the
+        # A rerun first retires the earlier run: its marker, report, rollup tables and page, and the
         # parts, part stats and partials it wrote beyond the rerun's chunk count (batch_jobs/split.py).
         allow(
             "RetireEarlierRuns",
@@ -171,6 +172,7 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
                 f"{PROCESSED_ROOT}/*",
                 f"{RUN_STATE}/parts/*",
                 f"{ROLLUPS_ROOT}/*",
+                f"{STORAGE_REPORTS_ROOT}/*",
             ),
         ),
     )

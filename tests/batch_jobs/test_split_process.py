@@ -175,9 +175,12 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
     run(3)
     assert len(keys(layout.processed_prefix)) == 3 and keys(layout.reports_prefix)
     assert all(keys(layout.rollup_prefix(r.name)) == [layout.rollup_key(r.name)] for r in ROLLUPS)
+    pages = [layout.latest_storage_report_key, layout.storage_report_key]
+    assert keys("reports/") == pages  # finalize's storage report, and the newest's
     # WHEN it is rerun with 2 chunks: the split retires the earlier run first
     assert _split(aws_env, gen, bucket, 2).returncode == 0
     assert keys(layout.reports_prefix) == []  # no _COMPLETE while the partition is rewritten
+    assert keys("reports/") == []  # nor a page showing the run being replaced
     assert keys(layout.processed_prefix) == [layout.part_key(0), layout.part_key(1)]
     assert keys(layout.part_stats_prefix) == sorted(
         [layout.part_stats_key(i) for i in range(2)]
@@ -195,6 +198,11 @@ def test_a_rerun_with_fewer_chunks_leaves_exactly_its_own_parts_and_state(s3, bu
     body = s3.get_object(Bucket=bucket, Key=layout.rollup_key("storage_class"))["Body"].read()
     classes = pl.read_parquet(io.BytesIO(body))
     assert classes["objects"].sum() == 500  # the rerun's rollups, not the earlier run's added in
+    assert keys("reports/") == pages
+    page = s3.get_object(Bucket=bucket, Key=layout.latest_storage_report_key)
+    assert (
+        page["ContentType"] == "text/html; charset=utf-8" and b"One complete run only" in page["Body"].read()
+    )
 
 
 def test_a_child_whose_run_was_replaced_meanwhile_writes_no_part(s3, bucket, aws_env, tmp_path, monkeypatch):

@@ -480,12 +480,25 @@ def test_a_rerun_of_an_older_day_keeps_the_newest_report_as_latest(days: TwoDays
     out = tmp_path / "out"
     shutil.copytree(days.out, out, symlinks=True)
     latest = out / RunLayout(BUCKET, DAY2).latest_storage_report_key
-    before = latest.read_bytes()
+    before = _page_data(latest)
     manifest = days.day1.manifest_path
     assert main(["run-local", str(manifest), "--out", str(out), "--workers", "1", "--force"]) == 0
-    assert latest.read_bytes() == before  # day 2 is still the newest complete run
+    # day 2 is still the newest complete run: its page (written again, showing the rerun) is latest
+    assert _page_data(latest) == before == _page_data(out / RunLayout(BUCKET, DAY2).storage_report_key)
     rewritten = _page_data(out / RunLayout(BUCKET, DAY1).storage_report_key)
     assert rewritten["charts"]["classes-bytes"][0] == [DAY1]
+
+
+def test_days_converted_out_of_order_leave_the_newest_page_as_latest(days: TwoDays, tmp_path: Path) -> None:
+    # a backfill: day 2 completes first, then day 1
+    out = tmp_path / "out"
+    for manifest in (days.day2.delivery.manifest_path, days.day1.manifest_path):
+        assert main(["run-local", str(manifest), "--out", str(out), "--workers", "1"]) == 0
+    latest = _page_data(out / RunLayout(BUCKET, DAY2).latest_storage_report_key)
+    assert latest["charts"]["classes-bytes"][0] == [DAY1, DAY2]  # both runs, day 2's page
+    assert "changes-objects" in latest["charts"]
+    assert latest == _page_data(out / RunLayout(BUCKET, DAY2).storage_report_key)
+    assert latest == _page_data(days.out / RunLayout(BUCKET, DAY2).storage_report_key)  # as in order
 
 
 def test_a_report_that_cannot_be_written_leaves_the_run_complete_and_says_why(tmp_path: Path, capsys) -> None:
