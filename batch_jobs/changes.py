@@ -161,12 +161,66 @@ def object_changes(before: pl.LazyFrame, after: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+COMPARED_FIELDS = ("VersionId", "IsLatest", "IsDeleteMarker", "Size", "ETag", "StorageClass")
+"""The delivery fields the comparison reads: both runs must have the same of them, or every object
+would show as changed (a field that appears reads as a new value; versions as new identities)."""
+
+
+def fields_differ(before: list[str], after: list[str], before_day: str, after_day: str) -> str | None:
+    """Why two runs delivered with these fields (their manifests' fileSchema) cannot be compared."""
+    first, second = ({f for f in fields if f in COMPARED_FIELDS} for fields in (before, after))
+    if first == second:
+        return None
+    only = [
+        f"{sorted(a - b)} only on {day}"
+        for a, b, day in ((first, second, before_day), (second, first, after_day))
+        if a - b
+    ]
+    return (
+        f"the runs were delivered with different fields ({'; '.join(only)}): every object would "
+        "show as changed; compare runs of one inventory configuration"
+    )
+
+
 def write_changes(before_parts: Path, after_parts: Path, target: Path) -> None:
     """Stream the changes between two run partitions into the Parquet file ``target``."""
     check_comparable(before_parts)
     check_comparable(after_parts)
     changes = object_changes(current_objects(before_parts), current_objects(after_parts))
     changes.sink_parquet(target, engine="streaming", maintain_order=False)
+    mixed = _version_ids_differ(target)
+    if mixed:
+        target.unlink()
+        msg = (
+            f"{mixed:,} objects are the same in both runs (key, ETag and last modified) but listed with a "
+            "version id in one and without in the other: the runs differ in whether they list version ids "
+            "(an inventory without the VersionId field, or a snapshot with --current-only, against one "
+            "with them); compare runs of the same kind"
+        )
+        raise PartsNotComparableError(msg)
+
+
+def _version_ids_differ(changes_file: Path) -> int:
+    """Objects "deleted" and "added" as the same object version: a version's id never changes, so
+    an object with an id on one side and none on the other means the runs list ids differently."""
+    changed = pl.scan_parquet(changes_file, glob=False)
+    same = ["key", "e_tag", "last_modified_date"]
+
+    def side(kind: str, suffix: str) -> pl.LazyFrame:
+        return changed.filter(pl.col("change") == kind).select(
+            "key",
+            pl.col(f"e_tag_{suffix}").alias("e_tag"),
+            pl.col(f"last_modified_date_{suffix}").alias("last_modified_date"),
+            pl.col("version_id").is_null().alias(f"unversioned_{suffix}"),
+        )
+
+    pairs = side("deleted", "before").join(side("added", "after"), on=same, how="inner", nulls_equal=False)
+    return int(
+        pairs.filter(pl.col("unversioned_before") != pl.col("unversioned_after"))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
 
 
 def totals(changes_file: Path) -> dict[str, KindTotals]:

@@ -29,6 +29,7 @@ from batch_jobs.changes import (
     DuplicateCandidates,
     KindTotals,
     duplicate_candidates,
+    fields_differ,
     totals,
     write_changes,
 )
@@ -235,6 +236,10 @@ def store_figures(
         for day, (marker, report, claim) in zip(days, pool.map(documents, days), strict=True):
             if not isinstance(marker, dict) or not isinstance(report, dict):
                 left_out.append(f"{day}: not complete (no _COMPLETE marker or run report)")
+            elif not isinstance(marker.get("rollups"), dict):
+                left_out.append(
+                    f"{day}: converted by a version before rollup tables (convert it again to show it)"
+                )
             elif claimed_since(claim, marker):
                 left_out.append(f"{day}: a rerun claimed it after it completed")
             else:
@@ -283,6 +288,9 @@ def _with_changes(
             "computes them from a machine with the disk"
         )
         return replace(figures, changes_left_out=why)
+    differ = delivered_fields_differ(store, figures.bucket, last_two)
+    if differ:
+        return replace(figures, changes_left_out=differ)
     parts = {day: list(markers[day].get("parts", {})) for day in last_two}
     size = sum(sum(markers[day].get("parts", {}).values()) for day in last_two)
     progress(
@@ -299,6 +307,18 @@ def _with_changes(
             figures, changes_left_out=f"the parts of {' and '.join(last_two)} cannot be read ({err})"
         )
     return replace(figures, changes=changes, candidates=candidates)
+
+
+def delivered_fields_differ(store: Storage, bucket: str, days: list[str]) -> str | None:
+    """Why the last two runs cannot be compared, by their plans' delivered fields (the plans expire
+    with the run state: without them, ``write_changes`` still finds runs that list version ids
+    differently)."""
+    plans = [maybe_json(store, RunLayout(bucket, day).plan_key) for day in days]
+    if len(days) != 2 or not all(
+        isinstance(p, dict) and isinstance(p.get("file_schema"), list) for p in plans
+    ):
+        return None
+    return fields_differ(plans[0]["file_schema"], plans[1]["file_schema"], days[0], days[1])
 
 
 def _fetch(store: Storage, keys: list[str], root: Path) -> None:

@@ -47,12 +47,12 @@ def render(figures: ReportFigures, prices: Prices | str, *, source: str) -> str:
         )
         return _page(title, body, source, prices)
     body.append(
-        f'<p class="muted">Run of <b>{latest.run_date}</b> ({html.escape(str(latest.report.get("inventory_kind")))}),'
+        f'<p class="muted">Run of <b>{html.escape(latest.run_date)}</b> ({html.escape(str(latest.report.get("inventory_kind")))}),'
         + (
             f' {len(figures.runs) + figures.earlier_runs} complete runs kept; the last <span id="runs-shown">'
-            f"{len(figures.runs)}</span> shown, from {figures.runs[0].run_date} (the rollup tables hold every run)"
+            f"{len(figures.runs)}</span> shown, from {html.escape(figures.runs[0].run_date)} (the rollup tables hold every run)"
             if figures.earlier_runs
-            else f" {len(figures.runs)} complete run(s) kept, from {figures.runs[0].run_date}"
+            else f" {len(figures.runs)} complete run(s) kept, from {html.escape(figures.runs[0].run_date)}"
         )
         + f". {_left_out(figures)}</p>"
     )
@@ -112,8 +112,10 @@ def _headline(run: RunFigures, previous: RunFigures | None) -> list[str]:
     stored = sum(b for kind, (_, b) in kinds.items() if kind != DELETE_MARKER)
     objects = kinds.get(CURRENT, (0, 0))[0]
     before = previous.by_version_kind() if previous else None
-    stored_before = sum(b for k, (_, b) in before.items() if k != DELETE_MARKER) if before else None
-    objects_before = before.get(CURRENT, (0, 0))[0] if before else None
+    stored_before = (
+        sum(b for k, (_, b) in before.items() if k != DELETE_MARKER) if before is not None else None
+    )
+    objects_before = before.get(CURRENT, (0, 0))[0] if before is not None else None
     report = run.report
     reconciled = (
         f"rows in {report['rows_in']:,} = rows out {report['rows_out']:,}"
@@ -258,7 +260,8 @@ def _changes(figures: ReportFigures) -> list[str]:
     else:
         kinds = list(figures.changes)
         out.append(
-            f'<p class="muted">{figures.previous.run_date if figures.previous else ""} to {figures.latest.run_date if figures.latest else ""}, '
+            f'<p class="muted">{html.escape(figures.previous.run_date if figures.previous else "")} to '
+            f"{html.escape(figures.latest.run_date if figures.latest else '')}, "
             "current objects only (the rules of the changes command).</p>"
         )
         out.append(
@@ -320,6 +323,12 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
         "Storage only, first price tier; Intelligent-Tiering's monitoring and automation charge (per "
         "object over 128 KB) and requests are not included."
     ]
+    unpriced = sorted(t for t in tiers if t and t not in prices.tiering)
+    if unpriced and prices.per_gb_month.get(INTELLIGENT_TIERING) is not None:
+        notes.append(
+            f"No price for the access tier(s) {', '.join(unpriced)} in these prices: their bytes are priced at "
+            "Intelligent-Tiering's class price, as if in Frequent Access."
+        )
     untiered = tiers.get(None, 0)
     if untiered:
         notes.append(
@@ -357,7 +366,7 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
     )
     return [
         "<h2>Estimated monthly storage cost</h2>",
-        f'<p>About <b id="cost-total" data-value="{total:.2f}">{_usd(total)}</b> a month in {html.escape(prices.region)}.</p>',
+        f'<p>About <b id="cost-total" data-value="{total}">{_usd(total)}</b> a month in {html.escape(prices.region)}.</p>',
         bar_chart(
             "cost-classes",
             "USD a month by storage class",
@@ -373,6 +382,7 @@ def _costs(run: RunFigures, prices: Prices) -> list[str]:
         _table(
             ["prefix", "bytes", "USD a month"],
             [[label, human(size), _usd(size * per_byte)] for label, size in zip(labels, sizes, strict=True)],
+            values=[[size, size * per_byte] for size in sizes],
             table_id="cost-by-prefix",
         ),
         *(f'<p class="muted">{html.escape(n)}</p>' for n in notes),
@@ -393,17 +403,22 @@ def _table(
     values: list[list[Any]] | None = None,
     table_id: str | None = None,
 ) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = "".join(f"<th>{_text(h)}</th>" for h in header)
     lines = []
     for i, row in enumerate(rows):
         raw = values[i] if values else []
-        cells = [f"<td>{html.escape(str(row[0]))}</td>"]
+        cells = [f"<td>{_text(str(row[0]))}</td>"]
         for j, cell in enumerate(row[1:]):
             data = f' data-value="{raw[j]}"' if j < len(raw) else ""
-            cells.append(f"<td{data}>{html.escape(str(cell))}</td>")
+            cells.append(f"<td{data}>{_text(str(cell))}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{table_id}"' if table_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+
+
+def _text(text: str) -> str:
+    """A cell's text, escaped, its control characters (S3 keys may hold them) shown as escapes."""
+    return html.escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
 
 
 def _usd(value: float) -> str:

@@ -179,13 +179,20 @@ class LocalStorage:
     def write(self, key: str, data: bytes, content_type: str | None = None) -> None:
         target = self._target(key)
         partial = _partial(target)
-        partial.write_bytes(data)
-        partial.replace(target)
+        try:
+            partial.write_bytes(data)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)  # a write that failed (a full disk) leaves nothing
 
     def create(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         target = self._target(key)
         partial = _partial(target)
-        partial.write_bytes(data)
+        try:
+            partial.write_bytes(data)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         try:
             os.link(partial, target)  # fails if the target exists: an exclusive create
         except FileExistsError:

@@ -34,7 +34,12 @@ def write_storage_report(store: Storage, layout: RunLayout, *, where: str, log: 
     """The storage report of ``layout``'s run, from the runs in ``store`` (``where`` names it on the
     page); its key, or None when it could not be written (logged)."""
     source_bucket, day = layout.source_bucket, layout.run_date
-    again = f"python -m pipeline report {where} --source-bucket {source_bucket} --out report.html"
+    again = f"python -m pipeline report {where} --source-bucket {source_bucket} --run-date {day}"
+    if where.startswith("s3://"):  # then put it where finalize would have
+        again += (
+            f" --out report.html && aws s3 cp report.html {where}/{layout.storage_report_key} "
+            f"--content-type '{CONTENT_TYPE}'"
+        )
     try:
         from batch_jobs.report_page import render  # matplotlib loads for this step only
     except ImportError as err:  # a local install without the charts' library

@@ -35,6 +35,8 @@ _US = {
     "REDUCED_REDUNDANCY": 0.024,
     "EXPRESS_ONEZONE": 0.11,
 }
+ACCESS_TIERS = ("FREQUENT", "INFREQUENT", "ARCHIVE_INSTANT_ACCESS", "ARCHIVE", "DEEP_ARCHIVE")
+"""Intelligent-Tiering's access tiers, as the inventory's IntelligentTieringAccessTier names them."""
 _US_TIERING = {  # Intelligent-Tiering's access tiers, as the inventory names them
     "FREQUENT": 0.023,
     "INFREQUENT": 0.0125,
@@ -110,6 +112,10 @@ def load_prices(path: Path) -> Prices:
         if bad:
             msg = f"--prices {path}: {name} must map names to USD per GB-month (finite numbers of at least 0), got {bad}"
             raise PricesError(msg)
+    unknown = sorted(set(tables["tiering"]) - set(ACCESS_TIERS))
+    if unknown:
+        msg = f"--prices {path}: tiering names {unknown} are not access tiers the inventory reports ({', '.join(ACCESS_TIERS)})"
+        raise PricesError(msg)
     return Prices(
         str(doc.get("region", "custom")),
         {str(k): float(v) for k, v in tables["per_gb_month"].items()},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,6 +32,9 @@ class CommandListFormatter(argparse.RawDescriptionHelpFormatter):
             self._action_max_length = max(self._action_max_length, width)
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1 (argparse names the flag in its error)."""
     try:
@@ -53,6 +58,18 @@ def path(text: str) -> Path:
 def manifest_source(text: str) -> Path | str:
     """An argparse type: ``s3://...`` stays a string (to download), anything else is a path."""
     return text if text.startswith("s3://") else path(text)
+
+
+def run_date(text: str) -> str:
+    """An argparse type: a calendar date written YYYY-MM-DD, as run partitions name it."""
+    try:
+        valid = bool(_DATE.fullmatch(text)) and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        valid = False
+    if not valid:
+        msg = f"must be a date YYYY-MM-DD, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def add_command(

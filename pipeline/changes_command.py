@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import tempfile
 import uuid
 from dataclasses import asdict
-from datetime import date
 from pathlib import Path
 
 from batch_jobs.changes import (
@@ -24,16 +22,16 @@ from batch_jobs.changes import (
     KindTotals,
     PartsNotComparableError,
     duplicates,
+    fields_differ,
     totals,
     write_changes,
 )
 from inventory_contract.layout import PROCESSED_ROOT, REPORTS_ROOT, RunLayout
-from pipeline.arguments import add_command, path
+from pipeline.arguments import add_command, path, run_date
 from pipeline.errors import EXIT_OK, UsageError
 from pipeline.local.publish import why_incomplete
 
 CHANGES_FILE, SUMMARY_FILE = "changes.parquet", "summary.json"
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -76,18 +74,6 @@ date before and after) and summary.json. DIR is replaced whole, only when it is 
     )
     parser.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
     parser.set_defaults(handler=run)
-
-
-def run_date(text: str) -> str:
-    """An argparse type: a calendar date written YYYY-MM-DD, as run partitions name it."""
-    try:
-        valid = bool(_DATE.fullmatch(text)) and date.fromisoformat(text).isoformat() == text
-    except ValueError:
-        valid = False
-    if not valid:
-        msg = f"must be a date YYYY-MM-DD, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,35 +131,21 @@ def _check_runs(out: Path, bucket: str, from_date: str, to_date: str) -> tuple[P
     return runs
 
 
-COMPARED_FIELDS = ("VersionId", "IsLatest", "IsDeleteMarker", "Size", "ETag", "StorageClass")
-"""The delivery fields the comparison reads: both runs must have the same of them, or every object
-would show as changed (a field that appears reads as a new value; versions as new identities)."""
-
-
 def _check_same_fields(out: Path, before: RunLayout, after: RunLayout) -> None:
-    def fields(layout: RunLayout) -> set[str]:
+    def fields(layout: RunLayout) -> list[str]:
         plan = out / layout.plan_key
         if not plan.exists():  # a run converted by a version before the plan kept its split report
             plan = plan.with_name("split-report.json")
-        report = json.loads(plan.read_text())
-        return {f for f in report["file_schema"] if f in COMPARED_FIELDS}
+        return list(json.loads(plan.read_text())["file_schema"])
 
     try:
         first, second = fields(before), fields(after)
     except (OSError, ValueError, KeyError, TypeError) as err:
         msg = f"cannot read the fields of the runs from their plans under {out}/run-state/: {err}"
         raise UsageError(msg) from err
-    if first != second:
-        only = [
-            f"{sorted(a - b)} only on {layout.run_date}"
-            for a, b, layout in ((first, second, before), (second, first, after))
-            if a - b
-        ]
-        msg = (
-            f"the runs were delivered with different fields ({'; '.join(only)}): every object would "
-            "show as changed; compare runs of one inventory configuration"
-        )
-        raise UsageError(msg)
+    differ = fields_differ(first, second, before.run_date, after.run_date)
+    if differ:
+        raise UsageError(differ)
 
 
 def _complete_run(out: Path, layout: RunLayout) -> Path:

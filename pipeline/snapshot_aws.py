@@ -31,7 +31,7 @@ _JOB_DONE = {"SUCCEEDED", "FAILED"}
 
 
 def run_on_aws(args: argparse.Namespace, bucket: str, prefix: str) -> int:
-    outputs = read_outputs(args.outputs, stack=args.stack)
+    outputs = read_outputs(args.outputs, stack=args.stack, instead="")
     destination, queue, definition = (
         _output(outputs, name) for name in ("destinationBucket", "jobQueueArn", "snapshotJobDefinitionArn")
     )

@@ -17,10 +17,13 @@ from pipeline.errors import UsageError
 PULUMI_TIMEOUT_SECONDS = 120
 
 
-def read_outputs(source: str | None, *, stack: str | None = None) -> dict[str, Any]:
-    """The outputs in ``source`` (a file, ``-`` for stdin), or, when None, from the Pulumi CLI."""
+def read_outputs(
+    source: str | None, *, stack: str | None = None, instead: str = "--destination-bucket"
+) -> dict[str, Any]:
+    """The outputs in ``source`` (a file, ``-`` for stdin), or, when None, from the Pulumi CLI
+    (``instead``: what else the command takes, said when the CLI is missing)."""
     if source is None:
-        return _from_pulumi(stack)
+        return _from_pulumi(stack, instead)
     where = "standard input" if source == "-" else source
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
@@ -30,7 +33,7 @@ def read_outputs(source: str | None, *, stack: str | None = None) -> dict[str, A
     return _parse(text, where)
 
 
-def _from_pulumi(stack: str | None) -> dict[str, Any]:
+def _from_pulumi(stack: str | None, instead: str) -> dict[str, Any]:
     command = ["pulumi", "stack", "output", "--json", *(["--stack", stack] if stack else [])]
     shown = " ".join(command)
     try:
@@ -40,7 +43,7 @@ def _from_pulumi(stack: str | None) -> dict[str, Any]:
     except FileNotFoundError as err:
         msg = (
             "the pulumi CLI is not on PATH: install it, or give --outputs FILE (the JSON of "
-            "`pulumi stack output --json`) or --destination-bucket"
+            "`pulumi stack output --json`)" + (f" or {instead}" if instead else "")
         )
         raise UsageError(msg) from err
     except subprocess.TimeoutExpired as err:

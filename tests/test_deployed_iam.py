@@ -266,7 +266,9 @@ def test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_
     ]
     assert named and named[0].action in removed["Action"], (account.denials, failed["error"])
     assert failed["write_it_with"] == (
-        f"python -m pipeline report s3://{account.bucket} --source-bucket demo-source-bucket --out report.html"
+        f"python -m pipeline report s3://{account.bucket} --source-bucket demo-source-bucket --run-date 2026-11-24 "
+        f"--out report.html && aws s3 cp report.html s3://{account.bucket}/{layout.storage_report_key} "
+        "--content-type 'text/html; charset=utf-8'"
     )
 
 

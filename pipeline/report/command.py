@@ -4,6 +4,7 @@ of a local output folder, or of the stack's destination bucket on S3."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,8 @@ from inventory_contract.prices import (
     load_prices,
     prices_for,
 )
-from pipeline.arguments import add_command, path
-from pipeline.errors import EXIT_OK, UsageError
+from pipeline.arguments import add_command, path, run_date
+from pipeline.errors import EXIT_OK, PipelineError, UsageError
 from pipeline.stack_outputs import read_outputs
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ by prefix. The page needs no network: open it in any browser, or print it.""",
             "report s3://DEST --source-bucket my-bucket --out report.html",
             "report --stack dev --source-bucket my-bucket --out report.html",
             "report out --source-bucket my-bucket --out report.html --region us-west-2",
+            "report out --source-bucket my-bucket --run-date 2026-11-24",
         ],
     )
     parser.add_argument(
@@ -54,6 +56,12 @@ by prefix. The page needs no network: open it in any browser, or print it.""",
         "--outputs", metavar="FILE", help="as --stack, from `pulumi stack output --json` (- for stdin)"
     )
     parser.add_argument("--source-bucket", required=True, help="the inventoried bucket")
+    parser.add_argument(
+        "--run-date",
+        type=run_date,
+        metavar="YYYY-MM-DD",
+        help="the report as of this run: the runs up to it (default: every run; the page finalize wrote for it)",
+    )
     parser.add_argument(
         "--out",
         dest="target",
@@ -88,14 +96,16 @@ def _figures(args: argparse.Namespace) -> tuple[Path | str, ReportFigures]:
         msg = f"give one of OUT, s3://DEST, --stack NAME or --outputs FILE (got {' and '.join(given) or 'none'})"
         raise UsageError(msg)
     if args.out and not args.out.startswith("s3://"):
-        return Path(args.out), local_figures(Path(args.out), args.source_bucket)
+        return Path(args.out), local_figures(Path(args.out), args.source_bucket, up_to=args.run_date)
     if args.out:
         bucket = args.out.removeprefix("s3://").strip("/")
         if not bucket or "/" in bucket:
             msg = f"{args.out!r} is not a bucket: give s3://DEST, the stack's destination bucket"
             raise UsageError(msg)
     else:
-        bucket = str(read_outputs(args.outputs, stack=args.stack).get("destinationBucket") or "")
+        bucket = str(
+            read_outputs(args.outputs, stack=args.stack, instead="s3://DEST").get("destinationBucket") or ""
+        )
         if not bucket:
             msg = "the stack outputs have no destinationBucket: is it this project's stack?"
             raise UsageError(msg)
@@ -107,7 +117,9 @@ def _figures(args: argparse.Namespace) -> tuple[Path | str, ReportFigures]:
 
     store = S3Storage(bucket, boto3.Session().client("s3"))
     try:
-        return f"s3://{bucket}", store_figures(store, args.source_bucket, progress=progress_printer())
+        return f"s3://{bucket}", store_figures(
+            store, args.source_bucket, up_to=args.run_date, progress=progress_printer()
+        )
     except NoRunsError as err:
         raise UsageError(str(err)) from err
 
@@ -147,9 +159,15 @@ def run(args: argparse.Namespace) -> int:
         msg = f"--out {target} is a folder; give the path of the .html file to write"
         raise UsageError(msg)
     page = render(figures, prices, source=f"{where} (source bucket {args.source_bucket})")
-    target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.partial")
-    staged.write_text(page, encoding="utf-8")
-    staged.replace(target)  # a reader never sees half a page
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_text(page, encoding="utf-8")
+        staged.replace(target)  # a reader never sees half a page
+    except OSError as err:  # a full disk, a read-only folder, a file where a folder should be
+        with contextlib.suppress(OSError):
+            staged.unlink(missing_ok=True)
+        msg = f"--out {target}: cannot write the report: {err.strerror or err}"
+        raise PipelineError(msg) from err
     print(f"report: {target} ({len(page.encode()) / 1024:,.0f} KiB); open it in a browser")
     return EXIT_OK

@@ -193,3 +193,15 @@ def test_a_hundred_daily_runs_show_the_last_sixty_and_say_so(tmp_path) -> None:
     parsed = Tables()
     parsed.feed(text)
     assert [row[0][0] for row in parsed.tables["classes-by-run"]] == days[-HISTORY_RUNS:]
+
+
+def test_control_characters_of_keys_are_shown_as_escapes() -> None:
+    text = render(
+        ReportFigures("b", [run("2026-11-24", {"a\x00b/": 5, "bell\x07/": 3, "<script>/": 1})]),
+        prices_for("us-east-1"),
+        source="test",
+    )
+    assert "\x00" not in text and "\x07" not in text and "<script>/" not in text
+    parsed = Tables()
+    parsed.feed(text)
+    assert [row[0][0] for row in parsed.tables["prefixes-1"]] == ["a\\x00b/", "bell\\x07/", "<script>/"]

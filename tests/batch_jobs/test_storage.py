@@ -127,3 +127,19 @@ def test_what_a_run_writes_is_never_read_from_the_delivery_folder(tmp_path: Path
     with pytest.raises(MissingObjectError, match=str(out / key)):
         store.read(key)
     assert store.uri(key) == str(out / key)
+
+
+@pytest.mark.parametrize("method", ["write", "create"])
+def test_a_local_write_that_fails_leaves_no_partial_file(tmp_path: Path, monkeypatch, method: str) -> None:
+    store = LocalStorage("dest", tmp_path / "out")
+    store.write("reports/a.html", b"the page before")
+
+    def full(self: Path, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError, match="No space left"):
+        getattr(store, method)("reports/b.html" if method == "create" else "reports/a.html", b"x" * 100)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "out" / "reports").iterdir()) == ["a.html"]
+    assert store.read("reports/a.html") == b"the page before"

@@ -18,6 +18,7 @@ from polars.testing import assert_frame_equal
 from batch_jobs.changes import KINDS, OUTPUT_COLUMNS
 from pipeline.cli import main
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_OK
+from pipeline.synthetic import generate_delivery
 from pipeline.synthetic_changes import Change, ChangeTruth
 from tests.two_days import BUCKET, DAY1, DAY2, TwoDays, two_days
 
@@ -599,3 +600,75 @@ def gen_layout(gen):  # type: ignore[no-untyped-def]
     from inventory_contract.layout import RunLayout
 
     return RunLayout.of(gen.delivery)
+
+
+def test_runs_that_list_version_ids_differently_are_not_compared(tmp_path, capsys):
+    # day 1 lists every version with its id (a snapshot's default); day 2 is an inventory of the same
+    # objects without the VersionId field: every object would be "deleted" and "added"
+    from datetime import UTC, datetime
+
+    from inventory_contract.schema import KNOWN_FIELDS
+    from tests.two_days import UNVERSIONED_FIELDS
+
+    same = {
+        "objects": 300,
+        "files": 1,
+        "source_bucket": "bkt",
+        "versions": True,
+        "seed": 3,
+        "tricky_share": 0,
+    }
+    out = tmp_path / "out"
+    for day, fields in ((24, KNOWN_FIELDS), (25, UNVERSIONED_FIELDS)):
+        delivered = generate_delivery(
+            tmp_path / f"d{day}", timestamp=datetime(2026, 11, day, 1, tzinfo=UTC), fields=fields, **same
+        )
+        assert main(["run-local", str(delivered.manifest_path), "--out", str(out), "--workers", "1"]) == 0
+    capsys.readouterr()
+    argv = ["changes", str(out), "--source-bucket", "bkt", "--from", "2026-11-24", "--to", "2026-11-25"]
+    assert main([*argv, "--out", str(tmp_path / "changes")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "the runs were delivered with different fields (['IsDeleteMarker', 'IsLatest', 'VersionId'] only on 2026-11-24)"
+        in err
+    )
+    assert not (tmp_path / "changes" / "changes.parquet").exists()
+    page = (out / "reports" / "source_bucket=bkt" / "latest.html").read_text()
+    assert 'id="changes-left-out"' in page and "the runs were delivered with different fields" in page
+
+
+def test_without_the_plans_objects_listed_with_and_without_their_version_id_are_not_compared(tmp_path):
+    # on AWS the plans expire with the run state; the objects themselves say it: an object version's
+    # id never changes, so the same key, ETag and last-modified with an id on one day and none on the
+    # next means the runs list version ids differently
+    from datetime import UTC, datetime
+
+    from batch_jobs.changes import _SCHEMA, PartsNotComparableError, write_changes
+
+    def write_parts(folder: Path, rows: list[dict[str, Any]]) -> None:
+        folder.mkdir()
+        full = [
+            {"is_latest": True, "is_delete_marker": False, "storage_class": "STANDARD", **r} for r in rows
+        ]
+        pl.DataFrame(full, schema=_SCHEMA).write_parquet(folder / "part-000000.parquet")
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {"key": f"k{i}", "version_id": f"v{i}", "size": i, "e_tag": f"e{i}", "last_modified_date": at}
+        for i in range(5)
+    ]
+    write_parts(tmp_path / "before", rows)
+    write_parts(tmp_path / "after", [{**r, "version_id": None} for r in rows])
+    with pytest.raises(PartsNotComparableError, match="5 objects are the same in both runs"):
+        write_changes(tmp_path / "before", tmp_path / "after", tmp_path / "changes.parquet")
+    assert not (tmp_path / "changes.parquet").exists()
+    # versioning turned on: the objects from before keep no id; new uploads have one (another time)
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    write_parts(tmp_path / "enabled", [{**r, "version_id": None} for r in rows])
+    write_parts(
+        tmp_path / "next",
+        [*({**r, "version_id": None} for r in rows[:4]), {**rows[4], "last_modified_date": later}],
+    )
+    write_changes(tmp_path / "enabled", tmp_path / "next", tmp_path / "changes.parquet")
+    found = pl.read_parquet(tmp_path / "changes.parquet")
+    assert sorted(found["change"].to_list()) == ["added", "deleted"]
