@@ -11,7 +11,13 @@ import pulumi_aws as aws
 
 from components.config import CAPACITIES, ON_DEMAND, PROJECT, ConfigError, StackSettings
 from components.job_definitions import FINALIZE_SIZE, SNAPSHOT_SIZE, container_properties, retry_strategy
-from components.role_policies import ecs_tasks_trust_policy, execution_policy, job_policy, snapshot_policy
+from components.role_policies import (
+    ecs_tasks_trust_policy,
+    execution_policy,
+    finalize_policy,
+    job_policy,
+    snapshot_policy,
+)
 from inventory_contract.jobs import ALL_JOB_SPECS, FINALIZE, PROCESS, SNAPSHOT, SPLIT, JobSpec
 
 
@@ -65,6 +71,16 @@ class BatchPipeline(pulumi.ComponentResource):
             role=job_role.id,
             policy=pulumi.Output.from_input(args.bucket_arn).apply(
                 lambda arn: json.dumps(job_policy(bucket_arn=arn, inventory_prefix=s.inventory_prefix))
+            ),
+            opts=child,
+        )
+        # finalize reads every kept run for the storage report: a role of its own, so no child can
+        finalize_role = aws.iam.Role(f"{name}-finalize-role", assume_role_policy=trust, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-finalize-policy",
+            role=finalize_role.id,
+            policy=pulumi.Output.from_input(args.bucket_arn).apply(
+                lambda arn: json.dumps(finalize_policy(bucket_arn=arn, inventory_prefix=s.inventory_prefix))
             ),
             opts=child,
         )
@@ -165,7 +181,7 @@ class BatchPipeline(pulumi.ComponentResource):
         self.job_definition_arns = {}
         for spec in ALL_JOB_SPECS:
             vcpu, memory = sizes[spec.name]
-            role = snapshot_role if spec is SNAPSHOT else job_role
+            role = {SNAPSHOT.name: snapshot_role, FINALIZE.name: finalize_role}.get(spec.name, job_role)
 
             def properties(
                 o: dict[str, str], spec: JobSpec = spec, vcpu: str = vcpu, memory: int = memory

@@ -30,9 +30,10 @@ from inventory_contract.listing import LISTING_CONFIG_ID
 
 RUN_STATE = f"{STATE_ROOT}/source_bucket=*/run_date=*"
 """Every run's state folder, as an IAM resource pattern (``*`` also matches ``/``)."""
-MULTIPART_WRITES = (f"{PROCESSED_ROOT}/*", f"{RUN_STATE}/parts/*", f"{ROLLUPS_ROOT}/*")
+JOB_MULTIPART_WRITES = (f"{PROCESSED_ROOT}/*", f"{RUN_STATE}/parts/*")
 """What the jobs write with ``Storage.store``, which uploads in parts above 64 MiB (checked against
-the keys a run really writes so: tests/test_deployed_iam.py)."""
+the keys a run really writes so: tests/test_deployed_iam.py): split and process the first two,
+finalize the rollup tables."""
 
 
 def document(*statements: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +120,8 @@ def trigger_policy(
 
 
 def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
-    """The Batch jobs (split, process, finalize): read a delivery, write the run's outputs."""
+    """The split and process jobs: read a delivery, write the run's plan, parts and part stats, and
+    retire an earlier run of the same partition (finalize has a role of its own)."""
     return document(
         list_prefixes(
             "ListRunPrefixes",
@@ -133,33 +135,14 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
         ),
         allow("ReadDeliveries", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
         allow("ParquetParts", ["s3:PutObject"], objects(bucket_arn, f"{PROCESSED_ROOT}/*")),
-        allow(
-            "RunState",
-            ["s3:GetObject", "s3:PutObject"],
-            objects(bucket_arn, f"{RUN_STATE}/plan.json", f"{RUN_STATE}/parts/*"),
-        ),
-        allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
-        allow("RollupTables", ["s3:PutObject"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
-        # finalize's storage report reads every kept run's marker, run report and rollup tables, a
-        # rerun's claim, and the last two runs' parts (batch_jobs/report_figures.py), and writes a page.
-        allow(
-            "ReadRunsForTheStorageReport",
-            ["s3:GetObject"],
-            objects(
-                bucket_arn,
-                f"{REPORTS_ROOT}/*",
-                f"{ROLLUPS_ROOT}/*",
-                f"{PROCESSED_ROOT}/*",
-                f"{RUN_STATE}/claim.json",
-            ),
-        ),
-        allow("StorageReports", ["s3:PutObject"], objects(bucket_arn, f"{STORAGE_REPORTS_ROOT}/*")),
+        allow("RunPlan", ["s3:GetObject", "s3:PutObject"], objects(bucket_arn, f"{RUN_STATE}/plan.json")),
+        allow("PartStats", ["s3:PutObject"], objects(bucket_arn, f"{RUN_STATE}/parts/*")),
         # Every key a job may write in parts (a stored file above the multipart threshold): a failed
         # upload is aborted, and a retry must be able to abort its own.
         allow(
             "AbortMultipartUploads",
             ["s3:AbortMultipartUpload"],
-            objects(bucket_arn, *MULTIPART_WRITES),
+            objects(bucket_arn, *JOB_MULTIPART_WRITES),
         ),
         # A rerun first retires the earlier run: its marker, report, rollup tables and page, and the
         # parts, part stats and partials it wrote beyond the rerun's chunk count (batch_jobs/split.py).
@@ -175,6 +158,31 @@ def job_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
                 f"{STORAGE_REPORTS_ROOT}/*",
             ),
         ),
+    )
+
+
+def finalize_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]:
+    """The finalize job: read the run's manifest, plan and part stats, write its rollup tables, run
+    report and marker; then the storage report, which reads every kept run (its marker, run report,
+    rollup tables and claim) and the last two runs' parts (batch_jobs/report_figures.py). A role of
+    its own: no processor child can read the table or write a page."""
+    return document(
+        list_prefixes("ListRunPrefixes", bucket_arn, PROCESSED_ROOT, REPORTS_ROOT),
+        allow("ReadManifests", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
+        allow(
+            "ReadRunState",
+            ["s3:GetObject"],
+            objects(bucket_arn, f"{RUN_STATE}/plan.json", f"{RUN_STATE}/parts/*", f"{RUN_STATE}/claim.json"),
+        ),
+        allow("RunReports", ["s3:PutObject"], objects(bucket_arn, f"{REPORTS_ROOT}/*")),
+        allow("RollupTables", ["s3:PutObject"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
+        allow("AbortMultipartUploads", ["s3:AbortMultipartUpload"], objects(bucket_arn, f"{ROLLUPS_ROOT}/*")),
+        allow(
+            "ReadRunsForTheStorageReport",
+            ["s3:GetObject"],
+            objects(bucket_arn, f"{REPORTS_ROOT}/*", f"{ROLLUPS_ROOT}/*", f"{PROCESSED_ROOT}/*"),
+        ),
+        allow("StorageReports", ["s3:PutObject"], objects(bucket_arn, f"{STORAGE_REPORTS_ROOT}/*")),
     )
 
 

@@ -22,7 +22,7 @@ import boto3
 import polars as pl
 import pytest
 
-from components.role_policies import execution_policy, job_policy, trigger_policy
+from components.role_policies import execution_policy, finalize_policy, job_policy, trigger_policy
 from inventory_contract.delivery import parse_delivery_key
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.layout import PROCESSED_ROOT, ROLLUPS_ROOT, STATE_ROOT, RunLayout
@@ -35,7 +35,7 @@ from pipeline.local.executor import Executor, JobFailedError, plan
 from pipeline.synthetic import generate_delivery
 from tests.aws_fixtures import object_created
 from tests.conftest import REGION, upload_tree
-from tests.iam_principals import ADMIN, role_credentials, user_credentials
+from tests.iam_principals import ADMIN, as_environment, role_credentials, user_credentials
 from tests.strict_iam import Denial, Request, enforced_iam, is_allowed, unused_grants
 
 pytestmark = pytest.mark.slow
@@ -59,9 +59,14 @@ USED_ONLY_ON_FAILURE: dict[tuple[str, str], str] = {}
 ABSENCE_SHOWN_ELSEWHERE = {
     ("job", "AbortMultipartUploads"): "an upload that fails is aborted, or its parts are left behind: "
     "test_without_the_abort_grant_a_failed_upload_leaves_its_parts_behind",
-    ("job", "ReadRunsForTheStorageReport"): "the run completes without its storage report, and says why: "
+    ("finalize", "AbortMultipartUploads"): "an upload that fails is aborted, or its parts are left behind: "
+    "test_without_the_abort_grant_a_failed_upload_leaves_its_parts_behind",
+    (
+        "finalize",
+        "ReadRunsForTheStorageReport",
+    ): "the run completes without its storage report, and says why: "
     "test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_refusal",
-    ("job", "StorageReports"): "the run completes without its storage report, and says why: "
+    ("finalize", "StorageReports"): "the run completes without its storage report, and says why: "
     "test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_refusal",
 }
 # The scenario that needs each statement (the default: a delivery whose checksum has not landed yet).
@@ -116,6 +121,7 @@ def render(bucket: str, settings: Settings) -> dict[str, dict[str, Any]]:
             failed_events_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:failed-events",
         ),
         "job": job_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX),
+        "finalize": finalize_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX),
         "execution": execution_policy(
             repository_arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/jobs",
             log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:jobs",
@@ -166,6 +172,7 @@ def run_pipeline(
     """The trigger with its role, then each submitted job with the job role; returns the trigger's run."""
     trigger = account.session(account.role("trigger", documents["trigger"]))
     job = account.role("job", documents["job"])
+    finalize_role = account.role("finalize", documents["finalize"])
     if scenario == "rejected":  # a manifest that can never be processed: the trigger records why
         account.client(account.admin, "s3").put_object(
             Bucket=account.bucket, Key=account.manifest_key, Body=b'{"not": "a manifest"}'
@@ -197,13 +204,14 @@ def run_pipeline(
         jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
         env = {
             "AWS_ENDPOINT_URL": account.endpoint,
-            "AWS_ACCESS_KEY_ID": job["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": job["aws_secret_access_key"],
-            "AWS_SESSION_TOKEN": job["aws_session_token"],
+            **as_environment(job),
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
         }
-        Executor(env, account.root / "logs", progress=lambda _: None, workers=2).run(jobs)
+        finalize = {"finalize": as_environment(finalize_role)}  # its own role, as the job definition says
+        Executor(env, account.root / "logs", progress=lambda _: None, workers=2, env_by_command=finalize).run(
+            jobs
+        )
     return run
 
 
@@ -249,8 +257,8 @@ def test_without_a_storage_report_grant_the_run_completes_and_finalize_logs_the_
 ) -> None:
     # GIVEN the job role without one of the storage report's statements
     documents = account.documents()
-    removed = next(s for s in documents["job"]["Statement"] if s["Sid"] == sid)
-    documents["job"]["Statement"].remove(removed)
+    removed = next(s for s in documents["finalize"]["Statement"] if s["Sid"] == sid)
+    documents["finalize"]["Statement"].remove(removed)
     # WHEN the delivery lands
     run_pipeline(account, documents)
     # THEN the run is complete, no page was written, and finalize's log names what was refused
@@ -441,24 +449,29 @@ def upload_a_part_that_fails(
     from batch_jobs.s3io import MiB
     from batch_jobs.storage import S3Storage
 
-    job = account.session(account.role("job", (documents or account.documents())["job"]))
-    s3 = account.client(job, "s3")
+    documents = documents or account.documents()
     local = account.root / "large.parquet"
     local.write_bytes(b"\0" * (65 * MiB))
     layout = RunLayout("demo-source-bucket", "2026-11-24")
-    keys = [layout.part_key(0), layout.identity_partial_key(0), layout.rollup_key("prefix")]
-    real_upload_part = s3.upload_part
-
-    def fails_on_the_second(**request: Any) -> Any:
-        if request["PartNumber"] == 2:
-            raise ConnectionError("the network dropped")
-        return real_upload_part(**request)
-
+    by_role = {  # what each role writes in parts: a processor's part and partial, finalize's rollup table
+        "job": [layout.part_key(0), layout.identity_partial_key(0)],
+        "finalize": [layout.rollup_key("prefix")],
+    }
+    keys = [key for written in by_role.values() for key in written]
     with enforced_iam(account.allowed) as denials, monkeypatch.context() as patched:
-        patched.setattr(s3, "upload_part", fails_on_the_second)
-        for key in keys:
-            with pytest.raises(ConnectionError):
-                S3Storage(account.bucket, s3).store(local, key)
+        for role, written in by_role.items():
+            s3 = account.client(account.session(account.role(role, documents[role])), "s3")
+            real_upload_part = s3.upload_part
+
+            def fails_on_the_second(real: Any = real_upload_part, **request: Any) -> Any:
+                if request["PartNumber"] == 2:
+                    raise ConnectionError("the network dropped")
+                return real(**request)
+
+            patched.setattr(s3, "upload_part", fails_on_the_second)
+            for key in written:
+                with pytest.raises(ConnectionError):
+                    S3Storage(account.bucket, s3).store(local, key)
     admin = account.client(account.admin, "s3")
     assert all("Contents" not in admin.list_objects_v2(Bucket=account.bucket, Prefix=key) for key in keys)
     return denials
@@ -467,11 +480,12 @@ def upload_a_part_that_fails(
 def test_without_the_abort_grant_a_failed_upload_leaves_its_parts_behind(
     account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the job role without its abort grant, WHEN its uploads fail half-way
+    # GIVEN the job and finalize roles without their abort grants, WHEN their uploads fail half-way
     documents = account.documents()
-    documents["job"]["Statement"] = [
-        s for s in documents["job"]["Statement"] if s["Sid"] != "AbortMultipartUploads"
-    ]
+    for role in ("job", "finalize"):
+        documents[role]["Statement"] = [
+            s for s in documents[role]["Statement"] if s["Sid"] != "AbortMultipartUploads"
+        ]
     denials = upload_a_part_that_fails(account, monkeypatch, documents)
     # THEN S3 refused each abort, and the uploaded parts stay (billed until a lifecycle rule ends them)
     assert {d.action for d in denials} == {"s3:AbortMultipartUpload"} and len(denials) == 3
@@ -573,7 +587,7 @@ def test_the_statements_said_to_be_used_by_aws_only_exist() -> None:
     assert set(ABSENCE_SHOWN_ELSEWHERE) <= set(statements())
     assert (
         len(statements()) - len(USED_BY_AWS_ONLY) - len(USED_ONLY_ON_FAILURE) - len(ABSENCE_SHOWN_ELSEWHERE)
-        == 13
+        == 17
     )
 
 
@@ -615,9 +629,10 @@ def test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other(
     generated = generate_delivery(tmp_path / "root", objects=3000, files=2, destination_bucket="dest")
     monkeypatch.setenv(LOCAL_OUT_ENV, str(tmp_path / "out"))
     monkeypatch.setenv(LOCAL_INPUTS_ENV, str(generated.root))
-    written: set[str] = set()
+    written: dict[str, set[str]] = {"job": set(), "finalize": set()}  # by the role the job runs with
+    role = "job"
     storage_for = cli.storage_for
-    monkeypatch.setattr(cli, "storage_for", lambda uri: _RecordingStorage(storage_for(uri), written))
+    monkeypatch.setattr(cli, "storage_for", lambda uri: _RecordingStorage(storage_for(uri), written[role]))
     d = generated.delivery
     run = ["--manifest", f"s3://dest/{d.manifest_key}", "--source-bucket", d.source_bucket]
     run += ["--run-date", d.run_date]
@@ -625,18 +640,22 @@ def test_every_key_a_run_may_write_in_parts_is_granted_abort_and_no_other(
     sizes = [f.stat().st_size for f in (generated.root / "inventory").rglob("*.csv.gz")]
     assert cli.main(["split", *run, "--chunks", "2", "--target-chunk-bytes", str(sum(sizes) // 2 + 1)]) == 0
     assert all(cli.main(["process", *run, "--index", str(i)]) == 0 for i in range(2))
+    role = "finalize"
     assert cli.main(["finalize", *run, "--chunks", "2"]) == 0
-    # THEN the job role may abort an upload at each of those keys...
-    assert {key.split("/", 1)[0] for key in written} == {PROCESSED_ROOT, STATE_ROOT, ROLLUPS_ROOT}
-    job = [render("dest", Settings("q", *["arn:aws:batch:r:1:job-definition/d:1"] * 3))["job"]]
-    for key in sorted(written):
-        assert is_allowed(job, "s3:AbortMultipartUpload", f"arn:aws:s3:::dest/{key}", {}), key
-    # ...and on nothing a run does not write in parts
-    [grant] = [s for s in job[0]["Statement"] if "s3:AbortMultipartUpload" in s["Action"]]
-    for pattern in grant["Resource"]:
-        only = [{"Statement": [{**grant, "Resource": pattern}]}]
-        arns = [f"arn:aws:s3:::dest/{key}" for key in written]
-        assert any(is_allowed(only, "s3:AbortMultipartUpload", arn, {}) for arn in arns), pattern
+    # THEN each role may abort an upload at each of the keys its jobs write in parts...
+    assert {key.split("/", 1)[0] for key in written["job"]} == {PROCESSED_ROOT, STATE_ROOT}
+    assert {key.split("/", 1)[0] for key in written["finalize"]} == {ROLLUPS_ROOT}
+    documents = render("dest", Settings("q", *["arn:aws:batch:r:1:job-definition/d:1"] * 3))
+    for name, keys in written.items():
+        policy = [documents[name]]
+        for key in sorted(keys):
+            assert is_allowed(policy, "s3:AbortMultipartUpload", f"arn:aws:s3:::dest/{key}", {}), (name, key)
+        # ...and on nothing its jobs do not write in parts
+        [grant] = [s for s in policy[0]["Statement"] if "s3:AbortMultipartUpload" in s["Action"]]
+        for pattern in grant["Resource"]:
+            only = [{"Statement": [{**grant, "Resource": pattern}]}]
+            arns = [f"arn:aws:s3:::dest/{key}" for key in keys]
+            assert any(is_allowed(only, "s3:AbortMultipartUpload", arn, {}) for arn in arns), (name, pattern)
 
 
 def test_the_evaluator_applies_iam_rules() -> None:

@@ -79,8 +79,12 @@ class Executor:
         progress: Callable[[str], None],
         workers: int = 0,
         pool: WarmPool | None = None,
+        env_by_command: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self._env = {**os.environ, **env}
+        # what one job command runs with on top of ``env`` (its own role's credentials, as the job
+        # definitions give finalize a role of its own), by the ``batch_jobs`` subcommand
+        self._env_by_command = env_by_command or {}
         self._log_dir = log_dir
         self._progress = progress
         self._workers = workers or os.cpu_count() or 1
@@ -157,6 +161,8 @@ class Executor:
         if command and command[0] == "python":
             command[0] = sys.executable
         env = dict(self._env)
+        if "batch_jobs" in command[:-1]:
+            env.update(self._env_by_command.get(command[command.index("batch_jobs") + 1], {}))
         suffix = ""
         if index is not None:
             env[ARRAY_INDEX_ENV] = str(index)

@@ -14,7 +14,13 @@ from components.config import ConfigError
 from components.image_context import content_tag
 from components.job_definitions import RETRY_RULES
 from components.lambda_bundle import ARCHIVE, HANDLER, bundle_files
-from components.role_policies import execution_policy, job_policy, snapshot_policy, trigger_policy
+from components.role_policies import (
+    execution_policy,
+    finalize_policy,
+    job_policy,
+    snapshot_policy,
+    trigger_policy,
+)
 from inventory_contract.jobs import JOB_SPECS, SNAPSHOT
 from inventory_contract.listing import LISTING_CONFIG_ID
 from inventory_contract.schema import INVENTORY_OPTIONAL_FIELDS
@@ -29,6 +35,7 @@ from tests.components.conftest import (
     run_program,
     settings,
 )
+from tests.strict_iam import is_allowed
 
 BUCKET = "aws:s3/bucket:Bucket"
 BOTOCORE = botocore.session.get_session()
@@ -402,6 +409,9 @@ def test_the_roles_hold_exactly_the_documents_the_iam_enforced_tests_run_under(s
     assert _role_policy(stack, "batch-job-policy") == job_policy(
         bucket_arn=bucket, inventory_prefix="inventory"
     )
+    assert _role_policy(stack, "batch-finalize-policy") == finalize_policy(
+        bucket_arn=bucket, inventory_prefix="inventory"
+    )
     assert _role_policy(stack, "batch-execution-policy") == execution_policy(
         repository_arn=stack.one("aws:ecr/repository:Repository").outputs["arn"],
         log_group_arn=stack.one("aws:cloudwatch/logGroup:LogGroup", "batch-jobs").outputs["arn"],
@@ -438,6 +448,7 @@ def test_the_job_role_cannot_touch_the_run_claim_and_lists_only_run_prefixes(sta
                     "run-state/*",
                     "run-reports/*",
                     "rollups/*",
+                    "reports/*",
                 ]
             }
         },
@@ -451,6 +462,31 @@ def test_no_role_lists_the_destination_without_an_s3_prefix_condition(stack):
     for policy, statement in _statements(stack, "aws:iam/rolePolicy:RolePolicy"):
         if "s3:ListBucket" in statement["Action"] and destination in statement["Resource"]:
             assert statement["Condition"]["StringLike"]["s3:prefix"], f"{policy}/{statement['Sid']}"
+
+
+def test_finalize_runs_as_its_own_role_and_no_other_job_can_read_the_table_or_write_a_page(stack):
+    roles = {r.name: r.outputs["arn"] for r in stack.of_type("aws:iam/role:Role")}
+    definitions = stack.of_type("aws:batch/jobDefinition:JobDefinition")
+    ran_as = {d.name: json.loads(d.inputs["containerProperties"])["jobRoleArn"] for d in definitions}
+    assert ran_as == {
+        "batch-split": roles["batch-job-role"],
+        "batch-process": roles["batch-job-role"],
+        "batch-finalize": roles["batch-finalize-role"],
+        "batch-snapshot": roles["batch-snapshot-role"],
+    }
+    arn = stack.one(BUCKET, "inventory-destination").outputs["arn"]
+    job = [_role_policy(stack, "batch-job-policy")]
+    for key in (
+        "processed/source_bucket=b/run_date=d/part-000000.parquet",
+        "rollups/prefix/x",
+        "run-reports/x",
+    ):
+        assert not is_allowed(job, "s3:GetObject", f"{arn}/{key}", {}), key
+    assert not is_allowed(job, "s3:PutObject", f"{arn}/reports/source_bucket=b/latest.html", {})
+    finalize = [_role_policy(stack, "batch-finalize-policy")]
+    assert is_allowed(finalize, "s3:PutObject", f"{arn}/reports/source_bucket=b/latest.html", {})
+    assert not is_allowed(finalize, "s3:PutObject", f"{arn}/processed/source_bucket=b/run_date=d/p", {})
+    assert not is_allowed(finalize, "s3:DeleteObject", f"{arn}/processed/source_bucket=b/run_date=d/p", {})
 
 
 def test_the_snapshot_job_runs_as_its_own_role_listing_only_the_source_buckets(stack):

@@ -32,7 +32,7 @@ from moto.batch.models import batch_backends
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.moto_api import state_manager
 
-from components.role_policies import job_policy, trigger_policy
+from components.role_policies import finalize_policy, job_policy, trigger_policy
 from inventory_contract.jsonlog import JsonLogger
 from lambdas import inventory_trigger
 from pipeline.cli import main
@@ -177,11 +177,13 @@ class Watcher(threading.Thread):
         mode: str = "run",
         admin: boto3.Session | None = None,
         job_env: dict[str, str] | None = None,
+        finalize_env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(daemon=True)
         self.stack, self.stderr, self.mode = stack, stderr, mode
         self.admin = admin or boto3.Session(region_name=REGION)
         self.job_env = job_env or {}
+        self.env_by_command = {"finalize": finalize_env} if finalize_env else {}
         self.run_result: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -232,7 +234,13 @@ class Watcher(threading.Thread):
         for index, job in enumerate(jobs):
             set_status(job.job_id, "RUNNING")
             try:
-                Executor(env, self.stack.tmp / "logs", progress=lambda _: None, workers=2).run([job])
+                Executor(
+                    env,
+                    self.stack.tmp / "logs",
+                    progress=lambda _: None,
+                    workers=2,
+                    env_by_command=self.env_by_command,
+                ).run([job])
             except JobFailedError:
                 set_status(job.job_id, "FAILED", "Essential container in task exited")
                 for later in jobs[index + 1 :]:
@@ -603,6 +611,11 @@ def test_smoke_passes_under_the_deployed_iam_and_the_documented_smoke_policy(sta
     job_creds = as_environment(
         role_credentials(iam, sts, "job", job_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX))
     )
+    finalize_creds = as_environment(
+        role_credentials(
+            iam, sts, "finalize", finalize_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX)
+        )
+    )
     smoke_only = smoke_policy(bucket_arn=bucket_arn, inventory_prefix=PREFIX)
     deployer = as_environment(user_credentials(iam, "deployer", smoke_only))
     trigger_env(monkeypatch, stack)
@@ -613,7 +626,9 @@ def test_smoke_passes_under_the_deployed_iam_and_the_documented_smoke_policy(sta
         smoke = start_smoke(
             stack, "--outputs", "-", env={**stack.env, **deployer}, stdin=json.dumps(stack.outputs)
         )
-        watcher = Watcher(stack, smoke.stderr_path, admin=admin, job_env=job_creds)
+        watcher = Watcher(
+            stack, smoke.stderr_path, admin=admin, job_env=job_creds, finalize_env=finalize_creds
+        )
         watcher.start()
         code = smoke.wait(watcher)
         watcher.join(10)
