@@ -56,47 +56,43 @@ class BatchPipeline(pulumi.ComponentResource):
         trust = pulumi.Output.all(args.partition, args.account_id).apply(
             lambda v: json.dumps(ecs_tasks_trust_policy(v[0], s.region, v[1]))
         )
-        execution_role = aws.iam.Role(f"{name}-execution-role", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-execution-policy",
-            role=execution_role.id,
-            policy=pulumi.Output.all(args.repository_arn, log_group.arn).apply(
+
+        def task_role(kind: str, policy: pulumi.Output[str]) -> aws.iam.Role:
+            """A role ECS tasks of this account assume, holding one inline policy."""
+            created = aws.iam.Role(f"{name}-{kind}-role", assume_role_policy=trust, opts=child)
+            aws.iam.RolePolicy(f"{name}-{kind}-policy", role=created.id, policy=policy, opts=child)
+            return created
+
+        bucket_arn = pulumi.Output.from_input(args.bucket_arn)
+        execution_role = task_role(
+            "execution",
+            pulumi.Output.all(args.repository_arn, log_group.arn).apply(
                 lambda v: json.dumps(execution_policy(repository_arn=v[0], log_group_arn=v[1]))
             ),
-            opts=child,
         )
-        job_role = aws.iam.Role(f"{name}-job-role", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-job-policy",
-            role=job_role.id,
-            policy=pulumi.Output.from_input(args.bucket_arn).apply(
+        job_role = task_role(
+            "job",
+            bucket_arn.apply(
                 lambda arn: json.dumps(job_policy(bucket_arn=arn, inventory_prefix=s.inventory_prefix))
             ),
-            opts=child,
         )
         # finalize reads every kept run for the storage report: a role of its own, so no child can
-        finalize_role = aws.iam.Role(f"{name}-finalize-role", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-finalize-policy",
-            role=finalize_role.id,
-            policy=pulumi.Output.from_input(args.bucket_arn).apply(
+        finalize_role = task_role(
+            "finalize",
+            bucket_arn.apply(
                 lambda arn: json.dumps(finalize_policy(bucket_arn=arn, inventory_prefix=s.inventory_prefix))
             ),
-            opts=child,
         )
         # the snapshot job lists the source buckets: a role of its own, so the run jobs never can
-        snapshot_role = aws.iam.Role(f"{name}-snapshot-role", assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-snapshot-policy",
-            role=snapshot_role.id,
-            policy=pulumi.Output.all(args.bucket_arn, args.source_bucket_arns or []).apply(
+        snapshot_role = task_role(
+            "snapshot",
+            pulumi.Output.all(args.bucket_arn, args.source_bucket_arns or []).apply(
                 lambda v: json.dumps(
                     snapshot_policy(
                         bucket_arn=v[0], inventory_prefix=s.inventory_prefix, source_bucket_arns=list(v[1])
                     )
                 )
             ),
-            opts=child,
         )
 
         subnets: Any = list(s.subnet_ids)
