@@ -26,7 +26,7 @@ from typing import Any
 
 from batch_jobs import duplicates, rollups
 from batch_jobs.run import Run, load_plan
-from batch_jobs.storage import LocalStorage, MissingObjectError, Storage, read_json, write_json
+from batch_jobs.storage import MissingObjectError, S3Storage, Storage, read_json, write_json
 from batch_jobs.storage_report import write_storage_report
 from inventory_contract.jsonlog import JsonLogger
 from inventory_contract.listing import INVENTORY, inventory_kind
@@ -158,7 +158,7 @@ def finalize(store: Storage, run: Run, chunks: int, *, log: JsonLogger) -> RunRe
             "objects listed more than once", identities=repeats.identities, extra_rows=repeats.extra_rows
         )
     log.info("run complete", rows=rows_out, chunks=chunks, parquet_bytes=result.parquet_bytes, at=time.time())
-    if not isinstance(store, LocalStorage):  # run-local writes it once the run is published beside the others
+    if isinstance(store, S3Storage):  # run-local writes it once the run is published beside the others
         write_storage_report(store, run.layout, where=f"s3://{run.bucket}", log=log)
     return result
 
