@@ -394,20 +394,57 @@ UNREACHABLE_GRANTS = {
 }
 
 
+def finalize_again_once_the_claim_expired(account: Account, run: dict[str, Any]) -> list[Denial]:
+    """The run's finalize job again, as its own role, after the lifecycle rule expired the run's
+    claim (the storage report reads every kept run's claim); the denials."""
+    layout = RunLayout("demo-source-bucket", "2026-11-24")
+    account.client(account.admin, "s3").delete_object(Bucket=account.bucket, Key=layout.claim_key)
+    jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
+    [finalize] = [job for job in jobs if "finalize" in job.command]
+    env = {
+        "AWS_ENDPOINT_URL": account.endpoint,
+        **as_environment(account.role("finalize", account.documents()["finalize"])),
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+    with enforced_iam(account.allowed) as denials:
+        Executor(env, account.root / "logs-again", progress=lambda _: None, workers=1).run([finalize])
+    return denials
+
+
+def test_the_report_reads_a_run_whose_claim_expired(account: Account) -> None:
+    run = run_pipeline(account, account.documents())
+    denials = finalize_again_once_the_claim_expired(account, run)
+    layout = RunLayout("demo-source-bucket", "2026-11-24")
+    # the claim's 403 (no such key, and no listing of the bucket as a whole) is the only refusal...
+    assert [(d.action, d.resource) for d in denials] == [
+        ("s3:GetObject", f"arn:aws:s3:::{account.bucket}/{layout.claim_key}")
+    ]
+    # ...and a listing of that key tells it is gone: the page is written again, the run in it
+    [log] = (account.root / "logs-again").glob("*finalize*.log")
+    said = [json.loads(line)["message"] for line in log.read_text().splitlines() if line.startswith("{")]
+    assert "storage report written" in said and not any("not written" in m for m in said)
+    page = _object(account, layout.latest_storage_report_key).decode()
+    assert "Run of <b>2026-11-24</b>" in page
+
+
 def test_every_grant_of_the_deployed_policies_is_used_by_some_run(
     server_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN every scenario a deployed stack meets: a run and a forced rerun with fewer chunks, a
-    # rejected manifest, a crash before submission taken over by Lambda's retry, a data file gone
-    forced, rejected, taken_over, gone, aborted = (new_account(server_env, tmp_path / n) for n in "abcde")
+    # rejected manifest, a crash before submission taken over by Lambda's retry, a data file gone,
+    # a report that reads a run whose run state expired
+    accounts = [new_account(server_env, tmp_path / n) for n in "abcdef"]
+    forced, rejected, taken_over, gone, aborted, expired = accounts
     run_pipeline(forced, forced.documents(), scenario="forced-rerun-with-fewer-chunks")
+    finalize_again_once_the_claim_expired(expired, run_pipeline(expired, expired.documents()))
     upload_a_part_that_fails(aborted, monkeypatch)
     run_pipeline(rejected, rejected.documents(), scenario="rejected")
     crash_then_take_over(taken_over, monkeypatch)
     with pytest.raises(JobFailedError, match="does not exist"):  # named, not "Access Denied"
         run_pipeline(gone, gone.documents(), scenario="a-data-file-is-gone")
     # WHEN the grants are held against the requests those runs made
-    dead = set.intersection(*(_unused(a) for a in (forced, rejected, taken_over, gone, aborted)))
+    dead = set.intersection(*(_unused(a) for a in accounts))
     # THEN every grant was needed, but for those no run here can reach
     dead = {g for g in dead if g.split(":", 1)[0] not in UNREACHABLE_GRANTS}
     assert not dead, f"granted, never used: {sorted(dead)}"
