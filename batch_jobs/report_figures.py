@@ -252,13 +252,13 @@ def store_figures(
         for index, (day, marker, report) in enumerate(complete):
             layout = RunLayout(source_bucket, day)
             recent = index >= len(complete) - 2  # the page shows prefixes of the last two runs only
-            keys = [
-                k
-                for k in marker.get("rollups", {})
+            tables = {
+                k: size
+                for k, size in marker.get("rollups", {}).items()
                 if recent or not k.startswith(layout.rollup_prefix(PREFIX.name))
-            ]
+            }
             try:
-                _fetch(store, keys, folder)
+                _fetch(store, tables, folder)
                 runs.append(read_run(day, report, folder, layout, with_prefixes=recent))
             except UNREADABLE as err:
                 left_out.append(f"{day}: its rollup tables cannot be read ({err})")
@@ -291,14 +291,14 @@ def _with_changes(
     differ = delivered_fields_differ(store, figures.bucket, last_two)
     if differ:
         return replace(figures, changes_left_out=differ)
-    parts = {day: list(markers[day].get("parts", {})) for day in last_two}
+    parts = {day: dict(markers[day].get("parts", {})) for day in last_two}
     size = sum(sum(markers[day].get("parts", {}).values()) for day in last_two)
     progress(
         f"fetching the Parquet parts of {', '.join(parts)} ({human(size)}) for the changes and duplicate candidates"
     )
     try:
-        for keys in parts.values():
-            _fetch(store, keys, folder)
+        for sizes in parts.values():
+            _fetch(store, sizes, folder)
         runs = [folder / RunLayout(figures.bucket, day).processed_prefix for day in last_two]
         candidates = duplicate_candidates(runs[-1])
         changes = changes_between(runs[0], runs[1]) if len(runs) == 2 else None
@@ -321,13 +321,17 @@ def delivered_fields_differ(store: Storage, bucket: str, days: list[str]) -> str
     return fields_differ(plans[0]["file_schema"], plans[1]["file_schema"], days[0], days[1])
 
 
-def _fetch(store: Storage, keys: list[str], root: Path) -> None:
-    """Each key into ``root`` at its key (16 at a time)."""
+def _fetch(store: Storage, sizes: dict[str, int], root: Path) -> None:
+    """Each key into ``root`` at its key (16 at a time), at the size its run's marker lists: a file
+    of another size is a rerun writing it since, and the run's figures are not read from it."""
 
     def fetch(key: str) -> None:
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         store.fetch(key, path)
+        if path.stat().st_size != sizes[key]:
+            msg = f"{store.uri(key)} is {path.stat().st_size} bytes, not the {sizes[key]} its marker lists: a rerun is writing it"
+            raise ValueError(msg)
 
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="report-fetch") as pool:
-        list(pool.map(fetch, keys))
+        list(pool.map(fetch, sizes))

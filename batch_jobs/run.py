@@ -91,3 +91,15 @@ def newer_complete_run(store: Storage, layout: RunLayout) -> str | None:
     """The newest run date of the bucket that is complete and later than ``layout``'s, if any."""
     later = [d for d in run_days(store, layout.source_bucket) if d > layout.run_date]
     return next((d for d in reversed(later) if is_complete(store, RunLayout(layout.source_bucket, d))), None)
+
+
+def newer_marked_run(store: Storage, layout: RunLayout) -> str | None:
+    """The newest later run date of the bucket that has a ``_COMPLETE`` marker, by one listing (no
+    marker is read: the split's role may list run reports but not read them)."""
+    root = f"{REPORTS_ROOT}/source_bucket={layout.source_bucket}/"
+    marked = [
+        key.removeprefix(root).split("/", 1)[0].removeprefix("run_date=")
+        for key, _ in store.list(root)
+        if key.endswith("/_COMPLETE")
+    ]
+    return max((day for day in marked if day > layout.run_date), default=None)

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from batch_jobs.run import JobInputError, Run, newer_complete_run
+from batch_jobs.run import JobInputError, Run, newer_marked_run
 from batch_jobs.source import SourceError
 from batch_jobs.storage import MissingObjectError, Storage, write_json
 from inventory_contract.jsonlog import JsonLogger
@@ -166,12 +166,10 @@ def retire_earlier_run(store: Storage, run: Run, chunks: int) -> list[str]:
         store.delete(stale[0])
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="retire") as pool:
             list(pool.map(store.delete, stale[1:]))
+    # latest.html showed this run unless a later day has a marker (a listing: split reads no
+    # marker); decided on every attempt, so a retry after a failure here still removes it
     latest = layout.latest_storage_report_key
-    if (
-        stale
-        and newer_complete_run(store, layout) is None
-        and any(k == latest for k, _ in store.list(latest))
-    ):
-        store.delete(latest)  # it showed this run; the rerun's finalize writes it again
+    if newer_marked_run(store, layout) is None and any(k == latest for k, _ in store.list(latest)):
+        store.delete(latest)  # the rerun's finalize writes it again
         stale.append(latest)
     return stale

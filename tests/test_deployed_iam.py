@@ -428,6 +428,31 @@ def test_the_report_reads_a_run_whose_claim_expired(account: Account) -> None:
     assert "Run of <b>2026-11-24</b>" in page
 
 
+def test_a_forced_rerun_of_an_older_day_keeps_the_newer_days_page_as_latest(account: Account) -> None:
+    # GIVEN day 1 complete, and a day 2 complete after it (its marker, report and page)
+    run_pipeline(account, account.documents())
+    admin = account.client(account.admin, "s3")
+    day1, day2 = (RunLayout("demo-source-bucket", d) for d in ("2026-11-24", "2026-11-25"))
+    for key in (day1.complete_marker_key, day1.run_report_key):
+        admin.put_object(
+            Bucket=account.bucket, Key=key.replace("2026-11-24", "2026-11-25"), Body=_object(account, key)
+        )
+    admin.put_object(Bucket=account.bucket, Key=day2.latest_storage_report_key, Body=b"day 2's page")
+    # WHEN day 1 is rerun with --force (split retires it first, as the split/process role)
+    run_pipeline(account, account.documents(), scenario="forced-rerun-with-fewer-chunks")
+    # THEN the rerun completes; what was refused is only reads of keys that do not exist (day 2's
+    # made-up run has no claim or plan, and its marker names day 1's parts the rerun retired);
+    # latest.html is the newest run's page again (finalize of day 1 found day 2 complete and wrote
+    # day 2's page, which shows day 1 too)
+    assert account.denials and all(d.action == "s3:GetObject" for d in account.denials)
+    for denial in account.denials:
+        key = denial.resource.removeprefix(f"arn:aws:s3:::{account.bucket}/")
+        assert "Contents" not in admin.list_objects_v2(Bucket=account.bucket, Prefix=key), key
+    page = _object(account, day2.latest_storage_report_key).decode()
+    assert "Run of <b>2026-11-25</b>" in page and "2026-11-24" in page
+    assert json.loads(_object(account, day1.complete_marker_key))["rows"] == 2000
+
+
 def test_every_grant_of_the_deployed_policies_is_used_by_some_run(
     server_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -624,3 +624,18 @@ def test_report_stack_without_the_pulumi_cli_names_what_report_takes_instead(
     )
     err = capsys.readouterr().err
     assert "the pulumi CLI is not on PATH" in err and err.rstrip().endswith("or s3://DEST")
+
+
+def test_a_part_rewritten_since_its_marker_leaves_the_changes_out(
+    days: TwoDays, tmp_path: Path, s3, capsys
+) -> None:
+    # a rerun of day 2 writing its parts in place while the page is drawn: the marker lists other sizes
+    _as_the_stacks_bucket(s3, days.out, "report-rewritten")
+    part = RunLayout(BUCKET, DAY2).part_key(0)
+    s3.put_object(Bucket="report-rewritten", Key=part, Body=b"PAR1 being written again")
+    report = tmp_path / "report.html"
+    assert main(["report", "s3://report-rewritten", "--source-bucket", BUCKET, "--out", str(report)]) == 0
+    capsys.readouterr()
+    page = report.read_text()
+    assert f"s3://report-rewritten/{part} is 24 bytes, not the " in page and "a rerun is writing it" in page
+    assert 'id="changes"' not in page and 'id="reclaimable"' not in page
