@@ -167,9 +167,12 @@ def finalize_policy(*, bucket_arn: str, inventory_prefix: str) -> dict[str, Any]
     rollup tables and claim) and the last two runs' parts (batch_jobs/report_figures.py). A role of
     its own: no processor child can read the table or write a page."""
     return document(
-        # run-state/: a claim or plan the lifecycle rule expired answers 403; a listing of exactly
-        # that key tells "gone" from "refused" (inventory_contract/s3.py)
-        list_prefixes("ListRunPrefixes", bucket_arn, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT),
+        # a key gone (a claim or plan the lifecycle rule expired, a manifest expired before finalize
+        # ran) answers 403; a listing of exactly that key tells "gone" from "refused"
+        # (inventory_contract/s3.py)
+        list_prefixes(
+            "ListRunPrefixes", bucket_arn, inventory_prefix, PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT
+        ),
         allow("ReadManifests", ["s3:GetObject"], objects(bucket_arn, f"{inventory_prefix}/*")),
         allow(
             "ReadRunState",

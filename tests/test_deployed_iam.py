@@ -453,16 +453,39 @@ def test_a_forced_rerun_of_an_older_day_keeps_the_newer_days_page_as_latest(acco
     assert json.loads(_object(account, day1.complete_marker_key))["rows"] == 2000
 
 
+def finalize_once_the_manifest_is_gone(account: Account, run: dict[str, Any]) -> None:
+    """The run's finalize job again, as its own role, after its manifest was deleted (expired by
+    inventoryRetentionDays before a late finalize): it names the manifest and is not retried."""
+    account.client(account.admin, "s3").delete_object(Bucket=account.bucket, Key=account.manifest_key)
+    jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
+    [finalize] = [job for job in jobs if "finalize" in job.command]
+    env = {
+        "AWS_ENDPOINT_URL": account.endpoint,
+        **as_environment(account.role("finalize", account.documents()["finalize"])),
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+    with enforced_iam(account.allowed), pytest.raises(JobFailedError, match=r"\(exit 2\)") as failed:
+        Executor(env, account.root / "logs-gone", progress=lambda _: None, workers=1).run([finalize])
+    assert f"{account.manifest_key} does not exist" in str(failed.value)
+
+
+def test_a_late_finalize_whose_manifest_is_gone_says_so_and_is_not_retried(account: Account) -> None:
+    finalize_once_the_manifest_is_gone(account, run_pipeline(account, account.documents()))
+
+
 def test_every_grant_of_the_deployed_policies_is_used_by_some_run(
     server_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN every scenario a deployed stack meets: a run and a forced rerun with fewer chunks, a
     # rejected manifest, a crash before submission taken over by Lambda's retry, a data file gone,
-    # a report that reads a run whose run state expired
+    # a report that reads a run whose run state expired, a late finalize whose manifest is gone
     accounts = [new_account(server_env, tmp_path / n) for n in "abcdef"]
     forced, rejected, taken_over, gone, aborted, expired = accounts
     run_pipeline(forced, forced.documents(), scenario="forced-rerun-with-fewer-chunks")
-    finalize_again_once_the_claim_expired(expired, run_pipeline(expired, expired.documents()))
+    expired_run = run_pipeline(expired, expired.documents())
+    finalize_again_once_the_claim_expired(expired, expired_run)
+    finalize_once_the_manifest_is_gone(expired, expired_run)
     upload_a_part_that_fails(aborted, monkeypatch)
     run_pipeline(rejected, rejected.documents(), scenario="rejected")
     crash_then_take_over(taken_over, monkeypatch)
