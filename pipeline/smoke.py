@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             run_id = f"{scope.source_bucket}/{scope.run_date}"
             status = follow_run(s3, batch, scope.bucket, run_id, args.timeout, args.poll, progress, target)
             report = run_report(s3, scope.bucket, run_id)
+            # finalize writes the storage report after the marker: let it end before the cleanup
+            _wait_for_jobs(s3, batch, scope, clock + args.timeout, args.poll, progress)
         except BaseException as err:
             if isinstance(err, SmokeTimeoutError | KeyboardInterrupt):
                 _stop_jobs(s3, batch, scope, f"smoke test stopped ({_why(err)})", progress)
@@ -313,6 +315,24 @@ def run_report(s3: Any, bucket: str, run_id: str) -> dict[str, Any]:
     key = RunLayout(source, date).run_report_key
     report: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     return report
+
+
+def _wait_for_jobs(
+    s3: Any, batch: Any, scope: SmokeScope, deadline: float, poll: float, progress: Callable[[str], None]
+) -> None:
+    """Wait (until ``deadline``, a monotonic time) for the run's jobs, as its claim names them, to
+    end: a page written after the cleanup would be left behind."""
+    claim_key = RunLayout(scope.source_bucket, scope.run_date).claim_key
+    jobs = json.loads(s3.get_object(Bucket=scope.bucket, Key=claim_key)["Body"].read()).get("jobs") or {}
+    said = False
+    while jobs and time.monotonic() < deadline:
+        found = batch.describe_jobs(jobs=list(jobs.values()))["jobs"]
+        if all(job["status"] in {"SUCCEEDED", "FAILED"} for job in found):
+            return
+        if not said:
+            progress("waiting for finalize to write the storage report")
+            said = True
+        time.sleep(poll)
 
 
 def _stop_jobs(s3: Any, batch: Any, scope: SmokeScope, reason: str, progress: Callable[[str], None]) -> None:

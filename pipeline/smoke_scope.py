@@ -26,6 +26,7 @@ from inventory_contract.layout import (
     REPORTS_ROOT,
     ROLLUPS_ROOT,
     STATE_ROOT,
+    STORAGE_REPORTS_ROOT,
     RunLayout,
 )
 from inventory_contract.rollups import ROLLUPS
@@ -65,7 +66,8 @@ class SmokeScope:
 
     @property
     def prefixes(self) -> tuple[str, ...]:
-        """The delivery, then the run's Parquet, run state, run report and rollup tables."""
+        """The delivery, then the run's Parquet, run state, run report, rollup tables and storage
+        report pages (the run's and latest.html: the smoke source bucket has no other run)."""
         layout = RunLayout(self.source_bucket, self.run_date)
         return (
             self.delivery_prefix,
@@ -73,6 +75,7 @@ class SmokeScope:
             layout.state_prefix,
             layout.reports_prefix,
             *(layout.rollup_prefix(rollup.name) for rollup in ROLLUPS),
+            f"{STORAGE_REPORTS_ROOT}/source_bucket={self.source_bucket}/",
         )
 
 
@@ -100,7 +103,7 @@ def smoke_policy(*, bucket_arn: str, inventory_prefix: str, partition: str = "aw
     delivery = f"{inventory_prefix}/{SMOKE_SOURCE_PREFIX}*"
     owned = [
         delivery,
-        *(f"{root}/{source}" for root in (PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT)),
+        *(f"{root}/{source}" for root in (PROCESSED_ROOT, STATE_ROOT, REPORTS_ROOT, STORAGE_REPORTS_ROOT)),
         f"{ROLLUPS_ROOT}/*/{source}",
     ]
     return document(
