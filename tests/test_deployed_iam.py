@@ -399,6 +399,13 @@ def finalize_again_once_the_claim_expired(account: Account, run: dict[str, Any])
     claim (the storage report reads every kept run's claim); the denials."""
     layout = RunLayout("demo-source-bucket", "2026-11-24")
     account.client(account.admin, "s3").delete_object(Bucket=account.bucket, Key=layout.claim_key)
+    with enforced_iam(account.allowed) as denials:
+        finalize_again(account, run, account.root / "logs-again")
+    return denials
+
+
+def finalize_again(account: Account, run: dict[str, Any], logs: Path) -> None:
+    """The run's finalize job once more, as its own role (IAM as the caller enforces it)."""
     jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
     [finalize] = [job for job in jobs if "finalize" in job.command]
     env = {
@@ -407,9 +414,7 @@ def finalize_again_once_the_claim_expired(account: Account, run: dict[str, Any])
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
     }
-    with enforced_iam(account.allowed) as denials:
-        Executor(env, account.root / "logs-again", progress=lambda _: None, workers=1).run([finalize])
-    return denials
+    Executor(env, logs, progress=lambda _: None, workers=1).run([finalize])
 
 
 def test_the_report_reads_a_run_whose_claim_expired(account: Account) -> None:
@@ -457,16 +462,8 @@ def finalize_once_the_manifest_is_gone(account: Account, run: dict[str, Any]) ->
     """The run's finalize job again, as its own role, after its manifest was deleted (expired by
     inventoryRetentionDays before a late finalize): it names the manifest and is not retried."""
     account.client(account.admin, "s3").delete_object(Bucket=account.bucket, Key=account.manifest_key)
-    jobs = plan(account.client(account.admin, "batch"), list(run["jobs"].values()))
-    [finalize] = [job for job in jobs if "finalize" in job.command]
-    env = {
-        "AWS_ENDPOINT_URL": account.endpoint,
-        **as_environment(account.role("finalize", account.documents()["finalize"])),
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }
     with enforced_iam(account.allowed), pytest.raises(JobFailedError, match=r"\(exit 2\)") as failed:
-        Executor(env, account.root / "logs-gone", progress=lambda _: None, workers=1).run([finalize])
+        finalize_again(account, run, account.root / "logs-gone")
     assert f"{account.manifest_key} does not exist" in str(failed.value)
 
 
